@@ -1,0 +1,28 @@
+# The two commands (README): `make run` and `make test`. Each creates .venv on first use
+# and installs the pinned dependencies from requirements.lock, then reuses it.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?= --variants ln,none --tasks imagenet
+
+.PHONY: run test bench venv clean-venv
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(PY) run_suite.py $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) run_suite.py calibrate --seconds 60
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,114 @@
+"""One cell = one (task, variant, seed): build, train, evaluate, deploy, check, save.
+
+Runs as ``python -m suite.cell SPEC.json`` in its own process, so memory is clean and a
+crash cannot take the sweep down. Writes ``result.json`` (and ``deployed.pt`` when the
+cell succeeds) into the cell's folder; timing and memory are measured afterwards from
+``deployed.pt`` by their own processes.
+"""
+from __future__ import annotations
+
+import random
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from suite import jsonio
+from suite.deploy import deploy, deploy_error
+from suite.env import now_iso
+from suite.errors import Diverged, NotApplicable
+from suite.measure import count_flops, make_input
+from suite.models import count_params
+from suite.surgery import find_model_norms
+from suite.train import train
+from suite.variants import parse_variant
+from suite.variants.base import after_training, budget_kwargs
+from tasks import TASKS
+
+
+@dataclass
+class CellSpec:
+    task: str
+    variant: str
+    seed: int
+    profile: str
+    device: str
+    cell_dir: str
+    data_root: str | None = None
+    max_steps: int | None = None
+    threads: int | None = None
+    variant_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return cell_key(self.task, self.variant, self.seed, self.profile, self.device)
+
+
+def cell_key(task: str, variant: str, seed: int, profile: str, device: str) -> str:
+    return f"{task}|{variant}|{seed}|{profile}|{device}"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def run_cell(spec: CellSpec) -> dict[str, Any]:
+    """The whole life of a cell; raises on failure (the caller turns it into a status)."""
+    task = TASKS.get(spec.task)()
+    root = Path(spec.data_root) if spec.data_root else None
+    profile = task.profile(spec.profile, root, spec.max_steps)
+    device = torch.device(spec.device)
+    variant = parse_variant(spec.variant)
+    out: dict[str, Any] = {"profile_config": profile.as_dict(), "versions": {"task": task.version, **variant.versions()}}
+    data = task.load(root, profile)
+    out["dataset"] = asdict(data.info) | {"label": data.info.label}
+    vkw = {**budget_kwargs(variant.norm_cls, profile.recipe.steps), **spec.variant_kwargs}
+    seed_everything(spec.seed)
+    model = task.build_model(variant, profile, data, vkw).to(device)
+    out["model"] = {"name": profile.model, "kwargs": profile.model_kwargs, "variant_kwargs": vkw,
+                    "params_train": count_params(model)}
+    stats = train(model, task, data, profile, device, spec.seed, desc=f"{spec.task}/{spec.variant}/s{spec.seed}")
+    out["train"] = asdict(stats)
+    after_training(variant.norm_cls, model, task.train_batches(data, profile, spec.seed), device)
+    out["quality"] = task.evaluate(model.eval(), data, profile, device)
+    deployed = deploy(model)
+    out["deploy"] = {"rel_err": deploy_error(model, deployed, task.sample_inputs(data, 16, device)),
+                     "norm_modules_left": len(find_model_norms(deployed))}
+    spec_in = task.input_spec(profile, data)
+    out["model"].update(params=count_params(deployed), flops=count_flops(deployed, make_input(spec_in, 1, device)))
+    out["input_spec"], out["throughput_batch"] = spec_in, profile.throughput_batch
+    out["timing_s_per_model"], out["throughput_unit"] = profile.timing_s_per_model, task.throughput_unit
+    out["metric_better"], out["primary_metric"] = task.metrics, task.primary_metric
+    torch.save(deployed.cpu(), Path(spec.cell_dir) / "deployed.pt")
+    return out
+
+
+def main(spec_path: str) -> int:
+    spec = CellSpec(**jsonio.read(Path(spec_path)))
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    result: dict[str, Any] = {"started_at": now_iso()}
+    t0 = time.perf_counter()
+    try:
+        result |= run_cell(spec) | {"status": "ok", "message": ""}
+    except Diverged as e:
+        result |= {"status": "diverged", "message": str(e)}
+    except NotApplicable as e:
+        result |= {"status": "not-applicable", "message": str(e)}
+    except Exception as e:  # noqa: BLE001 - any failure becomes a row, the sweep goes on
+        (Path(spec.cell_dir) / "error.txt").write_text(traceback.format_exc())
+        result |= {"status": "error", "message": f"{type(e).__name__}: {e}".splitlines()[0][:500]}
+    result |= {"finished_at": now_iso(), "cell_seconds": time.perf_counter() - t0}
+    jsonio.write_atomic(Path(spec.cell_dir) / "result.json", result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,152 @@
+"""Command line: ``python run_suite.py [options]`` runs a sweep; subcommands do the rest.
+
+Bad input never shows a traceback: one line on stderr that names the fix, exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Callable
+
+from suite.env import REPO_ROOT
+from suite.errors import UsageError
+
+DEFAULT_VARIANTS = "ln,none"
+RESULTS = REPO_ROOT / "results"
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def parse_list(text: str, flag: str) -> list[str]:
+    items = [t.strip() for t in text.split(",")]
+    if not text.strip() or any(not t for t in items):
+        raise UsageError(f"malformed {flag} {text!r}: give a comma-separated list with no empty items, "
+                         f"e.g. {flag} ln,none")
+    dup = next((t for t in items if items.count(t) > 1), None)
+    if dup:
+        raise UsageError(f"{flag} lists {dup!r} twice; give each once")
+    return items
+
+
+def parse_seeds(text: str) -> list[int]:
+    items = parse_list(text, "--seeds")
+    if not all(t.isdigit() for t in items):
+        raise UsageError(f"--seeds {text!r} is not a comma-separated list of non-negative integers; e.g. --seeds 0,1,2")
+    return [int(t) for t in items]
+
+
+def resolve_device(name: str) -> str:
+    import torch
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device cuda, but CUDA is not available here (torch {torch.__version__}, "
+                         f"CUDA build {torch.version.cuda or 'none'}); use --device cpu or --device auto")
+    return name
+
+
+def run_parser() -> Parser:
+    p = Parser(prog="run_suite.py", description="Cross tasks with norm/attention variants; train, deploy, "
+               "measure; append rows; print the leaderboard. Subcommands: calibrate.")
+    p.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"comma list, norm or norm+attention (default {DEFAULT_VARIANTS})")
+    p.add_argument("--tasks", default=None, help="comma list (default: every registered task)")
+    p.add_argument("--profile", default="smoke", help="smoke (embedded data, minutes on CPU) or paper")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--seeds", default="0", help="comma list of integers (default 0)")
+    p.add_argument("--data-root", type=Path, default=None, help="folder holding the real datasets (imagenet/, ...)")
+    p.add_argument("--out", type=Path, default=None, help="results folder (default results/runs/<time>-<profile>-<device>)")
+    p.add_argument("--resume", action="store_true", help="complete the run in --out (default: the latest run)")
+    p.add_argument("--list", action="store_true", help="list variants, tasks and models, then exit")
+    p.add_argument("--max-steps", type=int, default=None, help="override the recipe's optimizer steps")
+    p.add_argument("--timing-seconds", type=float, default=None, help="interleaved timing budget per model")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads in every process")
+    p.add_argument("--cell-timeout", type=float, default=None, help="seconds before a cell process is killed")
+    return p
+
+
+def cmd_run(argv: list[str]) -> int:
+    args = run_parser().parse_args(argv)
+    from suite.variants import parse_variant
+    from tasks import TASKS
+    if args.list:
+        print(listing())
+        return 0
+    variants = [parse_variant(v).name for v in parse_list(args.variants, "--variants")]
+    tasks = parse_list(args.tasks, "--tasks") if args.tasks else TASKS.names()
+    for t in tasks:
+        TASKS.get(t)
+    seeds = parse_seeds(args.seeds)
+    for flag, value in (("--max-steps", args.max_steps), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be a positive integer, got {value}")
+    if args.data_root is not None and not args.data_root.is_dir():
+        raise UsageError(f"--data-root {args.data_root} is not a folder; give the folder that holds imagenet/ "
+                         f"(layout DIR/imagenet/{{train,val}}/<class>/*.JPEG), or leave it out for embedded data")
+    for t in tasks:
+        TASKS.get(t)().profile(args.profile, args.data_root)
+    device = resolve_device(args.device)
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    from suite.runner import RunConfig, run_sweep
+    out = resolve_out(args.out, args.resume, args.profile, device)
+    cfg = RunConfig(tasks, variants, seeds, out, args.profile, device, args.data_root, args.resume,
+                    args.max_steps, args.timing_seconds, args.threads, args.cell_timeout)
+    return run_sweep(cfg)
+
+
+def resolve_out(out: Path | None, resume: bool, profile: str, device: str) -> Path:
+    if out is not None:
+        return out
+    runs = RESULTS / "runs"
+    if resume:
+        earlier = sorted(p.parent for p in runs.glob("*/run.json"))
+        if not earlier:
+            raise UsageError(f"--resume found no earlier run under {runs}; pass --out DIR of the run to complete")
+        return earlier[-1]
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return runs / f"{stamp}-{profile}-{device}"
+
+
+def listing() -> str:
+    from suite.registry import describe
+    from suite.variants import ATTENTION, NORMS
+    from tasks import TASKS
+    lines = ["norms (use as --variants NAME):"]
+    lines += [f"  {n:10s} {describe(c)}" for n, c in NORMS.items()]
+    lines += ["attention (use as --variants NORM+NAME):"]
+    lines += [f"  {n:10s} {describe(c)}" for n, c in ATTENTION.items()] or ["  (none registered)"]
+    lines += ["tasks (use as --tasks NAME):"]
+    lines += [f"  {n:10s} {describe(c)}" for n, c in TASKS.items()]
+    lines += ["models (suite.create_model):",
+              "  any timm vit_*, deit_*, deit3_*, swin_* name, e.g. vit_tiny_patch16_224, deit_small_patch16_224,"
+              " swin_tiny_patch4_window7_224 (random init; kwargs pass through to timm)"]
+    return "\n".join(lines)
+
+
+def cmd_calibrate(argv: list[str]) -> int:
+    from suite.calibrate import calibrate_parser, run_calibration
+    args = calibrate_parser(Parser).parse_args(argv)
+    return run_calibration(args, resolve_device(args.device), RESULTS)
+
+
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"calibrate": cmd_calibrate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            return SUBCOMMANDS[argv[0]](argv[1:])
+        return cmd_run(argv)
+    except UsageError as e:
+        print(f"normbench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("normbench: interrupted; recorded rows are kept, continue with --resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,38 @@
+"""Small JSON helpers: atomic file writes and NaN-safe encoding."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+
+def clean(obj: Any) -> Any:
+    """Replace NaN/inf by None so every file is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean(v) for v in obj]
+    return obj
+
+
+def dumps(obj: Any, **kw: Any) -> str:
+    return json.dumps(clean(obj), allow_nan=False, **kw)
+
+
+def write_atomic(path: Path, obj: Any) -> None:
+    """Write JSON to ``path`` so a reader sees the old file or the whole new one, never half."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        f.write(dumps(obj, indent=1))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read(path: Path) -> Any:
+    return json.loads(Path(path).read_text())

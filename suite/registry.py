@@ -1,0 +1,109 @@
+"""Named registries for plugins (norms, attention, tasks).
+
+One registry per kind of plugin. Entries come from three places, discovered lazily on the
+first lookup: the modules of an in-tree package (one file per entry, each registering itself
+with the decorator), the entry-point group of the kind (out-of-tree packages), and the
+modules named in ``NORMBENCH_PLUGINS`` (comma-separated importable modules; handy for
+experiments and tests without packaging).
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata
+import os
+import pkgutil
+import types
+from typing import Any, Callable, Iterator
+
+from suite.errors import UsageError
+
+PLUGINS_ENV = "NORMBENCH_PLUGINS"
+
+
+class Registry:
+    """Maps names to plugin objects (classes). Duplicate names are errors."""
+
+    def __init__(self, kind: str, package: str | None, entry_point_group: str) -> None:
+        self.kind = kind
+        self.package = package
+        self.entry_point_group = entry_point_group
+        self._entries: dict[str, Any] = {}
+        self._discovered = False
+        self._discovering = False
+
+    # -- registration -----------------------------------------------------------------
+    def register(self, name: str, obj: Any = None) -> Callable[[Any], Any] | Any:
+        """Register ``obj`` under ``name``; usable as ``@registry.register("name")``."""
+        if not name or any(c in name for c in "+, ") or name != name.strip():
+            raise ValueError(f"invalid {self.kind} name {name!r}: no spaces, commas or '+'")
+
+        def add(o: Any) -> Any:
+            if name in self._entries and self._entries[name] is not o:
+                raise ValueError(f"duplicate {self.kind} name {name!r}: already registered "
+                                 f"by {_origin(self._entries[name])}, again by {_origin(o)}")
+            self._entries[name] = o
+            try:
+                o.registered_name = name
+            except (AttributeError, TypeError):
+                pass
+            return o
+
+        return add if obj is None else add(obj)
+
+    # -- lookup -------------------------------------------------------------------------
+    def get(self, name: str) -> Any:
+        self.discover()
+        if name not in self._entries:
+            raise UsageError(self.unknown_message(name))
+        return self._entries[name]
+
+    def unknown_message(self, name: str) -> str:
+        known = self.names()
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        return (f"unknown {self.kind} {name!r}.{hint} Known {self.kind}s: "
+                f"{', '.join(known) or '(none)'}; run with --list for descriptions.")
+
+    def names(self) -> list[str]:
+        self.discover()
+        return sorted(self._entries)
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        for name in self.names():
+            yield name, self._entries[name]
+
+    def __contains__(self, name: str) -> bool:
+        self.discover()
+        return name in self._entries
+
+    # -- discovery ----------------------------------------------------------------------
+    def discover(self) -> None:
+        if self._discovered or self._discovering:
+            return
+        self._discovering = True
+        try:
+            if self.package:
+                pkg = importlib.import_module(self.package)
+                for info in pkgutil.iter_modules(pkg.__path__):
+                    if not info.name.startswith("_"):
+                        importlib.import_module(f"{self.package}.{info.name}")
+            for ep in importlib.metadata.entry_points(group=self.entry_point_group):
+                loaded = ep.load()
+                if not isinstance(loaded, types.ModuleType):  # a class/object: register it under ep.name
+                    self.register(ep.name, loaded)
+            for mod in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
+                importlib.import_module(mod)
+            self._discovered = True
+        finally:
+            self._discovering = False
+
+
+def describe(obj: Any) -> str:
+    """First line of an entry's docstring: its one-line description."""
+    doc = (getattr(obj, "__doc__", None) or "").strip()
+    return doc.splitlines()[0] if doc else "(no description)"
+
+
+def _origin(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"

@@ -1,0 +1,1 @@
+"""One file per attention variant; each registers itself with ``@register_attention``."""

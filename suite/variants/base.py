@@ -1,0 +1,56 @@
+"""The norm contract, as a base class plugins may (but need not) inherit from.
+
+The harness reads these class attributes with ``norm_trait`` so a plugin that does not
+subclass :class:`Norm` still works with the defaults.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import torch
+import torch.nn as nn
+
+
+class Norm(nn.Module):
+    """Base for a channels-last normalization layer ``Cls(dim, *, eps=..., **kw)``."""
+
+    #: bump when behaviour changes; rows record it
+    version = "1"
+    #: eval form is a per-channel affine map ``a * x + b`` (``affine_form``) that deploy folds
+    foldable = False
+    #: LayerNorm-like: inside ``create_model`` it inherits the eps of the LayerNorm it replaces
+    ln_like = False
+    #: False only for the baseline that keeps the model's own norm modules
+    replaces_model_norm = True
+
+    @classmethod
+    def budget_kwargs(cls, total_steps: int) -> dict[str, Any]:
+        """Keyword arguments derived from a run's optimizer-step budget (default none)."""
+        return {}
+
+    @classmethod
+    def after_training(cls, model: nn.Module, batches: Iterable[Any], device: torch.device) -> None:
+        """Hook run once after training, before evaluation (default: nothing)."""
+
+    def affine_form(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """For foldable norms: ``(a, b)`` with eval output ``a * x + b`` per channel."""
+        raise NotImplementedError(f"{type(self).__name__} is not foldable")
+
+
+_DEFAULTS = {name: getattr(Norm, name) for name in ("version", "foldable", "ln_like", "replaces_model_norm")}
+
+
+def norm_trait(cls: type, name: str) -> Any:
+    return getattr(cls, name, _DEFAULTS[name])
+
+
+def budget_kwargs(cls: type, total_steps: int) -> dict[str, Any]:
+    """The norm's keyword arguments derived from a run's step budget ({} if it has none)."""
+    fn = getattr(cls, "budget_kwargs", None)
+    return dict(fn(total_steps)) if callable(fn) else {}
+
+
+def after_training(cls: type, model: nn.Module, batches: Iterable[Any], device: torch.device) -> None:
+    fn = getattr(cls, "after_training", None)
+    if callable(fn):
+        fn(model, batches, device)

@@ -1,0 +1,1 @@
+"""One file per normalization variant; each registers itself with ``@register_norm``."""

@@ -1,0 +1,187 @@
+"""``imagenet``: image classification on a timm ViT, top-1/top-5.
+
+Real data: ``--data-root DIR`` with the ImageNet class-folder layout
+``DIR/imagenet/{train,val}/<class>/*.JPEG`` (any image size). Embedded default: the
+handwritten digits that ship with scikit-learn (1,797 real 8x8 scans, 10 classes, UCI
+optical digits), upsampled to 16x16 RGB and split 80/20 with a fixed permutation.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from suite.errors import DataError
+from tasks import register_task
+from tasks.base import DatasetInfo, Profile, Recipe, Task, to_device
+
+IMAGE_EXTS = {".jpeg", ".jpg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+LAYOUT = "DIR/imagenet/{train,val}/<class>/*.JPEG"
+
+
+@register_task("imagenet")
+class ImageNet(Task):
+    """Image classification (top-1/top-5) on timm ViT/DeiT; embedded: scikit-learn digits."""
+
+    version = "1"
+    primary_metric = "top1"
+    metrics = {"top1": "higher", "top5": "higher", "eval_loss": "lower"}
+    throughput_unit = "img/s"
+
+    def profiles(self, embedded: bool) -> dict[str, Profile]:
+        img = 16 if embedded else 32  # sized for the data: 16 tokens of 4x4 px (2x2 digit pixels)
+        vit = dict(img_size=img, patch_size=4, embed_dim=96, depth=4, num_heads=3, mlp_ratio=4.0)
+        smoke = Profile("smoke", "vit_tiny_patch16_224", vit,
+                        Recipe(steps=1000, batch_size=64, lr=2e-3, weight_decay=0.05, warmup_steps=100,
+                               label_smoothing=0.1, grad_clip=1.0),
+                        throughput_batch=64, timing_s_per_model=6.0)
+        return {"smoke": smoke}
+
+    # -- data -----------------------------------------------------------------------------
+    def check_data(self, data_root: Path | None) -> None:
+        if data_root is not None:
+            check_class_folders(data_root / "imagenet", ("train", "val"), LAYOUT)
+
+    def load(self, data_root: Path | None, profile: Profile) -> Any:
+        img = profile.model_kwargs["img_size"]
+        if data_root is None:
+            return _Embedded(img)
+        self.check_data(data_root)
+        return _Folders(data_root / "imagenet", img)
+
+    def train_batches(self, data: Any, profile: Profile, seed: int) -> Iterator[Any]:
+        return data.train_batches(profile.recipe.batch_size, seed)
+
+    def build_model(self, variant, profile, data, variant_kwargs):  # type: ignore[override]
+        from suite.models import create_model
+        return create_model(profile.model, variant, variant_kwargs=variant_kwargs,
+                            num_classes=data.info.num_classes, **profile.model_kwargs)
+
+    # -- loss and metrics -----------------------------------------------------------------
+    def loss(self, model: nn.Module, batch: Any, profile: Profile) -> torch.Tensor:
+        x, y = batch
+        return F.cross_entropy(model(x), y, label_smoothing=profile.recipe.label_smoothing)
+
+    @torch.inference_mode()
+    def evaluate(self, model: nn.Module, data: Any, profile: Profile, device: torch.device) -> dict[str, float]:
+        model.eval()
+        correct1 = correct5 = n = 0
+        loss_sum = 0.0
+        for x, y in data.eval_batches(profile.recipe.eval_batch_size):
+            x, y = to_device((x, y), device)
+            logits = model(x).float()
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+            top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+            correct1 += (top[:, 0] == y).sum().item()
+            correct5 += (top == y[:, None]).any(dim=1).sum().item()
+            n += len(y)
+        out = {"top1": 100.0 * correct1 / n, "eval_loss": loss_sum / n}
+        if data.info.num_classes >= 5:
+            out["top5"] = 100.0 * correct5 / n
+        return out
+
+    def sample_inputs(self, data: Any, n: int, device: torch.device) -> Any:
+        x, _ = next(iter(data.eval_batches(n)))
+        return x.to(device)
+
+    def input_spec(self, profile: Profile, data: Any) -> dict[str, Any]:
+        img = profile.model_kwargs["img_size"]
+        return {"kind": "image", "shape": [3, img, img]}
+
+
+class _Embedded:
+    """scikit-learn's digits as normalised 3x16x16 tensors, held in memory."""
+
+    def __init__(self, img: int) -> None:
+        from sklearn import __version__ as sk_version
+        from sklearn.datasets import load_digits
+        d = load_digits()
+        x = torch.tensor(d.images, dtype=torch.float32)[:, None] / 16.0
+        y = torch.tensor(d.target, dtype=torch.long)
+        perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+        x = F.interpolate(x[perm], size=img, mode="bilinear", align_corners=False).repeat(1, 3, 1, 1)
+        y = y[perm]
+        n_train = int(0.8 * len(x))
+        mean, std = x[:n_train].mean(), x[:n_train].std()
+        self.x, self.y, self.n_train = (x - mean) / std, y, n_train
+        self.pad_value = float(-mean / std)  # background after normalisation
+        digest = hashlib.sha256(d.images.tobytes() + d.target.tobytes()).hexdigest()[:16]
+        self.info = DatasetInfo(f"sklearn-digits-{sk_version}", "embedded", None, n_train, len(x) - n_train,
+                                digest, num_classes=10)
+
+    def train_batches(self, batch: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        g = torch.Generator().manual_seed(seed)
+        xs, ys = self.x[:self.n_train], self.y[:self.n_train]
+        padded = F.pad(xs, (2, 2, 2, 2), value=self.pad_value)
+        size = xs.shape[-1]
+        while True:
+            perm = torch.randperm(self.n_train, generator=g)
+            for i in range(0, self.n_train - batch + 1, batch):
+                idx = perm[i:i + batch]
+                shifts = torch.randint(0, 5, (len(idx), 2), generator=g).tolist()  # +-2 px translation
+                xb = torch.stack([padded[j, :, a:a + size, b:b + size] for j, (a, b) in zip(idx.tolist(), shifts)])
+                yield xb, ys[idx]
+
+    def eval_batches(self, batch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for i in range(self.n_train, len(self.x), batch):
+            yield self.x[i:i + batch], self.y[i:i + batch]
+
+
+class _Folders:
+    """ImageNet class folders through torchvision's ImageFolder, val mapped to train's classes."""
+
+    def __init__(self, root: Path, img: int) -> None:
+        from torchvision import datasets, transforms as T
+        norm = T.Normalize(MEAN, STD)
+        self.train = datasets.ImageFolder(str(root / "train"), T.Compose([
+            T.RandomResizedCrop(img, antialias=True), T.RandomHorizontalFlip(), T.ToTensor(), norm]))
+        self.val = datasets.ImageFolder(str(root / "val"), T.Compose([
+            T.Resize(int(round(img / 0.875)), antialias=True), T.CenterCrop(img), T.ToTensor(), norm]))
+        to_idx = self.train.class_to_idx
+        self.val.samples = [(p, to_idx[self.val.classes[c]]) for p, c in self.val.samples]
+        self.val.targets = [c for _, c in self.val.samples]
+        ident = "\n".join(f"{Path(p).relative_to(root)}" for p, _ in self.train.samples + self.val.samples)
+        self.info = DatasetInfo("imagenet", "real", str(root.resolve()), len(self.train), len(self.val),
+                                hashlib.sha256(ident.encode()).hexdigest()[:16], num_classes=len(to_idx))
+
+    def _loader(self, ds: Any, batch: int, shuffle: bool, seed: int = 0, drop_last: bool = False) -> Any:
+        workers = min(4, max(0, (torch.get_num_threads() or 1) - 1))
+        return torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=shuffle, drop_last=drop_last,
+                                           num_workers=workers, generator=torch.Generator().manual_seed(seed))
+
+    def train_batches(self, batch: int, seed: int) -> Iterator[Any]:
+        batch = min(batch, len(self.train))
+        loader = self._loader(self.train, batch, shuffle=True, seed=seed, drop_last=True)
+        while True:
+            yield from loader
+
+    def eval_batches(self, batch: int) -> Iterator[Any]:
+        yield from self._loader(self.val, batch, shuffle=False)
+
+
+def check_class_folders(root: Path, splits: tuple[str, ...], layout: str) -> None:
+    """Validate ``root/<split>/<class>/<image>``; val classes must be a subset of train's."""
+    classes: dict[str, set[str]] = {}
+    for split in splits:
+        if not (root / split).is_dir():
+            raise DataError(f"{root / split} is missing: --data-root must hold the layout {layout}")
+    for split in splits:
+        d = root / split
+        names = sorted(p.name for p in d.iterdir() if p.is_dir())
+        if not names:
+            raise DataError(f"{d} has no class folders: expected {layout}")
+        for name in names:
+            if not any(f.suffix.lower() in IMAGE_EXTS for f in (d / name).iterdir() if f.is_file()):
+                raise DataError(f"{d / name} holds no image files ({', '.join(sorted(IMAGE_EXTS))}): expected {layout}")
+        classes[split] = set(names)
+    extra = classes[splits[1]] - classes[splits[0]]
+    if extra:
+        raise DataError(f"{root / splits[1]} has classes missing from {root / splits[0]} "
+                        f"(e.g. {sorted(extra)[0]!r}): train and val must share class folder names")
+    if len(classes[splits[0]]) < 2:
+        raise DataError(f"{root / splits[0]} has a single class folder: classification needs at least 2")

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from suite.leaderboard import leaderboard_markdown, write_reports
+
+
+def row(variant: str, seed: int, top1: float | None, status: str = "ok", shift: float = 0.0) -> dict:
+    logs = list(np.random.default_rng(seed).normal(shift, 0.01, 50))
+    return {
+        "key": f"imagenet|{variant}|{seed}|smoke|cpu", "run_id": "r", "task": "imagenet", "variant": variant,
+        "seed": seed, "profile": "smoke", "device": "cpu", "status": status,
+        "message": "" if status == "ok" else "RuntimeError: boom",
+        "quality": {} if top1 is None else {"top1": top1}, "metric_better": {"top1": "higher"},
+        "latency": {"p50_ms": 1.0 + shift, "ratio": {"baseline": "ln", "value": 1.0, "lo": 1.0, "hi": 1.0,
+                                                     "log_ratios": logs}} if status == "ok" else None,
+        "throughput": {"value": 100.0, "unit": "img/s"} if status == "ok" else None,
+        "memory": {"peak_mb": 10.0}, "model": {"params": 1e6, "flops": 2e9}, "deploy": {"rel_err": 1e-7},
+        "dataset": {"kind": "embedded", "label": "digits (embedded)"},
+        "provenance": {"device": {"cpu": "Test CPU", "torch_threads": 2}},
+    }
+
+
+def test_baseline_first_seed_mean_std_arrows_and_embedded_label(tmp_path: Path) -> None:
+    rows = [row("un", 0, 90.0, shift=0.1), row("ln", 0, 95.0), row("un", 1, 92.0, shift=0.1), row("ln", 1, 97.0),
+            row("boom", 0, None, status="error")]
+    md = write_reports(rows, tmp_path)
+    assert md == (tmp_path / "leaderboard.md").read_text()
+    lines = [line for line in md.splitlines() if line.startswith("| ")]
+    assert lines[1].startswith("| ln ") and lines[2].startswith("| un ")
+    assert "top-1 % ↑" in lines[0] and "p50 ms ↓" in lines[0] and "ratio to ln ↓ [95% CI]" in lines[0]
+    assert "96.00 ± 1.41" in lines[1] and "91.00 ± 1.41" in lines[2]
+    pooled = float(lines[2].split("|")[5].split("[")[0])
+    assert abs(pooled - 1.105) < 0.005  # exp(0.1), pooled over both seeds' rounds
+    assert all(line.count("|") == lines[0].count("|") for line in lines)
+    assert "digits (embedded)" in md and "CPU: Test CPU" in md
+    assert "`boom` seed 0: **error**: RuntimeError: boom" in md
+    assert (tmp_path / "table.csv").exists()
+
+
+def test_latest_row_per_cell_wins() -> None:
+    md = leaderboard_markdown([row("ln", 0, 10.0, status="error"), row("ln", 0, 95.0)])
+    assert "95.00" in md and "error" not in md

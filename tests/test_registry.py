@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import pytest
+import torch.nn as nn
+
+from suite.errors import UsageError
+from suite.registry import Registry
+from suite.variants import NORMS, parse_variant
+from tasks import TASKS
+
+
+def test_duplicate_names_are_errors() -> None:
+    reg = Registry("widget", None, "normbench.test-widgets")
+    reg.register("a", nn.Identity)
+    reg.register("a", nn.Identity)  # the same object again is harmless (re-import)
+    with pytest.raises(ValueError, match="duplicate widget name 'a'"):
+        reg.register("a", nn.ReLU)
+
+
+def test_unknown_name_lists_known_and_closest() -> None:
+    reg = Registry("widget", None, "normbench.test-widgets")
+    for name in ("prepbn", "repbn", "rms"):
+        reg.register(name, type(name, (), {}))
+    with pytest.raises(UsageError, match=r"Did you mean 'prepbn'\?.*prepbn, repbn, rms"):
+        reg.get("prepnb")
+
+
+@pytest.mark.parametrize("bad", ["", "a+b", "a,b", " a"])
+def test_invalid_names(bad: str) -> None:
+    with pytest.raises(ValueError):
+        Registry("widget", None, "x").register(bad, object)
+
+
+def test_in_tree_entries_are_discovered_from_their_files() -> None:
+    assert {"ln", "none"} <= set(NORMS.names())
+    assert "imagenet" in TASKS.names()
+
+
+def test_plugins_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from conftest import PLUGINS
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    monkeypatch.setenv("NORMBENCH_PLUGINS", "faulty_norms")
+    monkeypatch.setattr(NORMS, "_discovered", False)
+    sys.modules.pop("faulty_norms", None)
+    assert "boom" in NORMS.names()
+
+
+def test_parse_variant() -> None:
+    assert parse_variant("ln").name == "ln" and parse_variant("ln").attention is None
+    with pytest.raises(UsageError, match="malformed variant"):
+        parse_variant("ln+a+b")
+    with pytest.raises(UsageError, match="unknown norm"):
+        parse_variant("nope")

@@ -1,0 +1,83 @@
+"""End-to-end sweeps through the real CLI: rows, failures as rows, kill + resume."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import FAST, ROOT, plugin_env, run_cli
+
+from suite.store import read_rows
+
+
+def test_failing_variants_become_rows_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run_cli("--variants", "ln,boom,nanorm", "--tasks", "imagenet", "--out", str(out), *FAST,
+                   env=plugin_env("faulty_norms"))
+    assert proc.returncode == 1, proc.stderr  # a cell errored: exit 1, but everything is recorded
+    rows = {r["variant"]: r for r in read_rows(out / "rows.jsonl")}
+    assert set(rows) == {"ln", "boom", "nanorm"}
+    assert rows["boom"]["status"] == "error" and "boom from the test plugin" in rows["boom"]["message"]
+    assert rows["nanorm"]["status"] == "diverged" and "non-finite loss" in rows["nanorm"]["message"]
+    ln = rows["ln"]
+    assert ln["status"] == "ok", ln["message"]
+    # the row carries quality, measurement, data identity and provenance
+    assert 0 <= ln["quality"]["top1"] <= 100
+    assert ln["latency"]["p50_ms"] > 0 and ln["latency"]["p99_ms"] >= ln["latency"]["p50_ms"]
+    assert ln["latency"]["ratio"]["baseline"] == "ln" and ln["latency"]["ratio"]["value"] == 1.0
+    assert ln["throughput"]["value"] > 0 and ln["throughput"]["unit"] == "img/s"
+    assert ln["memory"]["peak_mb"] is not None and ln["memory"]["source"].startswith("cpu:")
+    assert ln["model"]["params"] > 0 and ln["model"]["flops"] > 0
+    assert ln["deploy"]["rel_err"] == 0.0
+    assert ln["dataset"]["kind"] == "embedded" and "embedded" in ln["dataset"]["label"]
+    prov = ln["provenance"]
+    assert prov["schema_version"] == ln["schema_version"] == 1
+    assert prov["libraries"]["torch"] and prov["device"]["type"] == "cpu" and "git" in prov
+    board = (out / "leaderboard.md").read_text()
+    assert "embedded" in board and "boom from the test plugin" in board
+    assert board.index("| ln ") < board.index("| boom ")
+    assert (out / "table.csv").read_text().count("\n") == 4
+
+
+def test_sigkill_leaves_finished_rows_and_resume_completes_without_duplicates(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = [sys.executable, str(ROOT / "run_suite.py"), "--variants", "ln,none", "--tasks", "imagenet",
+            "--seeds", "0,1", "--out", str(out), *FAST]
+    proc = subprocess.Popen(args, cwd=ROOT, env=plugin_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    rows_file = out / "rows.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (rows_file.exists() and rows_file.read_text().count("\n") >= 2):
+        time.sleep(0.05)
+        assert proc.poll() is None, "the sweep ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)  # the sweep and every cell process it started
+    proc.wait()
+    finished = [json.loads(line) for line in rows_file.read_text().splitlines() if line.strip()]
+    assert len(finished) >= 2 and all(r["status"] == "ok" for r in finished)
+    assert {r["seed"] for r in finished} >= {0}
+
+    resumed = run_cli("--variants", "ln,none", "--tasks", "imagenet", "--seeds", "0,1", "--out", str(out),
+                      "--resume", *FAST)
+    assert resumed.returncode == 0, resumed.stderr
+    rows = list(read_rows(rows_file))
+    keys = [r["key"] for r in rows]
+    assert len(keys) == len(set(keys)) == 4
+    assert {(r["variant"], r["seed"]) for r in rows} == {("ln", 0), ("none", 0), ("ln", 1), ("none", 1)}
+    assert all(r["status"] == "ok" and r["latency"]["ratio"]["baseline"] == "ln" for r in rows)
+    # a second resume has nothing left to do and records nothing new
+    again = run_cli("--variants", "ln,none", "--tasks", "imagenet", "--seeds", "0,1", "--out", str(out),
+                    "--resume", *FAST)
+    assert again.returncode == 0 and len(list(read_rows(rows_file))) == 4
+
+
+def test_reusing_an_output_folder_without_resume_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text("{}")
+    proc = run_cli("--variants", "ln", "--out", str(out))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "--resume" in proc.stderr
