@@ -19,16 +19,16 @@ import numpy as np
 import torch
 
 from suite import jsonio
-from suite.deploy import deploy, deploy_error
+from suite.deploy import count_norm_modules, deploy, deploy_error
 from suite.env import now_iso
 from suite.errors import Diverged, NotApplicable
 from suite.measure import count_flops, make_input
 from suite.models import count_params
-from suite.surgery import find_model_norms
 from suite.train import train
 from suite.variants import parse_variant
 from suite.variants.base import after_training, budget_kwargs
 from tasks import TASKS
+from tasks.base import to_device
 
 
 @dataclass
@@ -76,11 +76,12 @@ def run_cell(spec: CellSpec) -> dict[str, Any]:
                     "params_train": count_params(model)}
     stats = train(model, task, data, profile, device, spec.seed, desc=f"{spec.task}/{spec.variant}/s{spec.seed}")
     out["train"] = asdict(stats)
-    after_training(variant.norm_cls, model, task.train_batches(data, profile, spec.seed), device)
+    after_training(variant.norm_cls, model, task.train_batches(data, profile, spec.seed),
+                   lambda batch: task.forward(model, to_device(batch, device)))
     out["quality"] = task.evaluate(model.eval(), data, profile, device)
     deployed = deploy(model)
     out["deploy"] = {"rel_err": deploy_error(model, deployed, task.sample_inputs(data, 16, device)),
-                     "norm_modules_left": len(find_model_norms(deployed))}
+                     "norm_modules_left": count_norm_modules(deployed)}
     spec_in = task.input_spec(profile, data)
     out["model"].update(params=count_params(deployed), flops=count_flops(deployed, make_input(spec_in, 1, device)))
     out["input_spec"], out["throughput_batch"] = spec_in, profile.throughput_batch

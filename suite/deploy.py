@@ -1,9 +1,11 @@
 """``deploy``: the inference form of a trained model, and the check that it is faithful.
 
-The deployed model is a new object (the input is untouched), in eval mode. Norms whose
-eval form is a per-channel affine map are folded into adjacent linear maps by the
-architecture-specific folding rules; a module with a ``deploy_form()`` method is replaced by
-what it returns (identity norms become ``nn.Identity``).
+The deployed model is a new object (the input is untouched), in eval mode:
+1. a norm class with a ``deploy_model`` hook rewrites the whole model (Pre-(C)RMSNorm);
+2. every foldable norm (its eval form a per-channel ``a * x + b``) is folded into the linear
+   maps next to it, following the architecture adapter, and replaced by ``nn.Identity``;
+3. a module with a ``deploy_form()`` method is replaced by what it returns.
+A foldable norm that no rule covers is an error, never silently kept.
 """
 from __future__ import annotations
 
@@ -13,20 +15,63 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from suite.arch import adapted_parts
+from suite.fold import fold_after_conv, fold_into_consumer
 from suite.surgery import replace_module
 from suite.variants.base import norm_trait
+
+
+def is_foldable(module: nn.Module) -> bool:
+    return bool(norm_trait(type(module), "foldable")) and callable(getattr(module, "affine_form", None))
 
 
 def deploy(model: nn.Module) -> nn.Module:
     """Return the inference form of ``model`` (a copy, eval mode)."""
     out = copy.deepcopy(model).eval()
+    hooks = {type(m) for m in out.modules() if callable(getattr(type(m), "deploy_model", None))}
+    for cls in sorted(hooks, key=lambda c: c.__name__):
+        out = cls.deploy_model(out)
+    fold_norms(out)
     for name, module in list(out.named_modules()):
         if name and callable(getattr(module, "deploy_form", None)):
             replace_module(out, name, module.deploy_form())
-    unfolded = [n for n, m in out.named_modules() if norm_trait(type(m), "foldable") and hasattr(m, "affine_form")]
-    if unfolded:
-        raise NotImplementedError(f"no folding rule for {unfolded[0]} in {type(model).__name__}")
-    return out
+    left = [n for n, m in out.named_modules() if is_foldable(m)]
+    if left:
+        raise NotImplementedError(f"no folding rule covers {left[0]} ({type(out.get_submodule(left[0])).__name__}) "
+                                  f"in {type(model).__name__}")
+    return out.eval()
+
+
+@torch.no_grad()
+def fold_norms(model: nn.Module) -> int:
+    """Fold every foldable norm in place; returns how many were folded."""
+    if not any(is_foldable(m) for m in model.modules()):
+        return 0
+    folded = 0
+    for _, part, adapter in adapted_parts(model):
+        if adapter.family == "lm":
+            adapter.untie(part)  # the final norm folds into lm_head, which must not move the input embedding
+        for site in adapter.fold_sites(part):
+            norm = part.get_submodule(site.norm)
+            if not is_foldable(norm):
+                continue
+            a, b = norm.affine_form()
+            if site.after is not None:
+                fold_after_conv(part.get_submodule(site.after), a, b)
+            for c in site.consumers:
+                replace_module(part, c, fold_into_consumer(part.get_submodule(c), a, b))
+            replace_module(part, site.norm, nn.Identity())
+            folded += 1
+    return folded
+
+
+def count_norm_modules(model: nn.Module) -> int:
+    """Normalization modules in a model: stock LN/RMSNorm/BatchNorm/GroupNorm and registered norms."""
+    from suite.variants import NORMS
+    registered = tuple(c for _, c in NORMS.items() if isinstance(c, type))
+    stock = (nn.LayerNorm, nn.RMSNorm, nn.modules.batchnorm._BatchNorm, nn.GroupNorm)
+    return sum(1 for m in model.modules()
+               if isinstance(m, stock + registered) or type(m).__name__.endswith(("RMSNorm", "CRMSNorm")))
 
 
 @torch.inference_mode()
@@ -35,13 +80,13 @@ def deploy_error(reference: nn.Module, deployed: nn.Module, inputs: Any) -> floa
     was_training = reference.training
     reference.eval()
     try:
-        ref = _as_tensor(reference(inputs)).float()
-        dep = _as_tensor(deployed(inputs)).float()
+        ref = _as_tensor(reference(inputs)).double()
+        dep = _as_tensor(deployed(inputs)).double()
     finally:
         reference.train(was_training)
     if ref.shape != dep.shape:
         raise RuntimeError(f"deployed output shape {tuple(dep.shape)} != eval output {tuple(ref.shape)}")
-    scale = ref.abs().max().clamp_min(torch.finfo(torch.float32).tiny)
+    scale = ref.abs().max().clamp_min(torch.finfo(torch.float64).tiny)
     return float((dep - ref).abs().max() / scale)
 
 

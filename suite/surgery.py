@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import torch.nn as nn
 
-from suite.variants.base import norm_trait
+from suite.variants.base import norm_trait, placement_kwargs
 
 
 def is_model_norm(module: nn.Module) -> bool:
@@ -41,22 +41,28 @@ def find_model_norms(model: nn.Module) -> list[str]:
 
 
 def swap_norms(model: nn.Module, norm_cls: type, kwargs: dict[str, Any] | None = None,
-               select: Callable[[str, nn.Module], bool] | None = None) -> list[str]:
+               select: Callable[[str, nn.Module], bool] | None = None, family: str | None = None) -> list[str]:
     """Replace the model's own norms with ``norm_cls``; returns the names replaced.
 
     LN-like norms inherit the eps of the module they replace (METHODS.md) unless ``eps``
-    is given explicitly in ``kwargs``; others keep their own default.
+    is given explicitly in ``kwargs``; others keep their own default. The norm's
+    ``placement_kwargs(family, replaced)`` (e.g. the LM initialisation of RepBN) come
+    first, explicit ``kwargs`` override them.
     """
     kwargs = dict(kwargs or {})
     if not norm_trait(norm_cls, "replaces_model_norm"):
         return []
+    if family is None:
+        from suite.arch import adapted_parts
+        parts = adapted_parts(model)
+        family = parts[0][2].family if parts else "vision"
     replaced = []
     for name in find_model_norms(model):
         old = model.get_submodule(name)
         if select is not None and not select(name, old):
             continue
         dim, eps = norm_dim_eps(old)
-        kw = dict(kwargs)
+        kw = {**placement_kwargs(norm_cls, family, old), **kwargs}
         if norm_trait(norm_cls, "ln_like") and eps is not None:
             kw.setdefault("eps", eps)
         new = norm_cls(dim, **kw)

@@ -112,6 +112,10 @@ class Task:
         from suite.models import create_model
         return create_model(profile.model, variant, variant_kwargs=variant_kwargs, **profile.model_kwargs)
 
+    def forward(self, model: nn.Module, batch: Any) -> Any:
+        """Run the model on the inputs of one (device) batch; used by after-training hooks."""
+        raise NotImplementedError
+
     def loss(self, model: nn.Module, batch: Any, profile: Profile) -> torch.Tensor:
         raise NotImplementedError
 

@@ -63,9 +63,11 @@ class ImageNet(Task):
                             num_classes=data.info.num_classes, **profile.model_kwargs)
 
     # -- loss and metrics -----------------------------------------------------------------
+    def forward(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        return model(batch[0])
+
     def loss(self, model: nn.Module, batch: Any, profile: Profile) -> torch.Tensor:
-        x, y = batch
-        return F.cross_entropy(model(x), y, label_smoothing=profile.recipe.label_smoothing)
+        return F.cross_entropy(self.forward(model, batch), batch[1], label_smoothing=profile.recipe.label_smoothing)
 
     @torch.inference_mode()
     def evaluate(self, model: nn.Module, data: Any, profile: Profile, device: torch.device) -> dict[str, float]:

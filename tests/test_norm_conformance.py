@@ -47,3 +47,20 @@ def test_swaps_into_a_tiny_vit_trains_and_deploys(name: str) -> None:
     deployed = deploy(model)
     assert deployed is not model and model.training is False
     assert deploy_error(model, deployed, x) <= 1e-5
+
+
+@pytest.mark.parametrize("name", NORM_NAMES)
+def test_swaps_into_a_tiny_gpt2_and_trains(name: str) -> None:
+    torch.manual_seed(0)
+    norm_cls = NORMS.get(name)
+    model = create_model("gpt2-tiny", name, variant_kwargs=budget_kwargs(norm_cls, 5))
+    opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    ids = torch.randint(0, 512, (4, 16))
+    for _ in range(3):
+        loss = model(ids, labels=ids).loss
+        assert torch.isfinite(loss)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    assert deploy_error(model, deploy(model), ids) <= 1e-5

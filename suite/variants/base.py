@@ -5,7 +5,7 @@ subclass :class:`Norm` still works with the defaults.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn as nn
@@ -29,8 +29,16 @@ class Norm(nn.Module):
         return {}
 
     @classmethod
-    def after_training(cls, model: nn.Module, batches: Iterable[Any], device: torch.device) -> None:
-        """Hook run once after training, before evaluation (default: nothing)."""
+    def after_training(cls, model: nn.Module, batches: Iterable[Any], forward: Callable[[Any], Any]) -> None:
+        """Hook run once after training, before evaluation (default: nothing).
+
+        ``batches`` iterates training batches; ``forward(batch)`` runs the model on one.
+        """
+
+    @classmethod
+    def placement_kwargs(cls, family: str, replaced: nn.Module) -> dict[str, Any]:
+        """Keyword arguments for a placement: ``family`` is "vision" or "lm", ``replaced`` the old norm."""
+        return {}
 
     def affine_form(self) -> tuple[torch.Tensor, torch.Tensor]:
         """For foldable norms: ``(a, b)`` with eval output ``a * x + b`` per channel."""
@@ -50,7 +58,12 @@ def budget_kwargs(cls: type, total_steps: int) -> dict[str, Any]:
     return dict(fn(total_steps)) if callable(fn) else {}
 
 
-def after_training(cls: type, model: nn.Module, batches: Iterable[Any], device: torch.device) -> None:
+def after_training(cls: type, model: nn.Module, batches: Iterable[Any], forward: Callable[[Any], Any]) -> None:
     fn = getattr(cls, "after_training", None)
     if callable(fn):
-        fn(model, batches, device)
+        fn(model, batches, forward)
+
+
+def placement_kwargs(cls: type, family: str, replaced: nn.Module) -> dict[str, Any]:
+    fn = getattr(cls, "placement_kwargs", None)
+    return dict(fn(family, replaced)) if callable(fn) else {}

@@ -1,0 +1,23 @@
+"""``rms``: RMSNorm swapped in for LayerNorm and trained from scratch (not equivalent to LN).
+
+Zhang & Sennrich, "Root Mean Square Layer Normalization", NeurIPS 2019:
+``y = g * x / sqrt(mean_c(x^2) + eps)``. Uses ``torch.nn.RMSNorm``.
+"""
+from __future__ import annotations
+
+import torch.nn as nn
+
+from suite.variants import register_norm
+
+
+@register_norm("rms")
+class RMSNorm(nn.RMSNorm):
+    """RMSNorm y = g * x / sqrt(mean(x^2) + eps), trained from scratch (NOT equivalent to LN)."""
+
+    version = "1"
+    foldable = False
+    ln_like = True
+    replaces_model_norm = True
+
+    def __init__(self, dim: int, *, eps: float = 1e-6, elementwise_affine: bool = True) -> None:
+        super().__init__(dim, eps=eps, elementwise_affine=elementwise_affine)
