@@ -23,6 +23,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) run_suite.py calibrate --seconds 60
+	$(PY) -m pytest benchmarks --benchmark-only --benchmark-group-by=group -q
 
 clean-venv:
 	rm -rf $(VENV)

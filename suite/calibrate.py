@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from suite import jsonio
+from suite.alloc import steady_malloc
 from suite.env import now_iso, provenance
 
 
@@ -34,6 +35,7 @@ def run_calibration(args: argparse.Namespace, device_name: str, results_dir: Pat
     from suite.models import create_model
     if args.threads:
         torch.set_num_threads(args.threads)
+    malloc = steady_malloc()
     device = torch.device(device_name)
     torch.manual_seed(0)
     model = create_model(args.model, "ln", img_size=args.img_size).to(device).eval()
@@ -47,7 +49,7 @@ def run_calibration(args: argparse.Namespace, device_name: str, results_dir: Pat
         "model": args.model, "img_size": args.img_size, "budget_s": args.seconds, "device": device_name,
         "ratio_B_to_A": r.value, "ci95": [r.lo, r.hi], "ci_halfwidth_pct": 100 * (r.hi - r.lo) / 2 / r.value,
         "contains_1": r.contains(1.0), "rounds": r.rounds, "block_iters": t["A"].block_iters,
-        "p50_ms": {n: t[n].summary["p50_ms"] for n in t}, "recorded_at": now_iso(),
+        "p50_ms": {n: t[n].summary["p50_ms"] for n in t}, "recorded_at": now_iso(), "allocation": malloc,
         "provenance": provenance(device),
     }
     out = args.out or results_dir / "calibration" / f"{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}-{device_name}.json"

@@ -18,22 +18,8 @@ import torch.nn as nn
 
 from suite.arch import Adapter, NotConvertible, Producer, find_adapter
 from suite.fold import conv1d_type, fold_into_consumer
+from suite.rmsnorm import CRMSNorm, RMSNorm
 from suite.surgery import replace_module
-
-
-class CRMSNorm(nn.Module):
-    """``x~ / sqrt((sum x~_i^2 + (sum x~_i)^2) / d + eps)`` on the d-1 stored coordinates."""
-
-    def __init__(self, dim: int, eps: float) -> None:
-        super().__init__()
-        self.dim, self.eps = dim, eps  # dim is the full width d: the divisor is d, not d-1
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ms = (x.pow(2).sum(-1, keepdim=True) + x.sum(-1, keepdim=True).pow(2)) / self.dim
-        return x * torch.rsqrt(ms + self.eps)
-
-    def extra_repr(self) -> str:
-        return f"{self.dim} (stored {self.dim - 1}), eps={self.eps}"
 
 
 def convert_ln_to_rms(model: nn.Module) -> nn.Module:
@@ -68,7 +54,7 @@ def _convert(model: nn.Module, compress: bool) -> nn.Module:
             for c in s.consumers:
                 layer = fold_into_consumer(out.get_submodule(c), a, b)
                 replace_module(out, c, _compress_consumer(layer, d) if compress else layer)
-            norm = CRMSNorm(d, ln.eps) if compress else nn.RMSNorm(d, eps=ln.eps, elementwise_affine=False)
+            norm = CRMSNorm(d, ln.eps) if compress else RMSNorm(d, eps=ln.eps, elementwise_affine=False)
             replace_module(out, s.norm, norm)
         for p in adapter.producers(out):
             _center_producer(out, p)

@@ -5,8 +5,8 @@ machine. So models are never timed one after another: every round runs a block o
 model (in a shuffled order), and a model's ratio to the baseline is taken per round, where
 drift hits both alike; within a round the models alternate iteration by iteration
 (A B A B ...). The ratio's 95% interval is a bootstrap of the 10%-trimmed mean of
-the per-round log ratios. Rounds rotate the order so every model takes every position
-equally often. On GPU, iterations are timed with CUDA events and the host
+the per-round log ratios. Rounds rotate the order, and timing stops only at the end of a
+full rotation, so every model takes every position equally often. On GPU, iterations are timed with CUDA events and the host
 synchronizes once per block, never per kernel.
 """
 from __future__ import annotations
@@ -178,7 +178,8 @@ def time_interleaved(models: dict[str, nn.Module], make_input: Callable[[int], A
         kb = max(1, min(100, round(cfg.block_s * 1e3 / max(np.median(costb), 1e-6))))
         k1 = max(1, min(1000, round(max(cfg.block_s * 1e3, kb * np.median(costb)) / max(np.median(cost1), 1e-6))))
         t0, rounds = time.perf_counter(), 0
-        while rounds < cfg.max_rounds and (rounds < cfg.min_rounds or time.perf_counter() - t0 < cfg.budget_s):
+        while rounds < cfg.max_rounds and (rounds < cfg.min_rounds or time.perf_counter() - t0 < cfg.budget_s
+                                           or rounds % len(names)):  # stop only after a full rotation
             order = names[rounds % len(names):] + names[:rounds % len(names)]  # each model leads equally often
             for n, s in zip(order, timer.interleave([calls[n][0] for n in order], k1)):
                 lat[n] += s

@@ -13,11 +13,13 @@ import torch
 from tqdm import tqdm
 
 from suite import jsonio
+from suite.alloc import steady_malloc
 from suite.env import now_iso
 from suite.measure import TimingConfig, make_input, time_interleaved
 
 
 def run_group(spec: dict[str, Any]) -> dict[str, Any]:
+    malloc = steady_malloc()
     device = torch.device(spec["device"])
     models = {name: torch.load(path, map_location=device, weights_only=False).eval()
               for name, path in spec["models"].items()}
@@ -28,7 +30,7 @@ def run_group(spec: dict[str, Any]) -> dict[str, Any]:
                                baseline=spec.get("baseline"),
                                progress=lambda r, s: bar.update(1))
     bar.close()
-    return {"started_at": spec.get("started_at") or now_iso(), "config": spec["timing"],
+    return {"started_at": spec.get("started_at") or now_iso(), "config": {**spec["timing"], **malloc},
             "gpu_state": {"before": state_before, "after": _gpu_state(device)},
             "models": {n: t.as_row(spec["unit"]) for n, t in timings.items()}}
 

@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from suite import convert_ln_to_crms, convert_ln_to_rms, create_model
 from suite.arch import NotConvertible
-from suite.convert import CRMSNorm
+from suite.rmsnorm import CRMSNorm, RMSNorm
 from suite.deploy import deploy_error
 
 
@@ -78,7 +78,7 @@ def test_crms_really_runs_at_width_d_minus_1() -> None:
 def test_rms_form_has_a_zero_mean_stream_and_no_affine() -> None:
     vit = convert_ln_to_rms(perturb_ln(MODELS["deit"][0]()))
     norm = vit.blocks[0].norm1
-    assert isinstance(norm, nn.RMSNorm) and norm.weight is None and norm.eps == 1e-6
+    assert isinstance(norm, RMSNorm) and norm.weight is None and norm.eps == 1e-6
     stream = vit.blocks(vit._pos_embed(vit.patch_embed(torch.randn(1, 3, 32, 32))))
     assert stream.mean(-1).abs().max() < 1e-5 * stream.abs().max()
 

@@ -84,3 +84,10 @@ def test_calibrate_reports_a_ratio_and_its_interval(tmp_path, capsys) -> None:
     report = jsonio.read(out)
     assert report["rounds"] >= 8 and report["ci95"][0] <= report["ratio_B_to_A"] <= report["ci95"][1]
     assert "calibrate (CPU:" in capsys.readouterr().out
+
+
+def test_rounds_end_on_a_full_rotation() -> None:
+    models = {n: nn.Linear(4, 4).eval() for n in "abc"}
+    cfg = TimingConfig(budget_s=0.01, warmup_iters=1, warmup_s=0.0, min_rounds=4, block_s=0.001, throughput_batch=2)
+    out = time_interleaved(models, lambda b: torch.randn(b, 4), cfg, torch.device("cpu"))
+    assert len(out["a"].latency_round_ms) % 3 == 0  # each model led equally often

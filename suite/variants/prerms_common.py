@@ -16,10 +16,10 @@ from typing import Any, Callable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from suite.arch import NotConvertible
 from suite.errors import NotApplicable
+from suite.rmsnorm import rms_norm
 from suite.surgery import replace_module, swap_norms
 
 
@@ -50,7 +50,7 @@ class StreamRMSNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.rms_norm(x, (self.dim,), self.weight, self.eps) + self.bias
+        return rms_norm(x, self.eps, self.weight) + self.bias
 
     @classmethod
     def prepare_model(cls, model: nn.Module, kwargs: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable
 import torch
 import torch.nn as nn
 
+from suite.rmsnorm import RMSNorm
 from suite.variants import register_norm
 from suite.variants.norms.repbn import LM_INIT, RepBN
 
@@ -47,7 +48,7 @@ class PRepBN(nn.Module):
             raise ValueError(f"prepbn base must be 'ln' or 'rms', got {base!r}")
         if total_steps < 1 or warmup_steps < 0:
             raise ValueError("prepbn needs total_steps >= 1 and warmup_steps >= 0")
-        self.norm = nn.LayerNorm(dim, eps=eps) if base == "ln" else nn.RMSNorm(dim, eps=eps)
+        self.norm = nn.LayerNorm(dim, eps=eps) if base == "ln" else RMSNorm(dim, eps=eps)
         self.repbn = RepBN(dim, eps=bn_eps, momentum=momentum, eta_init=eta_init,
                            bn_weight_init=bn_weight_init, bn_bias_init=bn_bias_init)
         self.total_steps, self.warmup_steps, self.base = total_steps, warmup_steps, base

@@ -1,0 +1,26 @@
+"""The benchmark files stay runnable: each benchmark once, timing disabled (no claims here)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_norm_micro_benchmarks_run() -> None:
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--benchmark-disable", "-p", "no:cacheprovider",
+                           str(ROOT / "benchmarks")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert " passed" in proc.stdout
+
+
+def test_deploy_bench_runs(tmp_path) -> None:
+    from suite import jsonio
+    from suite.cli import main
+    assert main(["deploy-bench", "--model", "vit_tiny_patch16_224", "--img-size", "32", "--variants", "bn,crms",
+                 "--batch", "2", "--seconds", "0.5", "--device", "cpu", "--out", str(tmp_path)]) == 0
+    report = jsonio.read(tmp_path / "report.json")
+    rows = {r["variant"]: r for r in report["rows"]}
+    assert set(rows) == {"bn", "crms", "none", "ln"}
+    assert rows["none"]["b1_vs_none"][0] == 1.0 and rows["crms"]["params"] < rows["ln"]["params"]
+    assert "CPU:" in (tmp_path / "report.md").read_text()
