@@ -73,7 +73,7 @@ def run_cell(spec: CellSpec) -> dict[str, Any]:
     seed_everything(spec.seed)
     model = task.build_model(variant, profile, data, vkw).to(device)
     out["model"] = {"name": profile.model, "kwargs": profile.model_kwargs, "variant_kwargs": vkw,
-                    "params_train": count_params(model)}
+                    "attention": getattr(model, "normbench_attention", None), "params_train": count_params(model)}
     stats = train(model, task, data, profile, device, spec.seed, desc=f"{spec.task}/{spec.variant}/s{spec.seed}")
     out["train"] = asdict(stats)
     after_training(variant.norm_cls, model, task.train_batches(data, profile, spec.seed),

@@ -52,7 +52,7 @@ def resolve_device(name: str) -> str:
 
 def run_parser() -> Parser:
     p = Parser(prog="run_suite.py", description="Cross tasks with norm/attention variants; train, deploy, "
-               "measure; append rows; print the leaderboard. Subcommands: calibrate, deploy-bench.")
+               "measure; append rows; print the leaderboard. Subcommands: calibrate, deploy-bench, scaling.")
     p.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"comma list, norm or norm+attention (default {DEFAULT_VARIANTS})")
     p.add_argument("--tasks", default=None, help="comma list (default: every registered task)")
     p.add_argument("--profile", default="smoke", help="smoke (embedded data, minutes on CPU) or paper")
@@ -141,7 +141,14 @@ def cmd_deploy_bench(argv: list[str]) -> int:
     return run_deploy_bench(args, resolve_device(args.device), RESULTS)
 
 
-SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"calibrate": cmd_calibrate, "deploy-bench": cmd_deploy_bench}
+def cmd_scaling(argv: list[str]) -> int:
+    from suite.scaling import run_scaling, scaling_parser
+    args = scaling_parser(Parser).parse_args(argv)
+    return run_scaling(args, resolve_device(args.device), RESULTS)
+
+
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"calibrate": cmd_calibrate, "deploy-bench": cmd_deploy_bench,
+                                                      "scaling": cmd_scaling}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,7 @@ class TimingConfig:
     max_rounds: int = 2000
     block_s: float = 0.05        # target length of one model's share of a round's latency pass
     throughput_batch: int = 64
+    measure_throughput: bool = True  # False: latency only (the throughput pass is skipped)
 
     def __post_init__(self) -> None:
         for name in ("budget_s", "block_s", "warmup_s"):
@@ -173,7 +174,7 @@ def time_interleaved(models: dict[str, nn.Module], make_input: Callable[[int], A
     thr_round: dict[str, list[float]] = {n: [] for n in names}
     with torch.inference_mode():
         cost1 = [_warmup(timer, calls[n][0], cfg) for n in names]
-        costb = [_warmup(timer, calls[n][1], cfg) for n in names]
+        costb = [_warmup(timer, calls[n][1], cfg) if cfg.measure_throughput else 0.0 for n in names]
         # latency gets at least as much of a round as the throughput pass
         kb = max(1, min(100, round(cfg.block_s * 1e3 / max(np.median(costb), 1e-6))))
         k1 = max(1, min(1000, round(max(cfg.block_s * 1e3, kb * np.median(costb)) / max(np.median(cost1), 1e-6))))
@@ -184,8 +185,12 @@ def time_interleaved(models: dict[str, nn.Module], make_input: Callable[[int], A
             for n, s in zip(order, timer.interleave([calls[n][0] for n in order], k1)):
                 lat[n] += s
                 lat_round[n].append(float(np.median(s)))
-            for n, s in zip(order, timer.interleave([calls[n][1] for n in order], kb)):
-                thr_round[n].append(float(np.median(s)))
+            if not cfg.measure_throughput:
+                for n in order:
+                    thr_round[n].append(lat_round[n][-1] * cfg.throughput_batch)
+            else:
+                for n, s in zip(order, timer.interleave([calls[n][1] for n in order], kb)):
+                    thr_round[n].append(float(np.median(s)))
             rounds += 1
             if progress is not None:
                 progress(rounds, time.perf_counter() - t0)

@@ -25,26 +25,31 @@ LM_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def create_model(name: str, variant: str | Variant = "ln", *,
-                 variant_kwargs: dict[str, Any] | None = None, **model_kwargs: Any) -> nn.Module:
+def create_model(name: str, variant: str | Variant = "ln", *, variant_kwargs: dict[str, Any] | None = None,
+                 attention_kwargs: dict[str, Any] | None = None, **model_kwargs: Any) -> nn.Module:
     """Build ``name`` with ``variant`` swapped in (random init; no weights are downloaded).
 
     ``name``: a timm ViT/DeiT/Swin name (``model_kwargs`` pass through to timm) or a named LM
     config from ``LM_CONFIGS`` (``model_kwargs`` override config fields). ``variant_kwargs``
-    go to the norm's constructor (e.g. ``{"total_steps": 1000}``).
+    go to the norm's constructor (e.g. ``{"total_steps": 1000}``). ``variant`` may name an
+    attention (``"prepbn+sla"``); ``attention_kwargs={"slab_convention": True}`` builds a
+    ViT/DeiT the SLAB-DeiT way (average pooling, no class token). What the attention surgery
+    did is kept in ``model.normbench_attention``.
     """
     v = variant if isinstance(variant, Variant) else parse_variant(variant)
+    attention_kwargs = dict(attention_kwargs or {})
+    if attention_kwargs.pop("slab_convention", False) and name.startswith(("vit_", "deit")):
+        model_kwargs = {**model_kwargs, "class_token": False, "global_pool": "avg"}
     model = _build_base(name, model_kwargs)
+    if v.attention is not None:
+        from suite.variants import ATTENTION
+        model.normbench_attention = ATTENTION.get(v.attention).apply(model, attention_kwargs)  # type: ignore[assignment]
     norm_cls = v.norm_cls
     prepare = getattr(norm_cls, "prepare_model", None)
     if callable(prepare):
         prepare(model, dict(variant_kwargs or {}))
     else:
         swap_norms(model, norm_cls, variant_kwargs)
-    if v.attention not in (None, "softmax"):
-        from suite.variants import ATTENTION
-        ATTENTION.get(v.attention)  # validates; attention surgery arrives with its registry entries
-        raise UsageError(f"attention {v.attention!r} cannot be applied to {name!r} yet")
     model.normbench_variant = v.name  # type: ignore[attr-defined]
     return model
 

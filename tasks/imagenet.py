@@ -59,8 +59,8 @@ class ImageNet(Task):
 
     def build_model(self, variant, profile, data, variant_kwargs):  # type: ignore[override]
         from suite.models import create_model
-        return create_model(profile.model, variant, variant_kwargs=variant_kwargs,
-                            num_classes=data.info.num_classes, **profile.model_kwargs)
+        return create_model(profile.model, variant, variant_kwargs=variant_kwargs, num_classes=data.info.num_classes,
+                            attention_kwargs=profile.extra.get("attention_kwargs"), **profile.model_kwargs)
 
     # -- loss and metrics -----------------------------------------------------------------
     def forward(self, model: nn.Module, batch: Any) -> torch.Tensor:

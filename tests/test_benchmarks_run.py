@@ -24,3 +24,20 @@ def test_deploy_bench_runs(tmp_path) -> None:
     assert set(rows) == {"bn", "crms", "none", "ln"}
     assert rows["none"]["b1_vs_none"][0] == 1.0 and rows["crms"]["params"] < rows["ln"]["params"]
     assert "CPU:" in (tmp_path / "report.md").read_text()
+
+
+def test_scaling_benchmark_runs_and_fits(tmp_path) -> None:
+    from suite import jsonio
+    from suite.cli import main
+    assert main(["scaling", "--tokens", "16,64", "--dims", "64", "--seconds", "0.3", "--device", "cpu",
+                 "--out", str(tmp_path)]) == 0
+    report = jsonio.read(tmp_path / "report.json")
+    assert [r["N"] for r in report["rows"]] == [16, 64] and len(report["summary"]) == 1
+    assert (tmp_path / "scaling.png").stat().st_size > 1000
+
+
+def test_crossover_interpolates_in_log_log() -> None:
+    from suite.scaling import crossover, fit_exponent
+    n, how = crossover([100, 400], [1.0, 16.0], [2.0, 8.0])  # ratios 2 then 0.5: equal at N = 200
+    assert how == "interpolated" and abs(n - 200) < 1e-6
+    assert abs(fit_exponent([10, 100, 1000], [1, 100, 10000]) - 2) < 1e-9

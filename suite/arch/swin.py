@@ -5,6 +5,26 @@ import torch.nn as nn
 
 from suite.arch import Adapter, FoldSite, is_norm_slot
 
+SLA_STAGES = (0, 1)  # SLAB-Swin: global SLA in stages 1-2, window softmax in stages 3-4
+
+
+def _sla_block_class() -> type:
+    from timm.models.swin_transformer import SwinTransformerBlock
+
+    class SwinSLABlock(SwinTransformerBlock):
+        """A Swin block whose attention runs globally over the stage map (no windows, no shift)."""
+
+        def _attn(self, x):  # type: ignore[override]
+            b, h, w, c = x.shape
+            return self.attn(x.reshape(b, h * w, c)).reshape(b, h, w, c)
+
+    SwinSLABlock.__module__ = __name__
+    SwinSLABlock.__qualname__ = "SwinSLABlock"
+    return SwinSLABlock
+
+
+SwinSLABlock = _sla_block_class()
+
 
 class SwinAdapter(Adapter):
     name = "timm Swin"
@@ -24,7 +44,7 @@ class SwinAdapter(Adapter):
             for b, blk in enumerate(stage.blocks):
                 p = f"layers.{s}.blocks.{b}"
                 h, w = blk.input_resolution if hasattr(blk, "input_resolution") else (0, 0)
-                if h % blk.window_size[0] or w % blk.window_size[1]:
+                if not isinstance(blk, SwinSLABlock) and (h % blk.window_size[0] or w % blk.window_size[1]):
                     # the block pads after norm1; a folded bias would leak into the padded tokens
                     raise NotImplementedError(f"{p}: resolution {h}x{w} is padded to the window "
                                               f"{tuple(blk.window_size)}; use an input size divisible by it")
@@ -35,3 +55,20 @@ class SwinAdapter(Adapter):
                 raise NotImplementedError("the final norm folds into the head only through average pooling")
             sites.append(FoldSite("norm", ("head.fc",)))
         return sites
+
+    def apply_sla(self, model: nn.Module, **kwargs: object) -> dict:
+        """SLAB-Swin: stages 1-2 get global SLA over the stage map; stages 3-4 keep window softmax."""
+        from suite.variants.attention.sla import SimplifiedLinearAttention
+        replaced = 0
+        for s in SLA_STAGES:
+            if s >= len(model.layers):
+                continue
+            for blk in model.layers[s].blocks:
+                old = blk.attn
+                dim = old.qkv.in_features
+                blk.attn = SimplifiedLinearAttention(dim, old.num_heads, tuple(blk.input_resolution),
+                                                     qkv_bias=old.qkv.bias is not None).to(old.qkv.weight.device)
+                blk.__class__ = SwinSLABlock
+                replaced += 1
+        return {"attention": "sla", "blocks": replaced, "stages": [s + 1 for s in SLA_STAGES if s < len(model.layers)],
+                "convention": "slab-swin (global SLA in stages 1-2, window softmax in 3-4)"}

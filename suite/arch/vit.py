@@ -59,6 +59,19 @@ class ViTAdapter(Adapter):
             out += [(f"blocks.{i}.drop_path1", "pre"), (f"blocks.{i}.drop_path2", "pre")]
         return out
 
+    def apply_sla(self, model: nn.Module, **kwargs: object) -> dict:
+        """Replace every block's attention by SLA over the patch grid (prefix tokens: global term only)."""
+        from suite.variants.attention.sla import SimplifiedLinearAttention
+        grid = tuple(model.patch_embed.grid_size)
+        for blk in model.blocks:
+            old = blk.attn
+            blk.attn = SimplifiedLinearAttention(old.qkv.in_features, old.num_heads, grid,
+                                                 prefix_tokens=model.num_prefix_tokens,
+                                                 qkv_bias=old.qkv.bias is not None).to(old.qkv.weight.device)
+        convention = "slab-deit (average pooling, no class token)" if not model.has_class_token else "model"
+        return {"attention": "sla", "blocks": len(model.blocks), "grid": list(grid),
+                "prefix_tokens": model.num_prefix_tokens, "pooling": model.global_pool, "convention": convention}
+
     def check_pre_ln(self, model: nn.Module) -> None:
         from timm.models.vision_transformer import Block
         for i, blk in enumerate(model.blocks):

@@ -35,6 +35,7 @@ class SimplifiedLinearAttention(nn.Module):
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
         self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
         self.grid, self.prefix_tokens, self.eps = tuple(grid), prefix_tokens, eps
+        self.order = "auto"  # "auto" (the cheaper), "kv_first" = Q (K^T V), "qk_first" = (Q K^T) V
         self.num_tokens = prefix_tokens + grid[0] * grid[1]
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.pos = nn.Parameter(torch.zeros(1, self.num_tokens, dim))
@@ -50,13 +51,15 @@ class SimplifiedLinearAttention(nn.Module):
         heads = (b, n, self.num_heads, self.head_dim)
         q, k, v = (t.reshape(heads).transpose(1, 2) for t in (F.relu(q), F.relu(k), v))  # [B, h, N, d]
         out = self.global_term(q, k, v).to(v.dtype) + self.local_term(v)
-        return self.proj(out.transpose(1, 2).reshape(b, n, c))
+        return self.proj(out.transpose(1, 2).reshape(b, n, self.dim))  # not c: a CRMS stream is d-1 wide
 
     def global_term(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device_type=q.device.type, enabled=False):
-            q, k, v = q.float() if q.dtype != torch.float64 else q, k.to(q.dtype), v.to(q.dtype)
+            dt = torch.promote_types(q.dtype, torch.float32)
+            q, k, v = q.to(dt), k.to(dt), v.to(dt)
             z = 1.0 / (q @ k.sum(dim=2, keepdim=True).transpose(-2, -1) + self.eps)  # [B, h, N, 1]
-            if q.shape[2] > q.shape[3]:
+            kv_first = q.shape[2] > q.shape[3] if self.order == "auto" else self.order == "kv_first"
+            if kv_first:
                 return z * (q @ (k.transpose(-2, -1) @ v))
             return z * ((q @ k.transpose(-2, -1)) @ v)
 
