@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-ARGS ?= --variants ln,none --tasks imagenet
+ARGS ?= --variants ln,un,prepbn,crms
 
 .PHONY: run test bench venv clean-venv
 

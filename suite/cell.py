@@ -7,6 +7,7 @@ cell succeeds) into the cell's folder; timing and memory are measured afterwards
 """
 from __future__ import annotations
 
+import os
 import random
 import sys
 import time
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from suite import jsonio
+from suite.distributed import finish, init_from_env, wrap
 from suite.deploy import count_norm_modules, deploy, deploy_error
 from suite.env import now_iso
 from suite.errors import Diverged, NotApplicable
@@ -27,6 +29,7 @@ from suite.models import count_params
 from suite.train import train
 from suite.variants import parse_variant
 from suite.variants.base import after_training, budget_kwargs
+from suite.variants.tokenbn import TokenBatchNorm
 from tasks import TASKS
 from tasks.base import to_device
 
@@ -43,6 +46,10 @@ class CellSpec:
     max_steps: int | None = None
     threads: int | None = None
     variant_kwargs: dict[str, Any] = field(default_factory=dict)
+    batch_size: int | None = None
+    throughput_batch: int | None = None
+    nproc_per_node: int = 1
+    sync_bn: bool = False
 
     @property
     def key(self) -> str:
@@ -59,29 +66,48 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run_cell(spec: CellSpec) -> dict[str, Any]:
-    """The whole life of a cell; raises on failure (the caller turns it into a status)."""
+def run_cell(spec: CellSpec) -> dict[str, Any] | None:
+    """The whole life of a cell; raises on failure (the caller turns it into a status).
+
+    In a multi-process cell every rank trains; rank 0 alone evaluates, deploys and returns
+    the result (the other ranks return None).
+    """
     task = TASKS.get(spec.task)()
     root = Path(spec.data_root) if spec.data_root else None
-    profile = task.profile(spec.profile, root, spec.max_steps)
+    profile = task.profile(spec.profile, root, spec.max_steps, spec.batch_size, spec.throughput_batch)
     device = torch.device(spec.device)
+    dist = init_from_env(device)
+    if device.type == "cuda" and dist.world > 1:
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+    if dist.world > 1:  # the recipe's batch is global: split it over the processes
+        profile.extra.update(rank=dist.rank, world=dist.world)
+        profile.recipe.batch_size = max(1, profile.recipe.batch_size // dist.world)
     variant = parse_variant(spec.variant)
-    out: dict[str, Any] = {"profile_config": profile.as_dict(), "versions": {"task": task.version, **variant.versions()}}
+    out: dict[str, Any] = {"profile_config": profile.as_dict(), "versions": {"task": task.version, **variant.versions()},
+                           "distributed": dist.as_row(spec.sync_bn)}
     data = task.load(root, profile)
     out["dataset"] = asdict(data.info) | {"label": data.info.label}
-    vkw = {**budget_kwargs(variant.norm_cls, profile.recipe.steps), **spec.variant_kwargs}
+    vkw = {**budget_kwargs(variant.norm_cls, profile.recipe.steps, task.family), **spec.variant_kwargs}
     seed_everything(spec.seed)
     model = task.build_model(variant, profile, data, vkw).to(device)
+    for m in model.modules():
+        if isinstance(m, TokenBatchNorm):
+            m.sync = spec.sync_bn
     out["model"] = {"name": profile.model, "kwargs": profile.model_kwargs, "variant_kwargs": vkw,
                     "attention": getattr(model, "normbench_attention", None), "params_train": count_params(model)}
-    stats = train(model, task, data, profile, device, spec.seed, desc=f"{spec.task}/{spec.variant}/s{spec.seed}")
+    stats = train(model, task, data, profile, device, spec.seed, desc=f"{spec.task}/{spec.variant}/s{spec.seed}",
+                  runner=wrap(model, dist, device), show=dist.main)
+    if not dist.main:
+        return None
     out["train"] = asdict(stats)
     after_training(variant.norm_cls, model, task.train_batches(data, profile, spec.seed),
                    lambda batch: task.forward(model, to_device(batch, device)))
     out["quality"] = task.evaluate(model.eval(), data, profile, device)
     deployed = deploy(model)
-    out["deploy"] = {"rel_err": deploy_error(model, deployed, task.sample_inputs(data, 16, device)),
-                     "norm_modules_left": count_norm_modules(deployed)}
+    probe, probe_dep = task.deploy_probe(model), task.deploy_probe(deployed)
+    out["deploy"] = {"rel_err": deploy_error(probe, probe_dep, task.sample_inputs(data, 16, device)),
+                     "norm_modules_left": count_norm_modules(probe_dep), "checked": type(probe).__name__}
     spec_in = task.input_spec(profile, data)
     out["model"].update(params=count_params(deployed), flops=count_flops(deployed, make_input(spec_in, 1, device)))
     out["input_spec"], out["throughput_batch"] = spec_in, profile.throughput_batch
@@ -98,7 +124,11 @@ def main(spec_path: str) -> int:
     result: dict[str, Any] = {"started_at": now_iso()}
     t0 = time.perf_counter()
     try:
-        result |= run_cell(spec) | {"status": "ok", "message": ""}
+        cell = run_cell(spec)
+        if cell is None:  # a non-zero rank of a multi-process cell: rank 0 reports
+            finish()
+            return 0
+        result |= cell | {"status": "ok", "message": ""}
     except Diverged as e:
         result |= {"status": "diverged", "message": str(e)}
     except NotApplicable as e:
@@ -107,7 +137,9 @@ def main(spec_path: str) -> int:
         (Path(spec.cell_dir) / "error.txt").write_text(traceback.format_exc())
         result |= {"status": "error", "message": f"{type(e).__name__}: {e}".splitlines()[0][:500]}
     result |= {"finished_at": now_iso(), "cell_seconds": time.perf_counter() - t0}
-    jsonio.write_atomic(Path(spec.cell_dir) / "result.json", result)
+    if int(os.environ.get("RANK", "0")) == 0:
+        jsonio.write_atomic(Path(spec.cell_dir) / "result.json", result)
+    finish()
     return 0
 
 

@@ -13,7 +13,7 @@ from typing import Callable
 from suite.env import REPO_ROOT
 from suite.errors import UsageError
 
-DEFAULT_VARIANTS = "ln,none"
+DEFAULT_VARIANTS = "ln,un,prepbn,crms"
 RESULTS = REPO_ROOT / "results"
 
 
@@ -54,7 +54,7 @@ def run_parser() -> Parser:
     p = Parser(prog="run_suite.py", description="Cross tasks with norm/attention variants; train, deploy, "
                "measure; append rows; print the leaderboard. Subcommands: calibrate, deploy-bench, scaling.")
     p.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"comma list, norm or norm+attention (default {DEFAULT_VARIANTS})")
-    p.add_argument("--tasks", default=None, help="comma list (default: every registered task)")
+    p.add_argument("--tasks", default=None, help="comma list (default: the default tasks, see --list)")
     p.add_argument("--profile", default="smoke", help="smoke (embedded data, minutes on CPU) or paper")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--seeds", default="0", help="comma list of integers (default 0)")
@@ -66,6 +66,12 @@ def run_parser() -> Parser:
     p.add_argument("--timing-seconds", type=float, default=None, help="interleaved timing budget per model")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads in every process")
     p.add_argument("--cell-timeout", type=float, default=None, help="seconds before a cell process is killed")
+    p.add_argument("--batch-size", type=int, default=None, help="override the recipe's global batch (paper recipes "
+                   "scale the learning rate linearly)")
+    p.add_argument("--throughput-batch", type=int, default=None, help="override the task's throughput batch")
+    p.add_argument("--nproc-per-node", type=int, default=1, help="train each cell with N processes (torchrun, DDP)")
+    p.add_argument("--sync-bn", action="store_true", help="with --nproc-per-node > 1: BN-family statistics "
+                   "averaged over processes (default: per process)")
     return p
 
 
@@ -77,11 +83,12 @@ def cmd_run(argv: list[str]) -> int:
         print(listing())
         return 0
     variants = [parse_variant(v).name for v in parse_list(args.variants, "--variants")]
-    tasks = parse_list(args.tasks, "--tasks") if args.tasks else TASKS.names()
+    tasks = parse_list(args.tasks, "--tasks") if args.tasks else default_tasks()
     for t in tasks:
         TASKS.get(t)
     seeds = parse_seeds(args.seeds)
-    for flag, value in (("--max-steps", args.max_steps), ("--threads", args.threads)):
+    for flag, value in (("--max-steps", args.max_steps), ("--threads", args.threads), ("--batch-size", args.batch_size),
+                        ("--throughput-batch", args.throughput_batch), ("--nproc-per-node", args.nproc_per_node)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be a positive integer, got {value}")
     if args.data_root is not None and not args.data_root.is_dir():
@@ -96,8 +103,17 @@ def cmd_run(argv: list[str]) -> int:
     from suite.runner import RunConfig, run_sweep
     out = resolve_out(args.out, args.resume, args.profile, device)
     cfg = RunConfig(tasks, variants, seeds, out, args.profile, device, args.data_root, args.resume,
-                    args.max_steps, args.timing_seconds, args.threads, args.cell_timeout)
+                    args.max_steps, args.timing_seconds, args.threads, args.cell_timeout,
+                    batch_size=args.batch_size, throughput_batch=args.throughput_batch,
+                    nproc_per_node=args.nproc_per_node, sync_bn=args.sync_bn)
     return run_sweep(cfg)
+
+
+def default_tasks() -> list[str]:
+    from tasks import TASKS
+    order = {"imagenet": 0, "coco": 1, "wikitext": 2}
+    names = [n for n, cls in TASKS.items() if getattr(cls, "default", True)]
+    return sorted(names, key=lambda n: (order.get(n, 99), n))
 
 
 def resolve_out(out: Path | None, resume: bool, profile: str, device: str) -> Path:
@@ -122,7 +138,8 @@ def listing() -> str:
     lines += ["attention (use as --variants NORM+NAME):"]
     lines += [f"  {n:10s} {describe(c)}" for n, c in ATTENTION.items()] or ["  (none registered)"]
     lines += ["tasks (use as --tasks NAME):"]
-    lines += [f"  {n:10s} {describe(c)}" for n, c in TASKS.items()]
+    lines += [f"  {n:14s} {describe(c)}{'' if getattr(c, 'default', True) else ' [not in the default sweep]'}"
+              for n, c in TASKS.items()]
     lines += ["models (suite.create_model):",
               "  any timm vit_*, deit_*, deit3_*, swin_* name, e.g. vit_tiny_patch16_224, deit_small_patch16_224,"
               " swin_tiny_patch4_window7_224 (random init; kwargs pass through to timm)"]

@@ -80,21 +80,27 @@ def deploy_error(reference: nn.Module, deployed: nn.Module, inputs: Any) -> floa
     was_training = reference.training
     reference.eval()
     try:
-        ref = _as_tensor(reference(inputs)).double()
-        dep = _as_tensor(deployed(inputs)).double()
+        refs, deps = _tensors(reference(inputs)), _tensors(deployed(inputs))
     finally:
         reference.train(was_training)
-    if ref.shape != dep.shape:
-        raise RuntimeError(f"deployed output shape {tuple(dep.shape)} != eval output {tuple(ref.shape)}")
-    scale = ref.abs().max().clamp_min(torch.finfo(torch.float64).tiny)
-    return float((dep - ref).abs().max() / scale)
+    if [r.shape for r in refs] != [d.shape for d in deps]:
+        raise RuntimeError(f"deployed output shapes {[tuple(d.shape) for d in deps]} != eval "
+                           f"{[tuple(r.shape) for r in refs]}")
+    worst = 0.0
+    for ref, dep in zip(refs, deps):  # each output (e.g. pyramid level) against its own scale
+        ref, dep = ref.double(), dep.double()
+        scale = ref.abs().max().clamp_min(torch.finfo(torch.float64).tiny)
+        worst = max(worst, float((dep - ref).abs().max() / scale))
+    return worst
 
 
-def _as_tensor(out: Any) -> torch.Tensor:
+def _tensors(out: Any) -> list[torch.Tensor]:
     if isinstance(out, torch.Tensor):
-        return out
+        return [out]
     if hasattr(out, "logits"):
-        return out.logits
+        return [out.logits]
+    if isinstance(out, dict):
+        return [t for v in out.values() for t in _tensors(v)]
     if isinstance(out, (tuple, list)):
-        return out[0]
+        return _tensors(out[0])
     raise TypeError(f"cannot compare model outputs of type {type(out).__name__}")

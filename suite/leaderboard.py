@@ -103,6 +103,9 @@ def _line(variant: str, vrows: list[dict], better: dict[str, str], base: str, un
     line[f"ratio to {base} ↓ [95% CI]"] = _ratio(ok, base)
     thr = [r["throughput"]["value"] for r in ok if r.get("throughput")]
     line[f"{unit} ↑"] = _fmt(np.median(thr) if thr else None, 1)
+    if any(r.get("generation") for r in vrows):
+        gen = [r["generation"]["ms_per_token"] for r in ok if r.get("generation")]
+        line["gen ms/tok ↓"] = _fmt(np.median(gen) if gen else None, 2)
     mem = [r["memory"]["peak_mb"] for r in ok if (r.get("memory") or {}).get("peak_mb") is not None]
     line["peak MB ↓"] = _fmt(np.median(mem) if mem else None, 1)
     model = next((r["model"] for r in vrows if r.get("model") and "params" in r["model"]), None)

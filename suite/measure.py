@@ -72,7 +72,8 @@ class Timing:
     log_ratios: list[float] = field(default_factory=list)   # per round, vs the baseline
     summary: dict[str, float] = field(default_factory=dict)
 
-    def as_row(self, unit: str) -> dict[str, Any]:
+    def as_row(self, unit: str, items: int = 1) -> dict[str, Any]:
+        """Row fields; ``items`` per sample scales throughput (e.g. tokens per sequence)."""
         return {
             "latency": {**{k: v for k, v in self.summary.items() if k.startswith("p") or k == "mean_ms"},
                         "batch": 1, "n": len(self.latency_samples_ms), "timer": self.timer,
@@ -81,7 +82,7 @@ class Timing:
                         "samples_ms": [round(s, 5) for s in self.latency_samples_ms],
                         "round_ms": [round(s, 5) for s in self.latency_round_ms],
                         "block_iters": self.block_iters["latency"]},
-            "throughput": {"value": self.summary["throughput"], "unit": unit, "batch": self.throughput_batch,
+            "throughput": {"value": self.summary["throughput"] * items, "unit": unit, "batch": self.throughput_batch,
                            "ratio": None if self.throughput_ratio is None else asdict(self.throughput_ratio),
                            "round_ms": [round(s, 5) for s in self.throughput_round_ms]},
         }

@@ -42,6 +42,10 @@ class RunConfig:
     threads: int | None = None
     cell_timeout_s: float | None = None
     variant_kwargs: dict[str, Any] = field(default_factory=dict)
+    batch_size: int | None = None
+    throughput_batch: int | None = None
+    nproc_per_node: int = 1
+    sync_bn: bool = False
 
     @property
     def baseline(self) -> str:
@@ -123,7 +127,8 @@ def _spec(cfg: RunConfig, task: str, variant: str, seed: int) -> CellSpec:
     cell_dir = cfg.out / "cells" / f"{task}-{variant}-s{seed}"
     return CellSpec(task, variant, seed, cfg.profile, cfg.device, str(cell_dir),
                     None if cfg.data_root is None else str(cfg.data_root), cfg.max_steps, cfg.threads,
-                    dict(cfg.variant_kwargs.get(variant, {})))
+                    dict(cfg.variant_kwargs.get(variant, {})), cfg.batch_size, cfg.throughput_batch,
+                    cfg.nproc_per_node, cfg.sync_bn)
 
 
 def _cell_result(cfg: RunConfig, spec: CellSpec) -> dict[str, Any]:
@@ -136,7 +141,10 @@ def _cell_result(cfg: RunConfig, spec: CellSpec) -> dict[str, Any]:
     d.mkdir(parents=True, exist_ok=True)
     res_path.unlink(missing_ok=True)
     jsonio.write_atomic(spec_path, asdict(spec))
-    err = _subprocess(["-m", "suite.cell", str(spec_path)], cfg.cell_timeout_s)
+    launch = ["-m", "suite.cell", str(spec_path)]
+    if cfg.nproc_per_node > 1:  # one cell, several processes (DDP) under torchrun
+        launch = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={cfg.nproc_per_node}", *launch]
+    err = _subprocess(launch, cfg.cell_timeout_s)
     if res_path.exists():
         return jsonio.read(res_path)
     return {"status": "error", "message": err or "cell process ended without writing its result"}
@@ -202,7 +210,8 @@ def _row(cfg: RunConfig, ctx: dict[str, Any], spec: CellSpec, r: dict[str, Any],
         "status": r["status"], "message": r.get("message", ""),
         "quality": r.get("quality", {}), "primary_metric": r.get("primary_metric"),
         "metric_better": r.get("metric_better", {}),
-        "latency": t.get("latency"), "throughput": t.get("throughput"), "memory": r.get("memory"),
+        "latency": t.get("latency"), "throughput": t.get("throughput"), "generation": t.get("generation"),
+        "memory": r.get("memory"),
         "model": r.get("model"), "train": r.get("train"), "deploy": r.get("deploy"), "dataset": dataset,
         "versions": r.get("versions"), "profile_config": r.get("profile_config"),
         "timing_config": (timing or {}).get("config"), "gpu_state": (timing or {}).get("gpu_state"),

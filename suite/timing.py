@@ -30,9 +30,41 @@ def run_group(spec: dict[str, Any]) -> dict[str, Any]:
                                baseline=spec.get("baseline"),
                                progress=lambda r, s: bar.update(1))
     bar.close()
+    rows = {n: t.as_row(spec["unit"], spec["input_spec"].get("items", 1)) for n, t in timings.items()}
+    gen = spec["input_spec"].get("generation")
+    if gen:
+        for n, g in time_generation(models, gen, spec, device).items():
+            rows[n]["generation"] = g
     return {"started_at": spec.get("started_at") or now_iso(), "config": {**spec["timing"], **malloc},
-            "gpu_state": {"before": state_before, "after": _gpu_state(device)},
-            "models": {n: t.as_row(spec["unit"]) for n, t in timings.items()}}
+            "gpu_state": {"before": state_before, "after": _gpu_state(device)}, "models": rows}
+
+
+class Generate(torch.nn.Module):
+    """Greedy generation of a fixed number of new tokens with the KV cache, as one timed call."""
+
+    def __init__(self, lm: torch.nn.Module, new_tokens: int) -> None:
+        super().__init__()
+        self.lm, self.new_tokens = lm, new_tokens
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.lm.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=self.new_tokens,
+                                min_new_tokens=self.new_tokens, do_sample=False, use_cache=True, pad_token_id=0)
+
+
+def time_generation(models: dict[str, Any], gen: dict[str, int], spec: dict[str, Any],
+                    device: torch.device) -> dict[str, dict[str, Any]]:
+    """Latency per generated token at batch 1, the models interleaved as for the forward timing."""
+    k = int(gen["new_tokens"])
+    wrapped = {n: Generate(m, k).eval() for n, m in models.items()}
+    prompt = {**spec["input_spec"], "seq_len": int(gen["prompt"])}
+    cfg = TimingConfig(**{**spec["timing"], "budget_s": spec["timing"]["budget_s"] / 2, "measure_throughput": False,
+                          "throughput_batch": 1})
+    t = time_interleaved(wrapped, lambda b: make_input(prompt, b, device), cfg, device, baseline=spec.get("baseline"))
+    return {n: {"prompt_tokens": int(gen["prompt"]), "new_tokens": k, "p50_ms": r.summary["p50_ms"],
+                "ms_per_token": r.summary["p50_ms"] / k,
+                "ratio": None if r.ratio is None else {"baseline": r.ratio.baseline, "value": r.ratio.value,
+                                                       "lo": r.ratio.lo, "hi": r.ratio.hi}}
+            for n, r in t.items()}
 
 
 def _gpu_state(device: torch.device) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
 from tqdm import tqdm
 
+from suite.distributed import mean_across
 from suite.errors import Diverged
 from tasks.base import Profile, Task, to_device
 
@@ -26,9 +27,12 @@ class TrainStats:
 
 
 def train(model: nn.Module, task: Task, data: Any, profile: Profile, device: torch.device, seed: int,
-          desc: str = "train") -> TrainStats:
+          desc: str = "train", runner: nn.Module | None = None, show: bool = True) -> TrainStats:
+    """Train ``model`` in place; ``runner`` (e.g. its DDP wrapper) is what the loss calls."""
     r = profile.recipe
+    runner = model if runner is None else runner
     model.train()
+    runner.train()
     # weight decay skips biases, norm parameters and model.no_weight_decay() (DeiT recipe)
     opt = create_optimizer_v2(model, "adamw", lr=r.lr, weight_decay=r.weight_decay)
     sched = CosineLRScheduler(opt, t_initial=r.steps, lr_min=r.min_lr, warmup_t=r.warmup_steps,
@@ -36,13 +40,14 @@ def train(model: nn.Module, task: Task, data: Any, profile: Profile, device: tor
     batches = task.train_batches(data, profile, seed)
     step_times, losses = [], []
     t_start = time.perf_counter()
-    bar = tqdm(range(r.steps), desc=desc, leave=False, mininterval=1.0, dynamic_ncols=True)
+    bar = tqdm(range(r.steps), desc=desc, leave=False, mininterval=1.0, dynamic_ncols=True, disable=not show)
     for step in bar:
         t0 = time.perf_counter()
         batch = to_device(next(batches), device)
-        loss = task.loss(model, batch, profile)
-        if not torch.isfinite(loss):
-            raise Diverged(f"non-finite loss {loss.item()} at step {step + 1} of {r.steps}")
+        loss = task.loss(runner, batch, profile)
+        agreed = mean_across(loss)  # every process must take the same decision
+        if not torch.isfinite(agreed):
+            raise Diverged(f"non-finite loss {agreed.item()} at step {step + 1} of {r.steps}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if r.grad_clip:
@@ -52,7 +57,7 @@ def train(model: nn.Module, task: Task, data: Any, profile: Profile, device: tor
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         step_times.append(time.perf_counter() - t0)
-        losses.append(loss.item())
+        losses.append(agreed.item())
         if step % 20 == 0:
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
     bar.close()

@@ -30,6 +30,7 @@ class Recipe:
     label_smoothing: float = 0.0
     grad_clip: float | None = None
     eval_batch_size: int = 256
+    scale_lr_with_batch: bool = False   # linear scaling when the batch is overridden (DeiT's rule)
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -74,6 +75,8 @@ class Task:
     """Base class of a task plugin; subclasses register with ``@register_task(name)``."""
 
     version = "1"
+    family = "vision"                     # "vision" | "lm": picks placement and budget rules of variants
+    default = True                        # part of a sweep when --tasks is not given
     primary_metric = ""
     metrics: dict[str, str] = {}          # metric -> "higher" | "lower" (which is better)
     throughput_unit = "items/s"
@@ -82,17 +85,32 @@ class Task:
     def profiles(self, embedded: bool) -> dict[str, Profile]:
         raise NotImplementedError
 
-    def profile(self, name: str, data_root: Path | None, max_steps: int | None = None) -> Profile:
+    def profile(self, name: str, data_root: Path | None, max_steps: int | None = None,
+                batch_size: int | None = None, throughput_batch: int | None = None) -> Profile:
         profiles = self.profiles(embedded=data_root is None)
         if name not in profiles:
+            if data_root is None and name in self.profiles(embedded=False):
+                raise UsageError(f"the {name!r} profile of task {self.registered_name!r} runs on real data: "
+                                 f"pass --data-root DIR")
             raise UsageError(f"task {self.registered_name!r} has no profile {name!r}; "
                              f"use --profile {' or '.join(sorted(profiles))}")
         prof = profiles[name]
+        r = asdict(prof.recipe)
         if max_steps is not None:
-            r = prof.recipe
-            prof.recipe = Recipe(**{**asdict(r), "steps": max_steps,
-                                    "warmup_steps": min(r.warmup_steps, max(0, max_steps // 10))})
+            r.update(steps=max_steps, warmup_steps=min(r["warmup_steps"], max(0, max_steps // 10)))
+        if batch_size is not None:
+            if r["scale_lr_with_batch"]:
+                r["lr"] = r["lr"] * batch_size / r["batch_size"]
+            r["batch_size"] = batch_size
+        prof.recipe = Recipe(**r)
+        if throughput_batch is not None:
+            prof.throughput_batch = throughput_batch
         return prof
+
+    @staticmethod
+    def shard(profile: Profile) -> tuple[int, int]:
+        """(rank, world) of this process in a multi-process cell."""
+        return int(profile.extra.get("rank", 0)), int(profile.extra.get("world", 1))
 
     # -- data -----------------------------------------------------------------------------
     def check_data(self, data_root: Path | None) -> None:
@@ -121,6 +139,10 @@ class Task:
 
     def evaluate(self, model: nn.Module, data: Any, profile: Profile, device: torch.device) -> dict[str, float]:
         raise NotImplementedError
+
+    def deploy_probe(self, model: nn.Module) -> nn.Module:
+        """The part of the model whose deployed vs eval outputs are compared (default: all of it)."""
+        return model
 
     def sample_inputs(self, data: Any, n: int, device: torch.device) -> Any:
         """A few real eval inputs, for the deployed-vs-eval check."""

@@ -40,7 +40,14 @@ class ImageNet(Task):
                         Recipe(steps=1000, batch_size=64, lr=2e-3, weight_decay=0.05, warmup_steps=100,
                                label_smoothing=0.1, grad_clip=1.0),
                         throughput_batch=64, timing_s_per_model=6.0)
-        return {"smoke": smoke}
+        out = {"smoke": smoke}
+        if not embedded:  # the published recipes, on the real ImageNet layout
+            out["paper"] = paper_profile("paper", "deit_tiny_patch16_224", drop_path=0.1, lr=1e-3, warmup_epochs=5)
+            out["paper-deit-s"] = paper_profile("paper-deit-s", "deit_small_patch16_224", drop_path=0.1, lr=1e-3,
+                                                warmup_epochs=5)
+            out["paper-swin-t"] = paper_profile("paper-swin-t", "swin_tiny_patch4_window7_224", drop_path=0.2, lr=1e-3,
+                                                warmup_epochs=20, grad_clip=5.0)
+        return out
 
     # -- data -----------------------------------------------------------------------------
     def check_data(self, data_root: Path | None) -> None:
@@ -50,12 +57,15 @@ class ImageNet(Task):
     def load(self, data_root: Path | None, profile: Profile) -> Any:
         img = profile.model_kwargs["img_size"]
         if data_root is None:
-            return _Embedded(img)
-        self.check_data(data_root)
-        return _Folders(data_root / "imagenet", img)
+            data: Any = _Embedded(img)
+        else:
+            self.check_data(data_root)
+            data = _Folders(data_root / "imagenet", img, profile.extra.get("augment"))
+        profile.extra["num_classes"] = data.info.num_classes
+        return data
 
     def train_batches(self, data: Any, profile: Profile, seed: int) -> Iterator[Any]:
-        return data.train_batches(profile.recipe.batch_size, seed)
+        return data.train_batches(profile.recipe.batch_size, seed, *self.shard(profile))
 
     def build_model(self, variant, profile, data, variant_kwargs):  # type: ignore[override]
         from suite.models import create_model
@@ -67,7 +77,15 @@ class ImageNet(Task):
         return model(batch[0])
 
     def loss(self, model: nn.Module, batch: Any, profile: Profile) -> torch.Tensor:
-        return F.cross_entropy(self.forward(model, batch), batch[1], label_smoothing=profile.recipe.label_smoothing)
+        x, y = batch
+        mix = profile.extra.get("mixup")
+        if mix and len(x) % 2 == 0:  # Mixup/CutMix (timm) with soft targets; label smoothing inside
+            from timm.data import Mixup
+            from timm.loss import SoftTargetCrossEntropy
+            mixer = Mixup(**mix, num_classes=profile.extra["num_classes"])
+            x, soft = mixer(x, y)
+            return SoftTargetCrossEntropy()(model(x), soft)
+        return F.cross_entropy(model(x), y, label_smoothing=profile.recipe.label_smoothing)
 
     @torch.inference_mode()
     def evaluate(self, model: nn.Module, data: Any, profile: Profile, device: torch.device) -> dict[str, float]:
@@ -116,14 +134,14 @@ class _Embedded:
         self.info = DatasetInfo(f"sklearn-digits-{sk_version}", "embedded", None, n_train, len(x) - n_train,
                                 digest, num_classes=10)
 
-    def train_batches(self, batch: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def train_batches(self, batch: int, seed: int, rank: int = 0, world: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         g = torch.Generator().manual_seed(seed)
         xs, ys = self.x[:self.n_train], self.y[:self.n_train]
         padded = F.pad(xs, (2, 2, 2, 2), value=self.pad_value)
         size = xs.shape[-1]
         while True:
-            perm = torch.randperm(self.n_train, generator=g)
-            for i in range(0, self.n_train - batch + 1, batch):
+            perm = torch.randperm(self.n_train, generator=g)[rank::world]  # same order everywhere, one shard each
+            for i in range(0, len(perm) - batch + 1, batch):
                 idx = perm[i:i + batch]
                 shifts = torch.randint(0, 5, (len(idx), 2), generator=g).tolist()  # +-2 px translation
                 xb = torch.stack([padded[j, :, a:a + size, b:b + size] for j, (a, b) in zip(idx.tolist(), shifts)])
@@ -137,13 +155,16 @@ class _Embedded:
 class _Folders:
     """ImageNet class folders through torchvision's ImageFolder, val mapped to train's classes."""
 
-    def __init__(self, root: Path, img: int) -> None:
-        from torchvision import datasets, transforms as T
-        norm = T.Normalize(MEAN, STD)
-        self.train = datasets.ImageFolder(str(root / "train"), T.Compose([
-            T.RandomResizedCrop(img, antialias=True), T.RandomHorizontalFlip(), T.ToTensor(), norm]))
-        self.val = datasets.ImageFolder(str(root / "val"), T.Compose([
-            T.Resize(int(round(img / 0.875)), antialias=True), T.CenterCrop(img), T.ToTensor(), norm]))
+    def __init__(self, root: Path, img: int, augment: dict[str, Any] | None = None) -> None:
+        from timm.data import create_transform
+        from torchvision import datasets
+        # timm's standard pipelines: random-resized crop + flip (+ RandAugment and random erasing for the
+        # paper recipes) for training; resize to img/0.875 and centre crop for evaluation
+        train_tf = create_transform(img, is_training=True, mean=MEAN, std=STD, **(augment or {}))
+        val_tf = create_transform(img, is_training=False, mean=MEAN, std=STD, crop_pct=0.875,
+                                  interpolation=(augment or {}).get("interpolation", "bilinear"))
+        self.train = datasets.ImageFolder(str(root / "train"), train_tf)
+        self.val = datasets.ImageFolder(str(root / "val"), val_tf)
         to_idx = self.train.class_to_idx
         self.val.samples = [(p, to_idx[self.val.classes[c]]) for p, c in self.val.samples]
         self.val.targets = [c for _, c in self.val.samples]
@@ -151,19 +172,45 @@ class _Folders:
         self.info = DatasetInfo("imagenet", "real", str(root.resolve()), len(self.train), len(self.val),
                                 hashlib.sha256(ident.encode()).hexdigest()[:16], num_classes=len(to_idx))
 
-    def _loader(self, ds: Any, batch: int, shuffle: bool, seed: int = 0, drop_last: bool = False) -> Any:
+    def _loader(self, ds: Any, batch: int, shuffle: bool, seed: int = 0, drop_last: bool = False,
+                sampler: Any = None) -> Any:
         workers = min(4, max(0, (torch.get_num_threads() or 1) - 1))
-        return torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=shuffle, drop_last=drop_last,
-                                           num_workers=workers, generator=torch.Generator().manual_seed(seed))
+        return torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=shuffle and sampler is None, sampler=sampler,
+                                           drop_last=drop_last, num_workers=workers,
+                                           generator=torch.Generator().manual_seed(seed))
 
-    def train_batches(self, batch: int, seed: int) -> Iterator[Any]:
-        batch = min(batch, len(self.train))
-        loader = self._loader(self.train, batch, shuffle=True, seed=seed, drop_last=True)
+    def train_batches(self, batch: int, seed: int, rank: int = 0, world: int = 1) -> Iterator[Any]:
+        from torch.utils.data.distributed import DistributedSampler
+        sampler = DistributedSampler(self.train, num_replicas=world, rank=rank, seed=seed) if world > 1 else None
+        batch = max(1, min(batch, len(self.train) // world))
+        loader = self._loader(self.train, batch, shuffle=True, seed=seed, drop_last=True, sampler=sampler)
+        epoch = 0
         while True:
+            if sampler is not None:
+                sampler.set_epoch(epoch)
             yield from loader
+            epoch += 1
 
     def eval_batches(self, batch: int) -> Iterator[Any]:
         yield from self._loader(self.val, batch, shuffle=False)
+
+
+IMAGENET_TRAIN_IMAGES = 1_281_167
+
+
+def paper_profile(name: str, model: str, *, drop_path: float, lr: float, warmup_epochs: int,
+                  grad_clip: float | None = None, epochs: int = 300, batch: int = 1024) -> Profile:
+    """DeiT / Swin ImageNet-1k recipe: AdamW, cosine, label smoothing 0.1, RandAugment m9, random erasing
+    0.25, Mixup 0.8 / CutMix 1.0 (repeated augmentation and EMA are not implemented)."""
+    steps_per_epoch = IMAGENET_TRAIN_IMAGES // batch
+    recipe = Recipe(steps=epochs * steps_per_epoch, batch_size=batch, lr=lr, weight_decay=0.05, min_lr=1e-5,
+                    warmup_steps=warmup_epochs * steps_per_epoch, label_smoothing=0.1, grad_clip=grad_clip,
+                    eval_batch_size=256, scale_lr_with_batch=True)
+    extra = {"augment": {"auto_augment": "rand-m9-mstd0.5-inc1", "re_prob": 0.25, "interpolation": "bicubic"},
+             "mixup": {"mixup_alpha": 0.8, "cutmix_alpha": 1.0, "label_smoothing": 0.1},
+             "hardware": "8 x 40-80 GB GPUs (A100 class); DeiT-T about 1-2 days per cell, DeiT-S/Swin-T 2-4 days"}
+    return Profile(name, model, {"img_size": 224, "drop_path_rate": drop_path}, recipe, throughput_batch=256,
+                   timing_s_per_model=20.0, extra=extra)
 
 
 def check_class_folders(root: Path, splits: tuple[str, ...], layout: str) -> None:

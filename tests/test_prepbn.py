@@ -95,3 +95,4 @@ def test_recalibration_changes_only_bn_statistics() -> None:
 def test_budget_rule_is_the_reference_fraction() -> None:
     assert PRepBN.budget_kwargs(375_300) == {"total_steps": 60_000}
     assert PRepBN.budget_kwargs(1000) == {"total_steps": 160}
+    assert PRepBN.budget_kwargs(1000, family="lm") == {"total_steps": 160, "warmup_steps": 100}

@@ -24,7 +24,7 @@ class Norm(nn.Module):
     replaces_model_norm = True
 
     @classmethod
-    def budget_kwargs(cls, total_steps: int) -> dict[str, Any]:
+    def budget_kwargs(cls, total_steps: int, family: str = "vision") -> dict[str, Any]:
         """Keyword arguments derived from a run's optimizer-step budget (default none)."""
         return {}
 
@@ -52,10 +52,14 @@ def norm_trait(cls: type, name: str) -> Any:
     return getattr(cls, name, _DEFAULTS[name])
 
 
-def budget_kwargs(cls: type, total_steps: int) -> dict[str, Any]:
+def budget_kwargs(cls: type, total_steps: int, family: str = "vision") -> dict[str, Any]:
     """The norm's keyword arguments derived from a run's step budget ({} if it has none)."""
+    import inspect
     fn = getattr(cls, "budget_kwargs", None)
-    return dict(fn(total_steps)) if callable(fn) else {}
+    if not callable(fn):
+        return {}
+    takes_family = "family" in inspect.signature(fn).parameters
+    return dict(fn(total_steps, family=family) if takes_family else fn(total_steps))
 
 
 def after_training(cls: type, model: nn.Module, batches: Iterable[Any], forward: Callable[[Any], Any]) -> None:

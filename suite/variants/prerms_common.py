@@ -71,7 +71,17 @@ class StreamRMSNorm(nn.Module):
 
     @classmethod
     def deploy_model(cls, model: nn.Module) -> nn.Module:
-        return cls.converter(to_pre_ln(model))
+        """Convert every Pre-LN part (the model itself, or e.g. a detector's backbone) exactly."""
+        from suite.arch import adapted_parts
+        to_pre_ln(model)
+        for prefix, part, adapter in adapted_parts(model):
+            if not adapter.convertible:
+                continue
+            converted = cls.converter(part)
+            if not prefix:
+                return converted
+            replace_module(model, prefix, converted)
+        return model
 
     def extra_repr(self) -> str:
         return f"{self.dim}, eps={self.eps}, stream centered"

@@ -11,11 +11,15 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from suite.distributed import sync_enabled
 from suite.variants.masking import real_tokens
 
 
 class TokenBatchNorm(nn.BatchNorm1d):
     """``nn.BatchNorm1d`` applied to channels-last tokens, padding excluded from statistics."""
+
+    #: average the batch statistics over all processes (set by ``--sync-bn`` in multi-process runs)
+    sync = False
 
     def __init__(self, dim: int, *, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True) -> None:
         super().__init__(dim, eps=eps, momentum=momentum, affine=affine)
@@ -25,11 +29,26 @@ class TokenBatchNorm(nn.BatchNorm1d):
             a, b = self.affine_form()
             return x * a.to(x.dtype) + b.to(x.dtype)
         rows = real_tokens(x)
+        if self.sync and sync_enabled():
+            return self._synced(x, rows)
         if rows.shape[0] == x.reshape(-1, x.shape[-1]).shape[0]:
             return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
         # padding present: statistics (and running updates) from the real rows, applied to all
         mean, var = rows.mean(0), rows.var(0, unbiased=False)
         self._update_running(mean, rows.var(0, unbiased=True) if rows.shape[0] > 1 else var)
+        y = (x - mean) * torch.rsqrt(var + self.eps)
+        return y * self.weight + self.bias if self.affine else y
+
+    def _synced(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Statistics over the real tokens of every process (sum, sum of squares, count)."""
+        from torch.distributed.nn.functional import all_reduce  # autograd-aware: exact SyncBN gradients
+        stats = torch.cat([rows.sum(0), rows.pow(2).sum(0), rows.new_tensor([rows.shape[0]])])
+        total = all_reduce(stats)
+        c = rows.shape[1]
+        n = total[-1]
+        mean = total[:c] / n
+        var = (total[c:2 * c] / n - mean.pow(2)).clamp_min(0)
+        self._update_running(mean.detach(), (var * n / (n - 1).clamp_min(1)).detach())
         y = (x - mean) * torch.rsqrt(var + self.eps)
         return y * self.weight + self.bias if self.affine else y
 

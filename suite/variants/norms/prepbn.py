@@ -14,7 +14,9 @@ RMSNorm (``base="rms"``) and eta and the BN affine start at 0 (``placement_kwarg
 
 Budget rule (``budget_kwargs``): the reference DeiT/Swin schedule moves from LN to RepBN
 over 60k of ~375k optimizer steps (300 epochs at batch 1024, 1251 steps an epoch), so a
-suite run sets ``total_steps = round(steps * 60000 / 375300)`` (16% of its own budget).
+suite run sets ``total_steps = round(steps * 60000 / 375300)`` (16% of its own budget). For
+the language-model placement it also sets an LN-only warm-up of 10% of the run
+(``warmup_steps``); the paper gives no value for short runs, so this is the suite's rule.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from suite.variants.norms.repbn import LM_INIT, RepBN
 
 REFERENCE_TOTAL_STEPS = 60_000
 REFERENCE_RUN_STEPS = 375_300
+LM_WARMUP_FRACTION = 0.1
 
 
 @register_norm("prepbn")
@@ -57,8 +60,11 @@ class PRepBN(nn.Module):
         self.recalibrating = False
 
     @classmethod
-    def budget_kwargs(cls, total_steps: int) -> dict[str, Any]:
-        return {"total_steps": max(1, round(total_steps * REFERENCE_TOTAL_STEPS / REFERENCE_RUN_STEPS))}
+    def budget_kwargs(cls, total_steps: int, family: str = "vision") -> dict[str, Any]:
+        out: dict[str, Any] = {"total_steps": max(1, round(total_steps * REFERENCE_TOTAL_STEPS / REFERENCE_RUN_STEPS))}
+        if family == "lm":  # the LM placement starts with an LN(RMSNorm)-only warm-up: 10% of the run
+            out["warmup_steps"] = max(1, round(LM_WARMUP_FRACTION * total_steps))
+        return out
 
     @classmethod
     def placement_kwargs(cls, family: str, replaced: nn.Module) -> dict[str, Any]:

@@ -88,7 +88,7 @@ class UnifiedNorm(nn.Module):
         self.register_buffer("buf_gz", torch.zeros(window_size, dim))
 
     @classmethod
-    def budget_kwargs(cls, total_steps: int) -> dict[str, Any]:
+    def budget_kwargs(cls, total_steps: int, family: str = "vision") -> dict[str, Any]:
         scale = total_steps / REFERENCE_RUN_STEPS
         return {"warmup_iters": max(1, round(4000 * scale)), "r_warmup": max(1, round(1000 * scale))}
 

@@ -1,0 +1,135 @@
+"""``coco``: object detection, FCOS on a timm ViT/DeiT/Swin backbone; box mAP by pycocotools.
+
+Real data: the COCO 2017 layout under ``--data-root`` (non-contiguous category ids and
+images without annotations handled). Embedded default: a generated shapes set written in
+the same layout (``tasks.cocodata``). Images are resized to a fixed square at the input
+(the ViT's positions fix its size); predictions are mapped back to original image sizes
+and category ids before ``COCOeval``. Only the backbone carries the variant, and deploy is
+checked on the backbone's pyramid features.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+import torch.nn as nn
+
+from tasks import register_task
+from tasks.base import DatasetInfo, Profile, Recipe, Task, to_device
+from tasks.cocodata import CocoSplit, check_layout, embedded_root
+
+
+@register_task("coco")
+class Coco(Task):
+    """Object detection (box mAP@[.5:.95], AP50) with FCOS on timm backbones; embedded: generated shapes."""
+
+    version = "1"
+    primary_metric = "map"
+    metrics = {"map": "higher", "ap50": "higher"}
+    throughput_unit = "img/s"
+
+    def profiles(self, embedded: bool) -> dict[str, Profile]:
+        img = 96 if embedded else 128
+        vit = dict(patch_size=8, embed_dim=96, depth=4, num_heads=3)
+        smoke = Profile("smoke", "vit_tiny_patch16_224", vit,
+                        Recipe(steps=300, batch_size=8, lr=2e-3, weight_decay=0.05, warmup_steps=50, grad_clip=1.0,
+                               eval_batch_size=16),
+                        throughput_batch=8, timing_s_per_model=4.0, extra={"img_size": img, "out_channels": 64})
+        out = {"smoke": smoke}
+        if not embedded:  # a 1x-style schedule: 12 epochs of COCO train2017 (~118k images) at batch 16
+            steps = 12 * 118_287 // 16
+            out["paper"] = Profile(
+                "paper", "deit_small_patch16_224", {"patch_size": 16, "drop_path_rate": 0.1},
+                Recipe(steps=steps, batch_size=16, lr=1e-4, weight_decay=0.05, warmup_steps=1000, min_lr=1e-6,
+                       grad_clip=1.0, eval_batch_size=16, scale_lr_with_batch=True),
+                throughput_batch=16, timing_s_per_model=20.0,
+                extra={"img_size": 512, "out_channels": 256, "head_convs": 4,
+                       "hardware": "8 x 40-80 GB GPUs; about 12-24 h per cell (backbone from scratch: "
+                                   "no weights can be downloaded here)"})
+        return out
+
+    def check_data(self, data_root: Path | None) -> None:
+        if data_root is not None:
+            check_layout(data_root)
+
+    def load(self, data_root: Path | None, profile: Profile) -> Any:
+        root = embedded_root() if data_root is None else data_root
+        if data_root is not None:
+            check_layout(data_root)
+        data = _Data(CocoSplit(root, "train2017"), CocoSplit(root, "val2017"))
+        data.size = profile.extra["img_size"]
+        digest = hashlib.sha256((data.train.fingerprint() + data.val.fingerprint()).encode()).hexdigest()[:16]
+        name = "coco-shapes (generated)" if data_root is None else "coco2017"
+        data.info = DatasetInfo(name, "embedded" if data_root is None else "real",
+                                None if data_root is None else str((data_root / "coco").resolve()),
+                                len(data.train), len(data.val), digest, num_classes=len(data.val.cat_ids))
+        return data
+
+    def train_batches(self, data: Any, profile: Profile, seed: int) -> Iterator[Any]:
+        g = torch.Generator().manual_seed(seed)
+        rank, world = self.shard(profile)
+        n = len(data.train)
+        b = max(1, min(profile.recipe.batch_size, n // world))
+        while True:
+            perm = torch.randperm(n, generator=g).tolist()[rank::world]  # one shard per process
+            for i in range(0, len(perm) - b + 1, b):
+                items = [data.train[j] for j in perm[i:i + b]]
+                yield [x for x, _ in items], [t for _, t in items]
+
+    def build_model(self, variant, profile, data, variant_kwargs):  # type: ignore[override]
+        from suite.detection import create_detector
+        return create_detector(profile.model, variant, num_classes=data.info.num_classes,
+                               img_size=profile.extra["img_size"], out_channels=profile.extra["out_channels"],
+                               head_convs=profile.extra.get("head_convs", 2),
+                               variant_kwargs=variant_kwargs, attention_kwargs=profile.extra.get("attention_kwargs"),
+                               **profile.model_kwargs)
+
+    def forward(self, model: nn.Module, batch: Any) -> Any:
+        return model.backbone(model.transform(batch[0])[0].tensors)
+
+    def loss(self, model: nn.Module, batch: Any, profile: Profile) -> torch.Tensor:
+        return sum(model(batch[0], batch[1]).values())
+
+    @torch.inference_mode()
+    def evaluate(self, model: nn.Module, data: Any, profile: Profile, device: torch.device) -> dict[str, float]:
+        from pycocotools.cocoeval import COCOeval
+        model.eval()
+        val, results = data.val, []
+        for i in range(0, len(val), profile.recipe.eval_batch_size):
+            items = [val[j] for j in range(i, min(len(val), i + profile.recipe.eval_batch_size))]
+            outputs = model([x.to(device) for x, _ in items])
+            for (_, target), out in zip(items, outputs):
+                for box, score, label in zip(out["boxes"].tolist(), out["scores"].tolist(), out["labels"].tolist()):
+                    results.append({"image_id": int(target["image_id"]), "category_id": val.cat_ids[label - 1],
+                                    "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]], "score": score})
+        if not results:
+            return {"map": 0.0, "ap50": 0.0, "detections": 0}
+        with contextlib.redirect_stdout(io.StringIO()):
+            ev = COCOeval(val.coco, val.coco.loadRes(results), "bbox")
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        return {"map": 100.0 * ev.stats[0], "ap50": 100.0 * ev.stats[1], "detections": len(results)}
+
+    def deploy_probe(self, model: nn.Module) -> nn.Module:
+        return model.backbone
+
+    def sample_inputs(self, data: Any, n: int, device: torch.device) -> Any:
+        from suite.detection import MEAN, STD
+        size = data.size
+        imgs = [data.val[j][0] for j in range(min(n, len(data.val)))]
+        x = torch.stack([nn.functional.interpolate(i[None], size=(size, size), mode="bilinear")[0] for i in imgs])
+        return ((x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]).to(device)
+
+    def input_spec(self, profile: Profile, data: Any) -> dict[str, Any]:
+        return {"kind": "image", "shape": [3, data.size, data.size]}
+
+
+class _Data:
+    def __init__(self, train: CocoSplit, val: CocoSplit) -> None:
+        self.train, self.val, self.size = train, val, 0
+        self.info: DatasetInfo

@@ -1,0 +1,122 @@
+"""``wikitext``: causal language modelling on HF GPT-2 (Pre-LN, the Pre-RMSNorm paper's model).
+
+Metrics: perplexity on test (and valid) and bits per byte on test (tokenizer-independent:
+total negative log-likelihood in bits over the UTF-8 bytes of the predicted text). The
+split is read as consecutive non-overlapping windows; the first token of each window has
+no context. Training windows are packed (no padding); the padded last evaluation window
+carries a token mask, so BN-family statistics never see padding. Note for BN-family
+variants: in training their batch statistics mix all positions of the batch, future tokens
+included; evaluation uses running statistics.
+Real data: ``DIR/wikitext/wiki.{train,valid,test}.raw``; embedded: CPython's pydoc topics.
+"""
+from __future__ import annotations
+
+import math
+import platform
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from suite.variants.masking import token_mask
+from tasks import register_task
+from tasks.base import DatasetInfo, Profile, Recipe, Task, to_device
+from tasks.textdata import BPETokenizer, ByteTokenizer, TokenStreams, check_layout, embedded_texts, real_texts
+
+
+@register_task("wikitext")
+class WikiText(Task):
+    """Causal LM on HF GPT-2 (Pre-LN): perplexity, bits/byte; embedded: CPython's pydoc text."""
+
+    version = "1"
+    family = "lm"
+    model = "gpt2-tiny"
+    paper_model = "gpt2-small"
+    primary_metric = "ppl"
+    metrics = {"ppl": "lower", "ppl_valid": "lower", "bpb": "lower"}
+    throughput_unit = "tok/s"
+    default = True
+
+    def profiles(self, embedded: bool) -> dict[str, Profile]:
+        seq = 128
+        smoke = Profile("smoke", self.model, self.positions(seq),
+                        Recipe(steps=400, batch_size=16, lr=2e-3, weight_decay=0.1, warmup_steps=40, grad_clip=1.0,
+                               eval_batch_size=32),
+                        throughput_batch=16, timing_s_per_model=4.0,
+                        extra={"seq_len": seq, "tokenizer": "bytes", "generation": {"prompt": 32, "new_tokens": 32}})
+        out = {"smoke": smoke}
+        if not embedded:  # GPT-2 small on WikiText-103 (the Pre-RMSNorm paper's language-model setting)
+            out["paper"] = Profile(
+                "paper", self.paper_model, self.positions(1024),
+                Recipe(steps=100_000, batch_size=32, lr=6e-4, weight_decay=0.1, warmup_steps=2000, min_lr=6e-5,
+                       grad_clip=1.0, eval_batch_size=8, scale_lr_with_batch=True),
+                throughput_batch=8, timing_s_per_model=20.0,
+                extra={"seq_len": 1024, "tokenizer": "bpe:32768", "generation": {"prompt": 128, "new_tokens": 64},
+                       "hardware": "8 x 40-80 GB GPUs; about 1 day per cell (3.3B tokens seen)"})
+        return out
+
+    def positions(self, seq: int) -> dict[str, Any]:
+        return {"n_positions": seq}
+
+    # -- data -----------------------------------------------------------------------------
+    def check_data(self, data_root: Path | None) -> None:
+        if data_root is not None:
+            check_layout(data_root)
+
+    def load(self, data_root: Path | None, profile: Profile) -> Any:
+        texts = embedded_texts() if data_root is None else real_texts(data_root)
+        kind = profile.extra.get("tokenizer", "bytes")
+        tok = ByteTokenizer() if kind == "bytes" else BPETokenizer(texts["train"], int(kind.split(":")[1]))
+        streams = TokenStreams(texts, tok)
+        name = f"python-{platform.python_version()}-pydoc-topics" if data_root is None else "wikitext"
+        path = None if data_root is None else str((data_root / "wikitext").resolve())
+        streams.info = DatasetInfo(name, "embedded" if data_root is None else "real", path,
+                                   len(streams.ids["train"]), len(streams.ids["test"]), streams.fingerprint)
+        return streams
+
+    def train_batches(self, data: Any, profile: Profile, seed: int) -> Iterator[Any]:
+        rank, _ = self.shard(profile)  # independent random windows per process
+        return data.windows("train", profile.extra["seq_len"], profile.recipe.batch_size, seed + 1000 * rank)
+
+    # -- model, loss, metrics -----------------------------------------------------------------
+    def build_model(self, variant, profile, data, variant_kwargs):  # type: ignore[override]
+        from suite.models import create_model
+        return create_model(profile.model, variant, variant_kwargs=variant_kwargs,
+                            vocab_size=data.tokenizer.vocab_size, **profile.model_kwargs)
+
+    def forward(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        return model(input_ids=batch).logits
+
+    def loss(self, model: nn.Module, batch: Any, profile: Profile) -> torch.Tensor:
+        return model(input_ids=batch, labels=batch).loss
+
+    @torch.inference_mode()
+    def evaluate(self, model: nn.Module, data: Any, profile: Profile, device: torch.device) -> dict[str, float]:
+        model.eval()
+        out = {}
+        for split in ("valid", "test"):
+            nll, tokens = 0.0, 0
+            for ids, mask in data.chunks(split, profile.extra["seq_len"], profile.recipe.eval_batch_size):
+                ids, mask = to_device((ids, mask), device)
+                with token_mask(mask):
+                    logits = model(input_ids=ids).logits.float()
+                target_ok = mask[:, 1:] & mask[:, :-1]
+                losses = F.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")
+                nll += float(losses[target_ok].sum())
+                tokens += int(target_ok.sum())
+            out["ppl" if split == "test" else "ppl_valid"] = math.exp(nll / tokens)
+            if split == "test":  # bytes of the predicted text, tokenizer-independent
+                predicted_bytes = data.bytes[split] * tokens / len(data.ids[split])
+                out["bpb"] = nll / math.log(2) / predicted_bytes
+        return out
+
+    def sample_inputs(self, data: Any, n: int, device: torch.device) -> Any:
+        ids, _ = next(iter(data.chunks("test", 64, n)))
+        return ids.to(device)
+
+    def input_spec(self, profile: Profile, data: Any) -> dict[str, Any]:
+        seq = profile.extra["seq_len"]
+        return {"kind": "tokens", "seq_len": seq, "vocab_size": data.tokenizer.vocab_size, "items": seq,
+                "generation": profile.extra.get("generation")}
