@@ -156,10 +156,12 @@ def find_steps(values: list[float], rule: Rule, recent: int = 7, window: int = W
     for c in range(max(MIN_HISTORY, len(x) - recent), len(x)):
         before, after = x[max(0, c - window):c], x[c:]
         k, m = len(before), len(after)
-        s = max(float(np.std(before, ddof=1)), float(np.std(after, ddof=1)) if m > 2 else 0.0)
-        sd = s * math.sqrt((1.0 if m <= 2 else math.pi / 2) / m + math.pi / (2 * k))
+        # pooled spread of both levels (a two-sample t); medians cost a factor pi/2 in variance
+        ss = float(np.var(before, ddof=1)) * (k - 1) + (float(np.var(after, ddof=1)) * (m - 1) if m > 1 else 0.0)
+        df = k - 1 + max(m - 1, 0)
+        sd = math.sqrt(ss / df) * math.sqrt((1.0 if m <= 2 else math.pi / 2) / m + math.pi / (2 * k))
         d = float(np.median(after) - np.median(before))
-        threshold = max(rule.min_step, float(stats.t.ppf(1 - alpha, k - 1)) * sd)
+        threshold = max(rule.min_step, float(stats.t.ppf(1 - alpha, df)) * sd)
         worse = d if rule.better == "lower" else -d
         if abs(worse) > threshold:
             found.append((c, "regressed" if worse > 0 else "improved", d, abs(worse) / max(threshold, 1e-12)))
