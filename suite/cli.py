@@ -52,7 +52,8 @@ def resolve_device(name: str) -> str:
 
 def run_parser() -> Parser:
     p = Parser(prog="run_suite.py", description="Cross tasks with norm/attention variants; train, deploy, "
-               "measure; append rows; print the leaderboard. Subcommands: calibrate, deploy-bench, scaling.")
+               "measure; append rows; print the leaderboard. Subcommands: calibrate, deploy-bench, scaling, merge, "
+               "compare, history.")
     p.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"comma list, norm or norm+attention (default {DEFAULT_VARIANTS})")
     p.add_argument("--tasks", default=None, help="comma list (default: the default tasks, see --list)")
     p.add_argument("--profile", default="smoke", help="smoke (embedded data, minutes on CPU) or paper")
@@ -72,6 +73,10 @@ def run_parser() -> Parser:
     p.add_argument("--nproc-per-node", type=int, default=1, help="train each cell with N processes (torchrun, DDP)")
     p.add_argument("--sync-bn", action="store_true", help="with --nproc-per-node > 1: BN-family statistics "
                    "averaged over processes (default: per process)")
+    p.add_argument("--shard", default=None, metavar="I/N", help="run shard I of N: whole (task, seed) groups, "
+                   "sorted and dealt round-robin; combine the shards with `merge`")
+    from suite.nightly import add_arguments
+    add_arguments(p)  # --compare, --fail-on-regression, --history, --window
     return p
 
 
@@ -96,6 +101,10 @@ def cmd_run(argv: list[str]) -> int:
                          f"(layout DIR/imagenet/{{train,val}}/<class>/*.JPEG), or leave it out for embedded data")
     for t in tasks:
         TASKS.get(t)().profile(args.profile, args.data_root)
+    from suite.nightly import finish, options
+    from suite.shard import parse_shard
+    shard = parse_shard(args.shard) if args.shard is not None else None
+    nightly = options(args)
     device = resolve_device(args.device)
     if args.threads:
         import torch
@@ -103,10 +112,12 @@ def cmd_run(argv: list[str]) -> int:
     from suite.runner import RunConfig, run_sweep
     out = resolve_out(args.out, args.resume, args.profile, device)
     cfg = RunConfig(tasks, variants, seeds, out, args.profile, device, args.data_root, args.resume,
-                    args.max_steps, args.timing_seconds, args.threads, args.cell_timeout,
+                    args.max_steps, args.timing_seconds, args.threads, args.cell_timeout, shard=shard,
                     batch_size=args.batch_size, throughput_batch=args.throughput_batch,
                     nproc_per_node=args.nproc_per_node, sync_bn=args.sync_bn)
-    return run_sweep(cfg)
+    code = run_sweep(cfg)
+    from suite.store import Store
+    return max(code, finish(out, Store(out).rows(), nightly))
 
 
 def default_tasks() -> list[str]:
@@ -164,8 +175,24 @@ def cmd_scaling(argv: list[str]) -> int:
     return run_scaling(args, resolve_device(args.device), RESULTS)
 
 
+def cmd_merge(argv: list[str]) -> int:
+    from suite.nightly import merge_parser, run_merge
+    return run_merge(merge_parser(Parser).parse_args(argv))
+
+
+def cmd_compare(argv: list[str]) -> int:
+    from suite.nightly import compare_parser, run_compare
+    return run_compare(compare_parser(Parser).parse_args(argv))
+
+
+def cmd_history(argv: list[str]) -> int:
+    from suite.nightly import history_parser, run_history
+    return run_history(history_parser(Parser).parse_args(argv))
+
+
 SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {"calibrate": cmd_calibrate, "deploy-bench": cmd_deploy_bench,
-                                                      "scaling": cmd_scaling}
+                                                      "scaling": cmd_scaling, "merge": cmd_merge,
+                                                      "compare": cmd_compare, "history": cmd_history}
 
 
 def main(argv: list[str] | None = None) -> int:

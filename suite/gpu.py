@@ -100,6 +100,29 @@ def gpu_state(cuda_index: int = 0) -> dict[str, Any] | None:
     }
 
 
+def state_warnings(states: dict[str, Any] | None) -> list[str]:
+    """Why a row's timing may be unfair, from its ``gpu_state`` {before, after}: a throttled
+    clock or another process on the GPU at either end of the measurement."""
+    out: list[str] = []
+    for s in [(states or {}).get(k) for k in ("before", "after")]:
+        if not s:
+            continue
+        if s.get("throttled"):
+            reasons = sorted(set(s.get("throttle_reasons") or []) & THROTTLING)
+            out.append(f"while throttled ({', '.join(reasons) or 'clock held down'})")
+        if (s.get("other_processes") or 0) > 0:
+            out.append(f"with {s['other_processes']} other process(es) on the GPU")
+    return list(dict.fromkeys(out))
+
+
+def state_flag(states: dict[str, Any] | None) -> str:
+    """The leaderboard's short flag: 'throttled', 'shared GPU' or ''."""
+    warnings = state_warnings(states)
+    if any(w.startswith("while throttled") for w in warnings):
+        return "throttled"
+    return "shared GPU" if warnings else ""
+
+
 def process_memory_mb(cuda_index: int = 0, pid: int | None = None) -> float | None:
     """GPU memory NVML attributes to process ``pid`` (default: this one), in MiB."""
     h = handle(cuda_index)

@@ -16,6 +16,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from suite.env import now_iso
+from suite.gpu import state_flag, state_warnings
 from suite.measure import ratio_ci
 
 ARROW = {"higher": "↑", "lower": "↓"}
@@ -32,11 +33,17 @@ def latest_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(latest.values())
 
 
-def write_reports(rows: list[dict[str, Any]], out_dir: Path) -> str:
+def write_reports(rows: list[dict[str, Any]], out_dir: Path,
+                  extra_links: list[tuple[str, str]] | None = None) -> str:
+    """table.csv, leaderboard.md and its plots (Pareto PNGs; trend PNGs passed in ``extra_links``)."""
+    from suite.plots import pareto_plots
     rows = latest_rows(rows)
     out_dir = Path(out_dir)
     flat_table(rows).to_csv(out_dir / "table.csv", index=False)
+    links = pareto_plots(rows, out_dir) + list(extra_links or [])
     md = leaderboard_markdown(rows)
+    if links:
+        md += "\n## Plots\n\n" + "\n".join(f"- [{title}]({name})" for title, name in links) + "\n"
     (out_dir / "leaderboard.md").write_text(md)
     return md
 
@@ -61,6 +68,8 @@ def leaderboard_markdown(rows: list[dict[str, Any]]) -> str:
         parts += [f"## {key[0]} · profile {key[1]} · {key[2]} · data: {key[3]}", "", _section_table(section), ""]
         notes = [f"- `{r['variant']}` seed {r['seed']}: **{r['status']}**: {r.get('message') or ''}".rstrip(": ")
                  for r in section if r.get("status") != "ok"]
+        notes += [f"- ⚠ `{r['variant']}` seed {r['seed']}: measured {' and '.join(state_warnings(r.get('gpu_state')))}; "
+                  "its latency may be inflated" for r in section if state_warnings(r.get("gpu_state"))]
         parts += notes + ([""] if notes else [])
     return "\n".join(parts)
 
@@ -94,7 +103,8 @@ def _line(variant: str, vrows: list[dict], better: dict[str, str], base: str, un
     ok = [r for r in vrows if r.get("status") == "ok"]
     line: dict[str, str] = {"variant": variant}
     statuses = sorted({r.get("status", "?") for r in vrows})
-    line["status"] = "/".join(statuses)
+    flags = sorted({state_flag(r.get("gpu_state")) for r in ok} - {""})
+    line["status"] = "/".join(statuses) + "".join(f" ⚠ {f}" for f in flags)
     for m, direction in better.items():
         vals = [r["quality"][m] for r in vrows if r.get("status") == "ok" and m in (r.get("quality") or {})]
         line[f"{METRIC_LABEL.get(m, m)} {ARROW[direction]}"] = _mean_std(vals)

@@ -22,6 +22,7 @@ from suite.cell import CellSpec, cell_key
 from suite.env import REPO_ROOT, SCHEMA_VERSION, now_iso, provenance
 from suite.errors import DataError, UsageError
 from suite.leaderboard import write_reports
+from suite.shard import Shard, shard_groups
 from suite.store import Store
 from suite.variants import parse_variant
 from tasks import TASKS
@@ -46,6 +47,7 @@ class RunConfig:
     throughput_batch: int | None = None
     nproc_per_node: int = 1
     sync_bn: bool = False
+    shard: Shard | None = None            # run only this shard's (task, seed) groups
 
     @property
     def baseline(self) -> str:
@@ -68,8 +70,11 @@ def run_sweep(cfg: RunConfig) -> int:
                                                   "argv": sys.argv, "config": _jsonable(asdict(cfg))})
         ctx = {"run_id": run_id, "provenance": provenance(_torch_device(cfg.device))}
         done, errors = store.done_keys(), 0
+        mine = set(shard_groups(cfg.tasks, cfg.seeds, cfg.shard))
         for task in cfg.tasks:
             for seed in cfg.seeds:
+                if (task, seed) not in mine:
+                    continue
                 keys = {v: cell_key(task, v, seed, cfg.profile, cfg.device) for v in cfg.variants}
                 pending = [v for v in cfg.variants if keys[v] not in done]
                 if task in bad:

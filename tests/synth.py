@@ -1,0 +1,112 @@
+"""Synthetic rows and nights for the nightly-regression tests (no training, no timing).
+
+A night's timing noise mimics a busy CPU: a drift shared by every round and variant of
+the night (the machine's state), round-level noise shared by the variants timed in that
+round (they are interleaved), small per-model noise, occasional outlier rounds, and a
+per-process "layout luck" per variant that the paired ratio does not cancel.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+BASE_MS = {"ln": 1.30, "un": 1.20, "rms": 1.25}
+TOP1 = {"ln": 97.5, "un": 96.0, "rms": 97.2}
+MEM_MB = {"ln": 28.0, "un": 27.5, "rms": 27.8}
+BATCH = 64
+
+
+def provenance(**over: Any) -> dict[str, Any]:
+    dev = {"type": "cpu", "name": "Test CPU", "cpu": "Test CPU", "torch_threads": 2} | over.pop("device", {})
+    libs = {"torch": "2.14.1", "timm": "1.0.31", "transformers": "5.23.0"} | over.pop("libraries", {})
+    return {"schema_version": 1, "suite_version": "0.1.0", "git": {"commit": over.pop("commit", "c0ffee"),
+            "dirty": False}, "python": "3.11", "libraries": libs, "host": "h", "device": dev} | over
+
+
+def make_row(variant: str, seed: int = 0, *, task: str = "imagenet", round_ms: list[float] | None = None,
+             thr_round_ms: list[float] | None = None, log_ratios: list[float] | None = None,
+             top1: float = 97.0, peak_mb: float = 28.0, status: str = "ok", run_id: str = "run0",
+             recorded_at: str = "2026-01-01T00:00:00+00:00", device: str = "cpu",
+             gpu_state: dict | None = None, prov: dict | None = None) -> dict[str, Any]:
+    """One results row shaped like the runner's, with the fields the verdicts read."""
+    round_ms = list(round_ms if round_ms is not None else [1.0] * 20)
+    thr_round_ms = list(thr_round_ms if thr_round_ms is not None else [40.0] * 20)
+    ok = status == "ok"
+    ratio = None if variant == "ln" and log_ratios is None else \
+        {"baseline": "ln", "value": 1.0, "lo": 1.0, "hi": 1.0, "log_ratios": list(log_ratios or [0.0] * 20)}
+    return {
+        "schema_version": 1, "run_id": run_id, "key": f"{task}|{variant}|{seed}|smoke|{device}", "task": task,
+        "variant": variant, "norm": variant, "attention": None, "seed": seed, "profile": "smoke", "device": device,
+        "status": status, "message": "" if ok else "RuntimeError: boom",
+        "quality": {"top1": top1, "top5": 100.0} if ok else {}, "primary_metric": "top1",
+        "metric_better": {"top1": "higher", "top5": "higher"},
+        "latency": {"p50_ms": float(np.median(round_ms)), "samples_ms": round_ms, "round_ms": round_ms,
+                    "ratio": ratio} if ok else None,
+        "throughput": {"value": BATCH * 1e3 / float(np.median(thr_round_ms)), "unit": "img/s", "batch": BATCH,
+                       "round_ms": thr_round_ms} if ok else None,
+        "memory": {"peak_mb": peak_mb, "source": "cpu: test"} if ok else None,
+        "model": {"params": 1e5, "flops": 1e7}, "deploy": {"rel_err": 0.0},
+        "dataset": {"kind": "embedded", "label": "digits (embedded)", "fingerprint": "d1"},
+        "gpu_state": gpu_state, "provenance": prov or provenance(device={"type": device}),
+        "recorded_at": recorded_at,
+    }
+
+
+@dataclass
+class Noise:
+    drift_sd: float = 0.02        # whole-machine drift per night (log sd), shared by everything
+    round_sd: float = 0.02        # per round, shared by the variants interleaved in it
+    model_sd: float = 0.01        # per round and model
+    layout_sd: float = 0.003      # per night and model: what the paired ratio cannot cancel
+    outlier_p: float = 0.03       # chance that a model's round is hit by an outlier
+    top1_sd: float = 0.15         # quality redraw between nights (points)
+    mem_sd: float = 0.003
+    rounds: int = 60
+    variants: tuple[str, ...] = ("ln", "un", "rms")
+    seeds: tuple[int, ...] = (0,)
+
+
+@dataclass
+class Change:
+    """A real change applied to one night: latency/memory factors and top-1 shifts per variant."""
+
+    latency: dict[str, float] = field(default_factory=dict)
+    top1: dict[str, float] = field(default_factory=dict)
+    memory: dict[str, float] = field(default_factory=dict)
+
+
+def _rounds(rng: np.random.Generator, n: int, base: float, shared: np.ndarray, noise: Noise) -> np.ndarray:
+    out = rng.normal(0, noise.model_sd, n) + shared
+    hit = rng.random(n) < noise.outlier_p
+    out[hit] += np.log(rng.uniform(1.1, 1.6, hit.sum()))
+    return base * np.exp(out)
+
+
+def night(rng: np.random.Generator, n: int, noise: Noise = Noise(), change: Change = Change()) -> list[dict]:
+    """The rows of night ``n``: every variant and seed, timed in one interleaved group per seed."""
+    drift = rng.normal(0, noise.drift_sd)
+    rows = []
+    for seed in noise.seeds:
+        shared = rng.normal(0, noise.round_sd, noise.rounds) + drift
+        shared_thr = rng.normal(0, noise.round_sd, noise.rounds) + drift
+        lat, thr = {}, {}
+        for v in noise.variants:
+            f = np.log(change.latency.get(v, 1.0)) + rng.normal(0, noise.layout_sd)
+            lat[v] = _rounds(rng, noise.rounds, BASE_MS[v], shared + f, noise)
+            thr[v] = _rounds(rng, noise.rounds, BASE_MS[v] * BATCH * 0.5, shared_thr + f, noise)
+        for v in noise.variants:
+            rows.append(make_row(
+                v, seed, round_ms=list(lat[v]), thr_round_ms=list(thr[v]),
+                log_ratios=None if v == "ln" else list(np.log(lat[v]) - np.log(lat["ln"])),
+                top1=TOP1[v] + change.top1.get(v, 0.0) + rng.normal(0, noise.top1_sd),
+                peak_mb=MEM_MB[v] * change.memory.get(v, 1.0) * np.exp(rng.normal(0, noise.mem_sd)),
+                run_id=f"night{n}", recorded_at=f"2026-01-{1 + n % 28:02d}T02:00:00+00:00"))
+    return rows
+
+
+def as_history_night(rows: list[dict], n: int) -> list[dict]:
+    """The rows as the history store keeps them (a ``night`` id added)."""
+    return [copy.deepcopy(r) | {"night": f"n{n:04d}"} for r in rows]

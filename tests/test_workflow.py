@@ -1,0 +1,56 @@
+"""The nightly GPU workflow parses, has the documented shape, and only uses real CLI flags."""
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import yaml
+from conftest import ROOT
+
+from suite.cli import Parser, run_parser
+from suite.nightly import history_parser, merge_parser
+
+WORKFLOW = ROOT / ".github" / "workflows" / "nightly-gpu.yml"
+
+
+def commands(job: dict, env: dict[str, str], shard: str = "3") -> list[list[str]]:
+    """Every ``run_suite.py`` invocation of a job, as argv after ``run_suite.py``, with the
+    matrix value and the workflow's env substituted as the runner would."""
+    out = []
+    for step in job["steps"]:
+        text = step.get("run", "").replace("${{ matrix.shard }}", shard)
+        for name, value in env.items():
+            text = text.replace(f"${name}", value)
+        for line in text.splitlines():
+            if "run_suite.py" in line:
+                out.append(shlex.split(line.split("run_suite.py", 1)[1].split("|")[0]))
+    return out
+
+
+def test_workflow_structure_and_commands() -> None:
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    triggers = wf.get("on", wf.get(True))  # YAML 1.1 reads a bare `on` as True
+    assert "schedule" in triggers and "workflow_dispatch" in triggers
+    shard, merge = wf["jobs"]["shard"], wf["jobs"]["merge"]
+    assert "self-hosted" in shard["runs-on"] and "gpu" in shard["runs-on"]
+    assert shard["strategy"]["matrix"]["shard"] == [1, 2, 3, 4] and shard["strategy"]["fail-fast"] is False
+    assert merge["needs"] == "shard" and merge["if"] == "always()"
+    uses = [s.get("uses", "") for s in merge["steps"]]
+    assert any(u.startswith("actions/download-artifact") for u in uses)
+    assert any(u.startswith("actions/cache/restore") for u in uses) and any(u.startswith("actions/cache/save") for u in uses)
+    assert any(s.get("uses", "").startswith("actions/upload-artifact") for s in shard["steps"])
+
+    sweep = commands(shard, wf["env"])
+    assert len(sweep) == 1
+    args = run_parser().parse_args(sweep[0])  # every flag exists in the sweep's parser
+    assert args.shard == "3/4" and args.device == "cuda" and args.profile == "smoke"
+    assert f"/{len(shard['strategy']['matrix']['shard'])}" in args.shard
+    upload = next(s["with"]["path"] for s in shard["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
+    assert str(args.out).replace("3", "${{ matrix.shard }}") in upload  # the shard's --out is what is uploaded
+
+    merge_cmds = commands(merge, wf["env"])
+    m = next(c for c in merge_cmds if c[0] == "merge")
+    margs = merge_parser(Parser).parse_args(m[1:])
+    assert margs.fail_on_regression and margs.compare == margs.history == Path("results/history")
+    h = next(c for c in merge_cmds if c[0] == "history")
+    assert history_parser(Parser).parse_args(h[1:]).metric == "latency"
