@@ -98,6 +98,7 @@ def run_cell(spec: CellSpec) -> dict[str, Any] | None:
                     "attention": getattr(model, "normbench_attention", None), "params_train": count_params(model)}
     stats = train(model, task, data, profile, device, spec.seed, desc=f"{spec.task}/{spec.variant}/s{spec.seed}",
                   runner=wrap(model, dist, device), show=dist.main)
+    finish()  # training was the collective part; rank 0 alone recalibrates, evaluates and deploys
     if not dist.main:
         return None
     out["train"] = asdict(stats)

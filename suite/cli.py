@@ -8,7 +8,7 @@ import argparse
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from suite.env import REPO_ROOT
 from suite.errors import UsageError
@@ -75,6 +75,9 @@ def run_parser() -> Parser:
                    "averaged over processes (default: per process)")
     p.add_argument("--shard", default=None, metavar="I/N", help="run shard I of N: whole (task, seed) groups, "
                    "sorted and dealt round-robin; combine the shards with `merge`")
+    p.add_argument("--set", action="append", default=[], metavar="VARIANT.KEY=VALUE", dest="overrides",
+                   help="override a norm keyword of one variant (repeatable), e.g. prepbn.total_steps=500; "
+                        "recorded in the row's model.variant_kwargs")
     from suite.nightly import add_arguments
     add_arguments(p)  # --compare, --fail-on-regression, --history, --window
     return p
@@ -96,9 +99,10 @@ def cmd_run(argv: list[str]) -> int:
                         ("--throughput-batch", args.throughput_batch), ("--nproc-per-node", args.nproc_per_node)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be a positive integer, got {value}")
+    overrides = parse_overrides(args.overrides, variants)
     if args.data_root is not None and not args.data_root.is_dir():
-        raise UsageError(f"--data-root {args.data_root} is not a folder; give the folder that holds imagenet/ "
-                         f"(layout DIR/imagenet/{{train,val}}/<class>/*.JPEG), or leave it out for embedded data")
+        raise UsageError(f"--data-root {args.data_root} is not a folder; give the folder that holds imagenet/, "
+                         f"coco/ or wikitext/ in their public layouts, or leave it out for embedded data")
     for t in tasks:
         TASKS.get(t)().profile(args.profile, args.data_root)
     from suite.nightly import finish, options
@@ -114,10 +118,37 @@ def cmd_run(argv: list[str]) -> int:
     cfg = RunConfig(tasks, variants, seeds, out, args.profile, device, args.data_root, args.resume,
                     args.max_steps, args.timing_seconds, args.threads, args.cell_timeout, shard=shard,
                     batch_size=args.batch_size, throughput_batch=args.throughput_batch,
-                    nproc_per_node=args.nproc_per_node, sync_bn=args.sync_bn)
+                    nproc_per_node=args.nproc_per_node, sync_bn=args.sync_bn, variant_kwargs=overrides)
     code = run_sweep(cfg)
     from suite.store import Store
     return max(code, finish(out, Store(out).rows(), nightly))
+
+
+def parse_overrides(items: list[str], variants: list[str]) -> dict[str, dict[str, Any]]:
+    """``["prepbn.total_steps=500"]`` -> ``{"prepbn": {"total_steps": 500}}``, checked against the norm's keywords."""
+    import inspect
+    import json
+
+    from suite.variants import NORMS, parse_variant
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        target, eq, value = item.partition("=")
+        variant, dot, key = target.rpartition(".")
+        if not (eq and dot and variant and key):
+            raise UsageError(f"malformed --set {item!r}: use VARIANT.KEY=VALUE, e.g. --set prepbn.total_steps=500")
+        if variant not in variants:
+            raise UsageError(f"--set {item!r} names {variant!r}, which is not in --variants ({','.join(variants)})")
+        norm_cls = NORMS.get(parse_variant(variant).norm)
+        params = inspect.signature(norm_cls.__init__).parameters
+        if key not in params or key in ("self", "dim"):
+            known = ", ".join(k for k, v in params.items() if v.kind is v.KEYWORD_ONLY) or "none"
+            raise UsageError(f"--set {item!r}: {parse_variant(variant).norm} has no keyword {key!r} (known: {known})")
+        try:
+            parsed: Any = json.loads(value)
+        except ValueError:
+            parsed = value
+        out.setdefault(variant, {})[key] = parsed
+    return out
 
 
 def default_tasks() -> list[str]:

@@ -3,7 +3,9 @@
 The runner starts a cell with ``python -m torch.distributed.run --standalone
 --nproc-per-node N -m suite.cell SPEC`` when ``--nproc-per-node N > 1``. Every rank trains
 on its own shard of the data (the global batch split evenly); gradients are averaged by
-DDP. Only rank 0 evaluates, deploys and writes the result. BN-family statistics are
+DDP. After the last step the process group closes; rank 0 alone then runs the after-training
+hook (PRepBN's BN recalibration, with its own statistics), evaluates, deploys and writes the
+result, so the running statistics a row reports are rank 0's. BN-family statistics are
 per-process by default (the papers' setting); ``--sync-bn`` averages them across
 processes in every training forward. DDP does not broadcast buffers here
 (``broadcast_buffers=False``): broadcasting would overwrite each rank's running statistics
@@ -50,7 +52,10 @@ def wrap(model: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
     if info.world <= 1:
         return model
     ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+    # unused parameters are normal here: PRepBN's BN branch and eta sit idle during an LN/RMSNorm-only
+    # warm-up, and a user's proposal may skip parameters on some steps
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False,
+                                               find_unused_parameters=True)
 
 
 def mean_across(value: torch.Tensor) -> torch.Tensor:

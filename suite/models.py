@@ -71,6 +71,7 @@ def build_lm(name: str, **overrides: Any) -> nn.Module:
     for token in ("bos_token_id", "eos_token_id"):  # keep special tokens inside a shrunken vocabulary
         if family == "gpt2" and fields.get(token, 50256) >= fields["vocab_size"]:
             fields[token] = fields["vocab_size"] - 1
+    fields.setdefault("loss_type", "ForCausalLM")  # name the loss: transformers warns when it must guess
     config = cfg_cls(**fields)
     return model_cls(config)
 

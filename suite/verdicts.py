@@ -11,7 +11,7 @@ standard error from the run's own raw data, and a change is called only when BOT
    machine, which the within-run error cannot see) or the seed spread; against a history
    of at least ``MIN_HISTORY`` nights it is measured: the spread of the history's
    nightly values, and q comes from Student's t (a prediction interval for one new night);
-2. it is at least the metric's minimum effect (latency 3%, memory 2%, top-1 0.5 point).
+2. it is at least the metric's minimum effect (latency 3%, memory 2%, top-1 and box AP 0.5 point).
 
 The latency ratio to the baseline variant (``ratio_to_ln``) is paired within one
 timing process, so machine drift cancels in it: it is the signal that resolves a few
@@ -86,6 +86,9 @@ QUALITY_RULES = {
     # same seed + same code reproduces quality on CPU; GPU kernels are not bitwise deterministic
     "top1": Rule("top1", "higher", "points", 0.5, {"cpu": 0.0, "cuda": 0.15}),
     "top5": Rule("top5", "higher", "points", 0.5, {"cpu": 0.0, "cuda": 0.15}),
+    # box AP is stored in points (0-100); a relative rule would blow up near 0 mAP
+    "map": Rule("map", "higher", "points", 0.5, {"cpu": 0.0, "cuda": 0.3}),
+    "ap50": Rule("ap50", "higher", "points", 0.5, {"cpu": 0.0, "cuda": 0.3}),
 }
 
 

@@ -58,3 +58,81 @@ def write_image_folders(root: Path, classes: list[str], per_class: int, sizes: l
 @pytest.fixture
 def tiny_imagenet(tmp_path: Path) -> Path:
     return write_image_folders(tmp_path / "data", ["n01", "n02", "n03"], 6, [(40, 30), (24, 48), (33, 33)])
+
+
+def write_coco(root: Path, cat_ids: tuple[int, ...] = (5, 17, 90)) -> Path:
+    """``root/coco`` in the COCO 2017 layout: JPEG images of different sizes, non-contiguous
+    category ids, a crowd annotation and an image with no annotation at all."""
+    from PIL import Image, ImageDraw
+    import json
+    rng = np.random.default_rng(1)
+    for split, n in (("train2017", 12), ("val2017", 6)):
+        d = root / "coco" / split
+        d.mkdir(parents=True, exist_ok=True)
+        images, anns = [], []
+        for k in range(n):
+            image_id = 1000 + 7 * k  # ids need not start at 1 or be contiguous either
+            w, h = (64 + 16 * (k % 3), 48 + 24 * (k % 2))
+            img = Image.fromarray(rng.integers(0, 60, (h, w, 3), dtype=np.uint8))
+            draw = ImageDraw.Draw(img)
+            for j in range(0 if k == 0 else 1 + k % 2):  # image 0 has no annotation
+                cat = cat_ids[(k + j) % len(cat_ids)]
+                s = 14 + 4 * j
+                x, y = 4 + 20 * j, 6
+                draw.rectangle([x, y, x + s - 1, y + s - 1], fill=(60 * (1 + cat_ids.index(cat)), 220, 90))
+                anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": cat,
+                             "bbox": [x, y, s, s], "area": s * s, "iscrowd": int(k == 3 and j == 1)})
+            name = f"{image_id:012d}.jpg"
+            img.save(d / name, quality=95)
+            images.append({"id": image_id, "file_name": name, "width": w, "height": h})
+        doc = {"images": images, "annotations": anns,
+               "categories": [{"id": c, "name": f"thing{c}", "supercategory": "x"} for c in cat_ids]}
+        (root / "coco" / "annotations").mkdir(parents=True, exist_ok=True)
+        (root / "coco" / "annotations" / f"instances_{split}.json").write_text(json.dumps(doc))
+    return root
+
+
+WIKI_SENTENCES = [
+    "The river rises in the northern hills and flows south through a wide valley .",
+    "In 1887 the town built a stone bridge , which still carries the main road .",
+    "Critics praised the album for its warm production and careful songwriting .",
+    "The species feeds mainly on insects , although it will also take small fruit .",
+    "After the war the company moved its offices to the capital @-@ based district .",
+    "Her second novel sold over 40 @,@ 000 copies in its first year .",
+]
+
+
+def write_wikitext(root: Path) -> Path:
+    """``root/wikitext/wiki.{train,valid,test}.raw`` in WikiText's raw format: `` = Title = ``
+    headings, `` = = Section = = `` sub-headings, blank lines between paragraphs."""
+    rng = np.random.default_rng(2)
+    d = root / "wikitext"
+    d.mkdir(parents=True, exist_ok=True)
+    for split, articles in (("train", 12), ("valid", 3), ("test", 3)):
+        lines = [" \n"]
+        for a in range(articles):
+            lines += [f" = Article {split} {a} = \n", " \n"]
+            for sec in range(2):
+                lines += [f" = = Section {sec} = = \n", " \n"]
+                para = " ".join(WIKI_SENTENCES[int(i)] for i in rng.integers(0, len(WIKI_SENTENCES), 5))
+                lines += [f" {para} \n", " \n"]
+        (d / f"wiki.{split}.raw").write_text("".join(lines), encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def tiny_coco(tmp_path: Path) -> Path:
+    return write_coco(tmp_path / "data")
+
+
+@pytest.fixture
+def tiny_wikitext(tmp_path: Path) -> Path:
+    return write_wikitext(tmp_path / "data")
+
+
+@pytest.fixture
+def tiny_all(tmp_path: Path) -> Path:
+    """One data root holding all three tasks' real layouts."""
+    root = tmp_path / "data"
+    write_image_folders(root, ["n01", "n02", "n03"], 6, [(40, 30), (24, 48), (33, 33)])
+    return write_wikitext(write_coco(root))

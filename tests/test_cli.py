@@ -36,6 +36,9 @@ def test_unknown_variant_exits_2_listing_known_variants_in_one_line() -> None:
     (["--profile", "nope"], "use --profile smoke"),
     (["--device", "tpu"], "invalid choice"),
     (["--bogus"], "unrecognized arguments"),
+    (["--variants", "ln,un", "--set", "un.window=8"], "un has no keyword 'window' (known: eps, window_size"),
+    (["--variants", "ln", "--set", "un.window_size=8"], "not in --variants"),
+    (["--variants", "un", "--set", "un.window_size"], "use VARIANT.KEY=VALUE"),
 ])
 def test_malformed_arguments(capsys: pytest.CaptureFixture[str], argv: list[str], needle: str) -> None:
     assert needle in one_line_error(capsys, argv)
@@ -70,3 +73,16 @@ def test_list_names_every_variant_and_task(capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     for name in ("ln", "none", "imagenet"):
         assert f"  {name} " in out
+
+
+def test_set_overrides_a_norm_keyword_and_the_row_records_it(tmp_path: Path) -> None:
+    from conftest import FAST
+
+    from suite.store import read_rows
+    out = tmp_path / "run"
+    proc = run_cli("--variants", "prepbn,prepbn+sla", "--tasks", "imagenet", "--set", "prepbn.total_steps=3",
+                   "--set", "prepbn.warmup_steps=1", "--out", str(out), *FAST)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {r["variant"]: r for r in read_rows(out / "rows.jsonl")}
+    assert rows["prepbn"]["model"]["variant_kwargs"] == {"total_steps": 3, "warmup_steps": 1}
+    assert rows["prepbn+sla"]["model"]["variant_kwargs"]["total_steps"] == 1  # the budget rule: round(6 * 60000 / 375300)

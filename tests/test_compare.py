@@ -12,7 +12,7 @@ from suite.cli import main
 from suite.compare import Baseline, compare_rows, load_baseline
 from suite.errors import UsageError
 from suite.store import Store
-from suite.verdicts import RULES, Obs, Rule, judge
+from suite.verdicts import RULES, Obs, Rule, judge, quality_rule
 
 
 def write_run(folder: Path, rows: list[dict]) -> Path:
@@ -104,6 +104,15 @@ def test_minimum_effect_and_noise_must_both_be_exceeded() -> None:
     assert judge(top1, Obs(97.6), [Obs(97.0)], "cpu").verdict == "improved"
     with pytest.raises(UsageError, match="better must be"):
         Rule("x", "up", "log", 0.1)
+
+
+def test_box_ap_is_judged_in_points_not_relative() -> None:
+    rule = quality_rule("map", "higher")
+    assert rule.scale == "points" and rule.min_effect == 0.5
+    # 0.4 -> 0.2 mAP is a 50% relative drop but a 0.2-point one: noise for a detector near chance
+    assert judge(rule, Obs(0.2), [Obs(0.4)], "cpu").verdict == "unchanged"
+    assert judge(rule, Obs(31.0), [Obs(32.0)], "cpu").verdict == "regressed"
+    assert quality_rule("ppl", "lower").scale == "log"
 
 
 def test_baseline_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -136,3 +136,15 @@ def test_softmax_is_the_models_own_attention_through_sdpa() -> None:
     model = create_model("vit_tiny_patch16_224", "ln+softmax", **VIT)
     assert all(blk.attn.fused_attn for blk in model.blocks)
     assert model.normbench_attention["fused_modules"] == 2
+
+
+def test_sla_on_a_language_model_is_a_not_applicable_row_in_a_sweep(tmp_path) -> None:
+    from conftest import FAST, run_cli
+
+    from suite.store import read_rows
+    out = tmp_path / "run"
+    proc = run_cli("--tasks", "wikitext", "--variants", "ln+sla", "--out", str(out), *FAST)
+    assert proc.returncode == 0, proc.stderr[-2000:]  # not a failure of the suite: a fact about the method
+    (row,) = read_rows(out / "rows.jsonl")
+    assert row["status"] == "not-applicable" and "causal language models" in row["message"]
+    assert "not-applicable" in (out / "leaderboard.md").read_text()
