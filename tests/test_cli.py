@@ -74,15 +74,3 @@ def test_list_names_every_variant_and_task(capsys: pytest.CaptureFixture[str]) -
     for name in ("ln", "none", "imagenet"):
         assert f"  {name} " in out
 
-
-def test_set_overrides_a_norm_keyword_and_the_row_records_it(tmp_path: Path) -> None:
-    from conftest import FAST
-
-    from suite.store import read_rows
-    out = tmp_path / "run"
-    proc = run_cli("--variants", "prepbn,prepbn+sla", "--tasks", "imagenet", "--set", "prepbn.total_steps=3",
-                   "--set", "prepbn.warmup_steps=1", "--out", str(out), *FAST)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = {r["variant"]: r for r in read_rows(out / "rows.jsonl")}
-    assert rows["prepbn"]["model"]["variant_kwargs"] == {"total_steps": 3, "warmup_steps": 1}
-    assert rows["prepbn+sla"]["model"]["variant_kwargs"]["total_steps"] == 1  # the budget rule: round(6 * 60000 / 375300)
