@@ -70,8 +70,22 @@ def leaderboard_markdown(rows: list[dict[str, Any]]) -> str:
                  for r in section if r.get("status") != "ok"]
         notes += [f"- ⚠ `{r['variant']}` seed {r['seed']}: measured {' and '.join(state_warnings(r.get('gpu_state')))}; "
                   "its latency may be inflated" for r in section if state_warnings(r.get("gpu_state"))]
+        notes += [f"- ⚠ `{r['variant']}` seed {r['seed']}: {host_warning(r)}; its latency may be inflated"
+                  for r in section if r.get("status") == "ok" and host_warning(r)]
         parts += notes + ([""] if notes else [])
     return "\n".join(parts)
+
+
+#: other processes using more than this share of the machine's CPU time during timing flag a row
+BUSY_CPU_FRACTION = 0.2
+
+
+def host_warning(r: dict[str, Any]) -> str:
+    """'' or why the row's CPU timing may be unfair: other processes kept the machine busy."""
+    frac = (r.get("host_state") or {}).get("others_cpu_fraction")
+    if frac is None or frac <= BUSY_CPU_FRACTION:
+        return ""
+    return f"measured while other processes used {100 * frac:.0f}% of the machine's CPU time"
 
 
 def _section_key(r: dict[str, Any]) -> tuple[str, str, str, str]:
@@ -103,7 +117,7 @@ def _line(variant: str, vrows: list[dict], better: dict[str, str], base: str, un
     ok = [r for r in vrows if r.get("status") == "ok"]
     line: dict[str, str] = {"variant": variant}
     statuses = sorted({r.get("status", "?") for r in vrows})
-    flags = sorted({state_flag(r.get("gpu_state")) for r in ok} - {""})
+    flags = sorted(({state_flag(r.get("gpu_state")) for r in ok} | {"busy CPU" for r in ok if host_warning(r)}) - {""})
     line["status"] = "/".join(statuses) + "".join(f" ⚠ {f}" for f in flags)
     for m, direction in better.items():
         vals = [r["quality"][m] for r in vrows if r.get("status") == "ok" and m in (r.get("quality") or {})]

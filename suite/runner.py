@@ -222,6 +222,7 @@ def _row(cfg: RunConfig, ctx: dict[str, Any], spec: CellSpec, r: dict[str, Any],
                                                 "bn_statistics": "syncbn" if spec.sync_bn else "per-process"},
         "versions": r.get("versions"), "profile_config": r.get("profile_config"),
         "timing_config": (timing or {}).get("config"), "gpu_state": (timing or {}).get("gpu_state"),
+        "host_state": (timing or {}).get("host_state"),
         "provenance": ctx["provenance"], "started_at": r.get("started_at"), "finished_at": r.get("finished_at"),
         "recorded_at": now_iso(),
     }

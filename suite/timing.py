@@ -6,7 +6,9 @@ Writes ``timing.json`` with one entry per model plus the device state before and
 """
 from __future__ import annotations
 
+import os
 import sys
+import time
 from typing import Any
 
 import torch
@@ -25,6 +27,7 @@ def run_group(spec: dict[str, Any]) -> dict[str, Any]:
               for name, path in spec["models"].items()}
     cfg = TimingConfig(**spec["timing"])
     state_before = _gpu_state(device)
+    host = HostLoad()
     bar = tqdm(desc=f"timing {len(models)} models", unit="round", leave=False, mininterval=1.0)
     timings = time_interleaved(models, lambda b: make_input(spec["input_spec"], b, device), cfg, device,
                                baseline=spec.get("baseline"),
@@ -36,7 +39,38 @@ def run_group(spec: dict[str, Any]) -> dict[str, Any]:
         for n, g in time_generation(models, gen, spec, device).items():
             rows[n]["generation"] = g
     return {"started_at": spec.get("started_at") or now_iso(), "config": {**spec["timing"], **malloc},
-            "gpu_state": {"before": state_before, "after": _gpu_state(device)}, "models": rows}
+            "gpu_state": {"before": state_before, "after": _gpu_state(device)}, "host_state": host.finish(),
+            "models": rows}
+
+
+class HostLoad:
+    """How much of the machine's CPU time other processes took while this process timed.
+
+    On a small CPU machine a second busy process makes PyTorch's threads contend and can
+    slow every model several-fold; the interleaving keeps ratios paired but the absolute
+    figures are then wrong. System-wide busy CPU time minus this process's own, over the
+    wall time times the CPU count, says how loaded the machine was by others."""
+
+    def __init__(self) -> None:
+        import psutil
+        self.proc, self.cpus = psutil.Process(), psutil.cpu_count() or 1
+        self.t0, self.sys0, self.own0 = time.perf_counter(), self._busy(), self._own()
+
+    @staticmethod
+    def _busy() -> float:
+        import psutil
+        t = psutil.cpu_times()
+        return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+    def _own(self) -> float:
+        t = self.proc.cpu_times()
+        return t.user + t.system
+
+    def finish(self) -> dict[str, Any]:
+        wall = time.perf_counter() - self.t0
+        others = max(0.0, (self._busy() - self.sys0) - (self._own() - self.own0))
+        return {"cpus": self.cpus, "wall_s": wall, "others_cpu_fraction": others / max(wall * self.cpus, 1e-9),
+                "loadavg_1m": os.getloadavg()[0]}
 
 
 class Generate(torch.nn.Module):

@@ -43,3 +43,31 @@ def test_baseline_first_seed_mean_std_arrows_and_embedded_label(tmp_path: Path) 
 def test_latest_row_per_cell_wins() -> None:
     md = leaderboard_markdown([row("ln", 0, 10.0, status="error"), row("ln", 0, 95.0)])
     assert "95.00" in md and "error" not in md
+
+
+def test_rows_timed_on_a_busy_cpu_are_flagged() -> None:
+    quiet, busy = row("ln", 0, 95.0), row("un", 0, 94.0)
+    quiet["host_state"] = {"others_cpu_fraction": 0.03, "cpus": 2}
+    busy["host_state"] = {"others_cpu_fraction": 0.55, "cpus": 2}
+    md = leaderboard_markdown([quiet, busy])
+    line = {ln.split("|")[1].strip(): ln for ln in md.splitlines() if ln.startswith("| ")}
+    assert "⚠ busy CPU" in line["un"] and "⚠" not in line["ln"]
+    assert "other processes used 55% of the machine's CPU time" in md
+
+
+def test_host_load_sees_a_competing_process() -> None:
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    from suite.timing import HostLoad
+    spin = "import time\nt = time.time()\nwhile time.time() - t < 2.0: pass"
+    load = HostLoad()
+    procs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(psutil.cpu_count() or 1)]
+    time.sleep(1.5)
+    busy = load.finish()
+    for p in procs:
+        p.wait()
+    assert busy["others_cpu_fraction"] > 0.5, busy  # one spinner per CPU: most of the machine

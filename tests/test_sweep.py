@@ -33,6 +33,7 @@ def test_failing_variants_become_rows_and_the_sweep_goes_on(tmp_path: Path) -> N
     assert ln["memory"]["peak_mb"] is not None and ln["memory"]["source"].startswith("cpu:")
     assert ln["model"]["params"] > 0 and ln["model"]["flops"] > 0
     assert ln["deploy"]["rel_err"] == 0.0
+    assert ln["host_state"]["cpus"] >= 1 and ln["host_state"]["others_cpu_fraction"] >= 0.0
     assert ln["dataset"]["kind"] == "embedded" and "embedded" in ln["dataset"]["label"]
     prov = ln["provenance"]
     assert prov["schema_version"] == ln["schema_version"] == 1

@@ -87,3 +87,17 @@ def test_a_split_shorter_than_one_window_is_a_clear_error() -> None:
     streams = TokenStreams({"train": "tiny", "valid": "x", "test": "y"}, ByteTokenizer())
     with pytest.raises(DataError, match="fewer than one window"):
         next(streams.windows("train", 128, 2, seed=0))
+
+
+def test_bpe_tokenizer_trains_on_train_split_caches_and_round_trips(tiny_wikitext: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.textdata import BPETokenizer, real_texts
+    monkeypatch.setenv("NORMBENCH_CACHE", str(tmp_path / "cache"))
+    texts = real_texts(tiny_wikitext)
+    tok = BPETokenizer(texts["train"], 400)
+    cached = list((tmp_path / "cache" / "tokenizers").glob("bpe-*-400.json"))
+    assert len(cached) == 1 and 256 < tok.vocab_size <= 400
+    again = BPETokenizer(texts["train"], 400)  # loaded from the cache, same merges
+    ids = tok.encode(texts["test"])
+    assert again.encode(texts["test"]) == ids and tok.decode(ids) == texts["test"]
+    assert len(ids) < 0.6 * len(texts["test"].encode())  # merges learnt: fewer tokens than bytes
