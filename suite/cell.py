@@ -66,12 +66,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run_cell(spec: CellSpec) -> dict[str, Any] | None:
+def run_cell(spec: CellSpec, out: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The whole life of a cell; raises on failure (the caller turns it into a status).
 
-    In a multi-process cell every rank trains; rank 0 alone evaluates, deploys and returns
-    the result (the other ranks return None).
+    ``out`` is filled as the cell goes, so a failing cell still reports what it got to (its
+    dataset identity, profile and versions). In a multi-process cell every rank trains; rank 0
+    alone evaluates, deploys and returns the result (the other ranks return None).
     """
+    out = {} if out is None else out
     task = TASKS.get(spec.task)()
     root = Path(spec.data_root) if spec.data_root else None
     profile = task.profile(spec.profile, root, spec.max_steps, spec.batch_size, spec.throughput_batch)
@@ -84,8 +86,8 @@ def run_cell(spec: CellSpec) -> dict[str, Any] | None:
         profile.extra.update(rank=dist.rank, world=dist.world)
         profile.recipe.batch_size = max(1, profile.recipe.batch_size // dist.world)
     variant = parse_variant(spec.variant)
-    out: dict[str, Any] = {"profile_config": profile.as_dict(), "versions": {"task": task.version, **variant.versions()},
-                           "distributed": dist.as_row(spec.sync_bn)}
+    out.update({"profile_config": profile.as_dict(), "versions": {"task": task.version, **variant.versions()},
+                "distributed": dist.as_row(spec.sync_bn)})
     data = task.load(root, profile)
     out["dataset"] = asdict(data.info) | {"label": data.info.label}
     vkw = {**budget_kwargs(variant.norm_cls, profile.recipe.steps, task.family), **spec.variant_kwargs}
@@ -124,8 +126,9 @@ def main(spec_path: str) -> int:
         torch.set_num_threads(spec.threads)
     result: dict[str, Any] = {"started_at": now_iso()}
     t0 = time.perf_counter()
+    partial: dict[str, Any] = {}
     try:
-        cell = run_cell(spec)
+        cell = run_cell(spec, partial)
         if cell is None:  # a non-zero rank of a multi-process cell: rank 0 reports
             finish()
             return 0
@@ -137,6 +140,8 @@ def main(spec_path: str) -> int:
     except Exception as e:  # noqa: BLE001 - any failure becomes a row, the sweep goes on
         (Path(spec.cell_dir) / "error.txt").write_text(traceback.format_exc())
         result |= {"status": "error", "message": f"{type(e).__name__}: {e}".splitlines()[0][:500]}
+    if result.get("status") != "ok":  # keep what identifies the cell (data, profile, versions), not the scores
+        result |= {k: partial[k] for k in ("dataset", "profile_config", "versions", "distributed") if k in partial}
     result |= {"finished_at": now_iso(), "cell_seconds": time.perf_counter() - t0}
     if int(os.environ.get("RANK", "0")) == 0:
         jsonio.write_atomic(Path(spec.cell_dir) / "result.json", result)

@@ -138,13 +138,18 @@ def test_softmax_is_the_models_own_attention_through_sdpa() -> None:
     assert model.normbench_attention["fused_modules"] == 2
 
 
-def test_sla_on_a_language_model_is_a_not_applicable_row_in_a_sweep(tmp_path) -> None:
+def test_methods_that_do_not_apply_are_not_applicable_rows_beside_the_others(tmp_path) -> None:
     from conftest import FAST, run_cli
 
     from suite.store import read_rows
     out = tmp_path / "run"
-    proc = run_cli("--tasks", "wikitext", "--variants", "ln+sla", "--out", str(out), *FAST)
-    assert proc.returncode == 0, proc.stderr[-2000:]  # not a failure of the suite: a fact about the method
-    (row,) = read_rows(out / "rows.jsonl")
-    assert row["status"] == "not-applicable" and "causal language models" in row["message"]
-    assert "not-applicable" in (out / "leaderboard.md").read_text()
+    # LLaMA: PRepBN applies (RMSNorm base); Pre-CRMSNorm has no LayerNorm to convert; SLA is not causal
+    proc = run_cli("--tasks", "wikitext-llama", "--variants", "prepbn,crms,ln+sla", "--out", str(out), *FAST)
+    assert proc.returncode == 0, proc.stderr[-2000:]  # not failures of the suite: facts about the methods
+    rows = {r["variant"]: r for r in read_rows(out / "rows.jsonl")}
+    assert rows["prepbn"]["status"] == "ok"
+    assert rows["crms"]["status"] == "not-applicable" and "LLaMA is not supported" in rows["crms"]["message"]
+    assert rows["ln+sla"]["status"] == "not-applicable" and "causal language models" in rows["ln+sla"]["message"]
+    assert len({r["dataset"]["label"] for r in rows.values()}) == 1  # identified like the ok row
+    board = (out / "leaderboard.md").read_text()
+    assert board.count("## wikitext-llama") == 1 and board.count("not-applicable") >= 2
