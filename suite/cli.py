@@ -138,11 +138,12 @@ def parse_overrides(items: list[str], variants: list[str]) -> dict[str, dict[str
             raise UsageError(f"malformed --set {item!r}: use VARIANT.KEY=VALUE, e.g. --set prepbn.total_steps=500")
         if variant not in variants:
             raise UsageError(f"--set {item!r} names {variant!r}, which is not in --variants ({','.join(variants)})")
-        norm_cls = NORMS.get(parse_variant(variant).norm)
-        params = inspect.signature(norm_cls.__init__).parameters
-        if key not in params or key in ("self", "dim"):
-            known = ", ".join(k for k, v in params.items() if v.kind is v.KEYWORD_ONLY) or "none"
-            raise UsageError(f"--set {item!r}: {parse_variant(variant).norm} has no keyword {key!r} (known: {known})")
+        norm = parse_variant(variant).norm
+        # the norm contract is Cls(dim, *, keywords): its keyword-only parameters are what --set may change
+        keywords = [k for k, v in inspect.signature(NORMS.get(norm).__init__).parameters.items()
+                    if v.kind is v.KEYWORD_ONLY]
+        if key not in keywords:
+            raise UsageError(f"--set {item!r}: {norm} has no keyword {key!r} (known: {', '.join(keywords) or 'none'})")
         try:
             parsed: Any = json.loads(value)
         except ValueError:

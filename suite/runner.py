@@ -19,6 +19,7 @@ from typing import Any
 
 from suite import jsonio
 from suite.cell import CellSpec, cell_key
+from suite.distributed import DistInfo
 from suite.env import REPO_ROOT, SCHEMA_VERSION, now_iso, provenance
 from suite.errors import DataError, UsageError
 from suite.leaderboard import write_reports
@@ -218,8 +219,8 @@ def _row(cfg: RunConfig, ctx: dict[str, Any], spec: CellSpec, r: dict[str, Any],
         "latency": t.get("latency"), "throughput": t.get("throughput"), "generation": t.get("generation"),
         "memory": r.get("memory"),
         "model": r.get("model"), "train": r.get("train"), "deploy": r.get("deploy"), "dataset": dataset,
-        "distributed": r.get("distributed") or {"world_size": spec.nproc_per_node,
-                                                "bn_statistics": "syncbn" if spec.sync_bn else "per-process"},
+        # a cell that never started (bad data) still says how it was asked to train
+        "distributed": r.get("distributed") or DistInfo(world=spec.nproc_per_node).as_row(spec.sync_bn),
         "versions": r.get("versions"), "profile_config": r.get("profile_config"),
         "timing_config": (timing or {}).get("config"), "gpu_state": (timing or {}).get("gpu_state"),
         "host_state": (timing or {}).get("host_state"),
