@@ -1,7 +1,6 @@
-"""Task plugins: one file per task (``imagenet.py``, ...), each registering a ``Task`` subclass."""
+"""Task plugins: one file per task (``imagenet.py``, ...), each registering a ``suite.task.Task`` subclass."""
 from __future__ import annotations
 
-from suite.registry import Registry
+from suite.task import TASKS, register_task
 
-TASKS = Registry("task", "tasks", "normbench.tasks")
-register_task = TASKS.register
+__all__ = ["TASKS", "register_task"]

@@ -18,8 +18,8 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 
-from tasks import register_task
-from tasks.base import DatasetInfo, Profile, Recipe, Task, to_device
+from suite.task import register_task
+from suite.task import DatasetInfo, Profile, Recipe, Task, to_device
 from tasks.cocodata import CocoSplit, check_layout, embedded_root
 
 
@@ -81,7 +81,7 @@ class Coco(Task):
                 yield [x for x, _ in items], [t for _, t in items]
 
     def build_model(self, variant, profile, data, variant_kwargs):  # type: ignore[override]
-        from suite.detection import create_detector
+        from suite.models.detection import create_detector
         return create_detector(profile.model, variant, num_classes=data.info.num_classes,
                                img_size=profile.extra["img_size"], out_channels=profile.extra["out_channels"],
                                head_convs=profile.extra.get("head_convs", 2),
@@ -119,7 +119,7 @@ class Coco(Task):
         return model.backbone
 
     def sample_inputs(self, data: Any, n: int, device: torch.device) -> Any:
-        from suite.detection import MEAN, STD
+        from suite.models.detection import MEAN, STD
         size = data.size
         imgs = [data.val[j][0] for j in range(min(n, len(data.val)))]
         x = torch.stack([nn.functional.interpolate(i[None], size=(size, size), mode="bilinear")[0] for i in imgs])

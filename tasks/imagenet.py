@@ -16,8 +16,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from suite.errors import DataError
-from tasks import register_task
-from tasks.base import DatasetInfo, Profile, Recipe, Task, to_device
+from suite.task import register_task
+from suite.task import DatasetInfo, Profile, Recipe, Task, to_device
 
 IMAGE_EXTS = {".jpeg", ".jpg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -68,7 +68,7 @@ class ImageNet(Task):
         return data.train_batches(profile.recipe.batch_size, seed, *self.shard(profile))
 
     def build_model(self, variant, profile, data, variant_kwargs):  # type: ignore[override]
-        from suite.models import create_model
+        from suite.models.create import create_model
         return create_model(profile.model, variant, variant_kwargs=variant_kwargs, num_classes=data.info.num_classes,
                             attention_kwargs=profile.extra.get("attention_kwargs"), **profile.model_kwargs)
 

@@ -21,8 +21,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from suite.variants.masking import token_mask
-from tasks import register_task
-from tasks.base import DatasetInfo, Profile, Recipe, Task, to_device
+from suite.task import register_task
+from suite.task import DatasetInfo, Profile, Recipe, Task, to_device
 from tasks.textdata import BPETokenizer, ByteTokenizer, TokenStreams, check_layout, embedded_texts, real_texts
 
 
@@ -82,7 +82,7 @@ class WikiText(Task):
 
     # -- model, loss, metrics -----------------------------------------------------------------
     def build_model(self, variant, profile, data, variant_kwargs):  # type: ignore[override]
-        from suite.models import create_model
+        from suite.models.create import create_model
         return create_model(profile.model, variant, variant_kwargs=variant_kwargs,
                             vocab_size=data.tokenizer.vocab_size, **profile.model_kwargs)
 

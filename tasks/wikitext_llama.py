@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks import register_task
+from suite.task import register_task
 from tasks.wikitext import WikiText
 
 

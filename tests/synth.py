@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from suite.report.rows import SCHEMA_VERSION
+
 BASE_MS = {"ln": 1.30, "un": 1.20, "rms": 1.25}
 TOP1 = {"ln": 97.5, "un": 96.0, "rms": 97.2}
 MEM_MB = {"ln": 28.0, "un": 27.5, "rms": 27.8}
@@ -22,7 +24,7 @@ BATCH = 64
 def provenance(**over: Any) -> dict[str, Any]:
     dev = {"type": "cpu", "name": "Test CPU", "cpu": "Test CPU", "torch_threads": 2} | over.pop("device", {})
     libs = {"torch": "2.14.1", "timm": "1.0.31", "transformers": "5.23.0"} | over.pop("libraries", {})
-    return {"schema_version": 1, "suite_version": "0.1.0", "git": {"commit": over.pop("commit", "c0ffee"),
+    return {"schema_version": SCHEMA_VERSION, "suite_version": "0.1.0", "git": {"commit": over.pop("commit", "c0ffee"),
             "dirty": False}, "python": "3.11", "libraries": libs, "host": "h", "device": dev} | over
 
 
@@ -38,7 +40,7 @@ def make_row(variant: str, seed: int = 0, *, task: str = "imagenet", round_ms: l
     ratio = None if variant == "ln" and log_ratios is None else \
         {"baseline": "ln", "value": 1.0, "lo": 1.0, "hi": 1.0, "log_ratios": list(log_ratios or [0.0] * 20)}
     return {
-        "schema_version": 1, "run_id": run_id, "key": f"{task}|{variant}|{seed}|smoke|{device}", "task": task,
+        "schema_version": SCHEMA_VERSION, "run_id": run_id, "key": f"{task}|{variant}|{seed}|smoke|{device}", "task": task,
         "variant": variant, "norm": variant, "attention": None, "seed": seed, "profile": "smoke", "device": device,
         "status": status, "message": "" if ok else "RuntimeError: boom",
         "quality": {"top1": top1, "top5": 100.0} if ok else {}, "primary_metric": "top1",

@@ -16,7 +16,7 @@ def test_norm_micro_benchmarks_run() -> None:
 
 def test_deploy_bench_runs(tmp_path) -> None:
     from suite import jsonio
-    from suite.cli import main
+    from suite.cli.main import main
     assert main(["deploy-bench", "--model", "vit_tiny_patch16_224", "--img-size", "32", "--variants", "bn,crms",
                  "--batch", "2", "--seconds", "0.5", "--device", "cpu", "--out", str(tmp_path)]) == 0
     report = jsonio.read(tmp_path / "report.json")
@@ -28,7 +28,7 @@ def test_deploy_bench_runs(tmp_path) -> None:
 
 def test_scaling_benchmark_runs_and_fits(tmp_path) -> None:
     from suite import jsonio
-    from suite.cli import main
+    from suite.cli.main import main
     assert main(["scaling", "--tokens", "16,64", "--dims", "64", "--seconds", "0.3", "--device", "cpu",
                  "--out", str(tmp_path)]) == 0
     report = jsonio.read(tmp_path / "report.json")
@@ -37,7 +37,7 @@ def test_scaling_benchmark_runs_and_fits(tmp_path) -> None:
 
 
 def test_crossover_interpolates_in_log_log() -> None:
-    from suite.scaling import crossover, fit_exponent
+    from suite.bench.scaling import crossover, fit_exponent
     n, how = crossover([100, 400], [1.0, 16.0], [2.0, 8.0])  # ratios 2 then 0.5: equal at N = 200
     assert how == "interpolated" and abs(n - 200) < 1e-6
     assert abs(fit_exponent([10, 100, 1000], [1, 100, 10000]) - 2) < 1e-9

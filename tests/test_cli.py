@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import run_cli
 
-from suite.cli import main
+from suite.cli.main import main
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
@@ -64,7 +64,7 @@ def test_cuda_without_cuda(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_resume_without_an_earlier_run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
                                        tmp_path: Path) -> None:
-    monkeypatch.setattr("suite.cli.RESULTS", tmp_path)
+    monkeypatch.setattr("suite.cli.run.RESULTS", tmp_path)
     assert "--resume found no earlier run" in one_line_error(capsys, ["--resume", "--variants", "ln"])
 
 

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from synth import Change, Noise, make_row, night, provenance
 
-from suite.cli import main
-from suite.compare import Baseline, compare_rows, load_baseline
+from suite.cli.main import main
+from suite.regression.compare import Baseline, compare_rows, load_baseline
 from suite.errors import UsageError
-from suite.store import Store
-from suite.verdicts import RULES, Obs, Rule, judge, quality_rule
+from suite.report.store import Store
+from suite.report.rows import SCHEMA_VERSION
+from suite.regression.verdicts import RULES, Obs, Rule, judge, quality_rule
 
 
 def write_run(folder: Path, rows: list[dict]) -> Path:
@@ -68,7 +69,7 @@ def test_fingerprint_mismatch_is_incomparable_but_a_new_commit_is_not() -> None:
     assert {v.verdict for v in compare_rows(new_commit, Baseline("b", "run", [base]))} == {"unchanged"}
     schema = copy.deepcopy(base)
     for r in schema:
-        r["schema_version"] = 2
+        r["schema_version"] = SCHEMA_VERSION + 1
     assert {v.verdict for v in compare_rows(schema, Baseline("b", "run", [base]))} == {"incomparable"}
 
 

@@ -7,9 +7,9 @@ import torch
 import torch.nn as nn
 
 from suite import convert_ln_to_crms, convert_ln_to_rms, create_model
-from suite.arch import NotConvertible
-from suite.rmsnorm import CRMSNorm, RMSNorm
-from suite.deploy import deploy_error
+from suite.models.arch import NotConvertible
+from suite.variants.rmsnorm import CRMSNorm, RMSNorm
+from suite.models.deploy import deploy_error
 
 
 def perturb_ln(model: nn.Module) -> nn.Module:

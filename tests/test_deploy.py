@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from suite import create_model, deploy
-from suite.deploy import count_norm_modules, deploy_error, is_foldable
+from suite.models.deploy import count_norm_modules, deploy_error, is_foldable
 from suite.variants import NORMS
 from suite.variants.base import norm_trait
 
@@ -72,7 +72,7 @@ def test_swin_padding_is_refused_not_silently_wrong() -> None:
 
 
 def test_patch_embed_norm_after_a_conv_keeps_the_conv_bias_term() -> None:
-    from suite.fold import fold_after_conv
+    from suite.models.fold import fold_after_conv
     conv = torch.nn.Conv2d(3, 4, 2, stride=2).double()
     a, b = torch.rand(4, dtype=torch.float64) + 0.5, torch.randn(4, dtype=torch.float64)
     x = torch.randn(1, 3, 4, 4, dtype=torch.float64)

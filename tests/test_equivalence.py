@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from suite import create_model, deploy
-from suite.deploy import deploy_error
-from suite.train import create_optimizer_v2
+from suite.models.deploy import deploy_error
+from suite.sweep.train import create_optimizer_v2
 
 STEPS = 50
 VIT = dict(img_size=16, patch_size=4, embed_dim=32, depth=2, num_heads=2, num_classes=5)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from synth import Change, Noise, night
 
-from suite.compare import Baseline, compare_rows
+from suite.regression.compare import Baseline, compare_rows
 
 WINDOW = 14
 

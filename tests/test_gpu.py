@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from suite.measure import TimingConfig, time_interleaved
+from suite.measure.interleave import TimingConfig, time_interleaved
 
 pytestmark = pytest.mark.gpu
 
@@ -19,8 +19,8 @@ def test_cuda_event_timing() -> None:
 
 
 def test_nvml_state_and_process_memory(tmp_path) -> None:
-    from suite.gpu import device_info, gpu_state
-    from suite.memory import probe
+    from suite.measure.gpu import device_info, gpu_state
+    from suite.measure.memory_worker import probe
     info, state = device_info(0), gpu_state(0)
     assert info["name"] and info.get("driver")
     assert state is not None and state["sm_clock_mhz"] and state["temperature_c"] is not None

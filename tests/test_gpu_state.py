@@ -14,8 +14,8 @@ import pytest
 import torch
 from synth import make_row
 
-from suite.gpu import state_flag, state_warnings
-from suite.leaderboard import leaderboard_markdown
+from suite.measure.gpu import state_flag, state_warnings
+from suite.report.leaderboard import leaderboard_markdown
 
 CALM = {"sm_clock_mhz": 1980, "temperature_c": 50, "power_w": 120.0, "throttle_reasons": [], "throttled": False,
         "other_processes": 0}
@@ -40,7 +40,7 @@ def test_throttled_or_shared_gpu_rows_are_flagged_in_the_table_with_a_footnote()
 
 @pytest.mark.gpu
 def test_a_timing_group_records_nvml_state_before_and_after(tmp_path: Path) -> None:
-    from suite.timing import run_group
+    from suite.measure.timing_worker import run_group
     model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.Linear(256, 10)).eval()
     for name in ("ln", "un"):
         torch.save(model, tmp_path / f"{name}.pt")
@@ -57,7 +57,7 @@ def test_a_timing_group_records_nvml_state_before_and_after(tmp_path: Path) -> N
 
 @pytest.mark.gpu
 def test_another_process_on_the_gpu_is_seen_and_flagged() -> None:
-    from suite.gpu import gpu_state
+    from suite.measure.gpu import gpu_state
     holder = subprocess.Popen([sys.executable, "-c", "import torch, time; x = torch.ones(1, device='cuda'); "
                                "print('ready', flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     try:

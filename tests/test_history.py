@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from synth import Change, Noise, night
 
-from suite.cli import main
-from suite.compare import load_baseline
-from suite.history import HistoryConfig, append_night, find_steps, read_history, to_frame
-from suite.verdicts import RULES
+from suite.cli.main import main
+from suite.regression.compare import load_baseline
+from suite.regression.history import HistoryConfig, append_night, find_steps, read_history, to_frame
+from suite.regression.verdicts import RULES
 
 
 def fill(path: Path, nights: int, seed: int = 0, change_from: int | None = None, cfg=HistoryConfig()) -> None:
@@ -55,7 +55,7 @@ def test_compare_against_the_history_uses_its_spread(tmp_path: Path) -> None:
     base = load_baseline(tmp_path / "h")
     assert base.kind == "history" and len(base.nights) == 15
     rng = np.random.default_rng(99)
-    from suite.compare import compare_rows
+    from suite.regression.compare import compare_rows
     verdicts = compare_rows(night(rng, 99, Noise(drift_sd=0.01), Change(latency={"un": 1.06})), base)
     v = {(x.cell, x.metric): x for x in verdicts}
     assert v[("imagenet/un/s0", "ratio_to_ln")].verdict == "regressed"

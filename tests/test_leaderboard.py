@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from suite.leaderboard import leaderboard_markdown, write_reports
+from suite.report.leaderboard import leaderboard_markdown, write_reports
 
 
 def row(variant: str, seed: int, top1: float | None, status: str = "ok", shift: float = 0.0) -> dict:
@@ -62,7 +62,7 @@ def test_host_load_sees_a_competing_process() -> None:
 
     import psutil
 
-    from suite.timing import HostLoad
+    from suite.measure.timing_worker import HostLoad
     spin = "import time\nt = time.time()\nwhile time.time() - t < 2.0: pass"
     load = HostLoad()
     procs = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(psutil.cpu_count() or 1)]

@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from suite.measure import TimingConfig, assert_eval, count_flops, make_input, percentiles, ratio_ci, time_interleaved
+from suite.measure.inputs import count_flops, make_input
+from suite.measure.interleave import TimingConfig, assert_eval, percentiles, ratio_ci, time_interleaved
 
 
 def test_ratio_ci_covers_one_for_identical_noise_and_finds_a_real_difference() -> None:
@@ -77,7 +78,7 @@ def test_make_input_is_deterministic() -> None:
 
 def test_calibrate_reports_a_ratio_and_its_interval(tmp_path, capsys) -> None:
     from suite import jsonio
-    from suite.cli import main
+    from suite.cli.main import main
     out = tmp_path / "cal.json"
     assert main(["calibrate", "--model", "vit_tiny_patch16_224", "--img-size", "32", "--seconds", "0.5",
                  "--batch", "2", "--device", "cpu", "--out", str(out)]) == 0

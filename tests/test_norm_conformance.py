@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from suite import create_model, create_norm, deploy
-from suite.deploy import deploy_error
+from suite.models.deploy import deploy_error
 from suite.variants import NORMS
 from suite.variants.base import budget_kwargs
 

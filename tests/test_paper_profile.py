@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from suite.store import read_rows
-from tasks import TASKS
+from suite.report.store import read_rows
+from suite.task import TASKS
 
 
 @pytest.mark.parametrize("task", ["imagenet", "coco", "wikitext"])

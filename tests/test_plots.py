@@ -5,8 +5,8 @@ from pathlib import Path
 
 from synth import make_row
 
-from suite.leaderboard import write_reports
-from suite.plots import pareto_front
+from suite.report.leaderboard import write_reports
+from suite.report.plots import pareto_front
 
 
 def test_pareto_front_keeps_only_points_nothing_beats() -> None:

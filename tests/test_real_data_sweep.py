@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from conftest import FAST, run_cli, write_coco, write_wikitext
 
-from suite.store import read_rows
+from suite.report.store import read_rows
 
 TASKS = ("imagenet", "coco", "wikitext")
 

@@ -6,7 +6,7 @@ import torch.nn as nn
 from suite.errors import UsageError
 from suite.registry import Registry
 from suite.variants import NORMS, parse_variant
-from tasks import TASKS
+from suite.task import TASKS
 
 
 def test_duplicate_names_are_errors() -> None:

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from suite import create_model, deploy
-from suite.deploy import count_norm_modules, deploy_error
+from suite.models.deploy import count_norm_modules, deploy_error
 from suite.errors import NotApplicable
 from suite.variants.attention.sla import SimplifiedLinearAttention
 
@@ -141,7 +141,7 @@ def test_softmax_is_the_models_own_attention_through_sdpa() -> None:
 def test_methods_that_do_not_apply_are_not_applicable_rows_beside_the_others(tmp_path) -> None:
     from conftest import FAST, run_cli
 
-    from suite.store import read_rows
+    from suite.report.store import read_rows
     out = tmp_path / "run"
     # LLaMA: PRepBN applies (RMSNorm base); Pre-CRMSNorm has no LayerNorm to convert; SLA is not causal
     proc = run_cli("--tasks", "wikitext-llama", "--variants", "prepbn,crms,ln+sla", "--out", str(out), *FAST)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from conftest import FAST, ROOT, plugin_env, run_cli
 
-from suite.store import read_rows
+from suite.report.rows import SCHEMA_VERSION
+from suite.report.store import read_rows
 
 
 def test_failing_variants_become_rows_and_the_sweep_goes_on(tmp_path: Path) -> None:
@@ -36,7 +37,7 @@ def test_failing_variants_become_rows_and_the_sweep_goes_on(tmp_path: Path) -> N
     assert ln["host_state"]["cpus"] >= 1 and ln["host_state"]["others_cpu_fraction"] >= 0.0
     assert ln["dataset"]["kind"] == "embedded" and "embedded" in ln["dataset"]["label"]
     prov = ln["provenance"]
-    assert prov["schema_version"] == ln["schema_version"] == 1
+    assert prov["schema_version"] == ln["schema_version"] == SCHEMA_VERSION
     assert prov["libraries"]["torch"] and prov["device"]["type"] == "cpu" and "git" in prov
     board = (out / "leaderboard.md").read_text()
     assert "embedded" in board and "boom from the test plugin" in board

@@ -7,8 +7,9 @@ from pathlib import Path
 import yaml
 from conftest import ROOT
 
-from suite.cli import Parser, run_parser
-from suite.nightly import history_parser, merge_parser
+from suite.cli import history as history_cli
+from suite.cli import merge as merge_cli
+from suite.cli import run as run_cli
 
 WORKFLOW = ROOT / ".github" / "workflows" / "nightly-gpu.yml"
 
@@ -42,7 +43,7 @@ def test_workflow_structure_and_commands() -> None:
 
     sweep = commands(shard, wf["env"])
     assert len(sweep) == 1
-    args = run_parser().parse_args(sweep[0])  # every flag exists in the sweep's parser
+    args = run_cli.parser().parse_args(sweep[0])  # every flag exists in the sweep's parser
     assert args.shard == "3/4" and args.device == "cuda" and args.profile == "smoke"
     assert f"/{len(shard['strategy']['matrix']['shard'])}" in args.shard
     upload = next(s["with"]["path"] for s in shard["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
@@ -50,7 +51,7 @@ def test_workflow_structure_and_commands() -> None:
 
     merge_cmds = commands(merge, wf["env"])
     m = next(c for c in merge_cmds if c[0] == "merge")
-    margs = merge_parser(Parser).parse_args(m[1:])
+    margs = merge_cli.parser().parse_args(m[1:])
     assert margs.fail_on_regression and margs.compare == margs.history == Path("results/history")
     h = next(c for c in merge_cmds if c[0] == "history")
-    assert history_parser(Parser).parse_args(h[1:]).metric == "latency"
+    assert history_cli.parser().parse_args(h[1:]).metric == "latency"

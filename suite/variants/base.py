@@ -5,10 +5,21 @@ subclass :class:`Norm` still works with the defaults.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import torch
 import torch.nn as nn
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingContext:
+    """What a norm may want to know about the run before training starts."""
+
+    steps: int                 # optimizer steps of the run
+    family: str = "vision"     # "vision" | "lm"
+    world_size: int = 1        # processes training the cell (DDP)
+    sync_bn: bool = False      # --sync-bn: batch statistics averaged over the processes
 
 
 class Norm(nn.Module):
@@ -27,6 +38,10 @@ class Norm(nn.Module):
     def budget_kwargs(cls, total_steps: int, family: str = "vision") -> dict[str, Any]:
         """Keyword arguments derived from a run's optimizer-step budget (default none)."""
         return {}
+
+    @classmethod
+    def before_training(cls, model: nn.Module, ctx: TrainingContext) -> None:
+        """Hook run once on the built model before training (default: nothing)."""
 
     @classmethod
     def after_training(cls, model: nn.Module, batches: Iterable[Any], forward: Callable[[Any], Any]) -> None:
@@ -60,6 +75,12 @@ def budget_kwargs(cls: type, total_steps: int, family: str = "vision") -> dict[s
         return {}
     takes_family = "family" in inspect.signature(fn).parameters
     return dict(fn(total_steps, family=family) if takes_family else fn(total_steps))
+
+
+def before_training(cls: type, model: nn.Module, ctx: TrainingContext) -> None:
+    fn = getattr(cls, "before_training", None)
+    if callable(fn):
+        fn(model, ctx)
 
 
 def after_training(cls: type, model: nn.Module, batches: Iterable[Any], forward: Callable[[Any], Any]) -> None:

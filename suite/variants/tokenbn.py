@@ -9,10 +9,22 @@ or a cumulative average when ``momentum`` is None). Eval is the per-channel affi
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 
-from suite.distributed import sync_enabled
 from suite.variants.masking import real_tokens
+
+
+def sync_enabled() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def set_sync(model: nn.Module, sync: bool) -> int:
+    """Turn cross-process statistics on or off in every token BatchNorm of ``model``; returns how many."""
+    layers = [m for m in model.modules() if isinstance(m, TokenBatchNorm)]
+    for m in layers:
+        m.sync = sync
+    return len(layers)
 
 
 class TokenBatchNorm(nn.BatchNorm1d):

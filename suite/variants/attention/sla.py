@@ -20,8 +20,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from timm.models.swin_transformer import SwinTransformerBlock
 
 from suite.errors import NotApplicable
+from suite.models.arch import AttentionSite
 from suite.variants import register_attention
 
 
@@ -74,6 +76,20 @@ class SimplifiedLinearAttention(nn.Module):
         return f"dim={self.dim}, heads={self.num_heads}, grid={self.grid}, prefix={self.prefix_tokens}"
 
 
+#: SLAB-Swin: global SLA in stages 1-2, window softmax in stages 3-4 (0-based stage indices)
+SWIN_SLA_STAGES = (0, 1)
+
+
+class SwinSLABlock(SwinTransformerBlock):
+    """A Swin block whose attention runs globally over the stage map (no windows, no shift)."""
+
+    global_attention = True  # the adapter's fold check: no window padding happens in this block
+
+    def _attn(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        b, h, w, c = x.shape
+        return self.attn(x.reshape(b, h * w, c)).reshape(b, h, w, c)
+
+
 @register_attention("sla")
 class SLA:
     """Simplified linear attention (ReLU kernel, positional term on K, 5x5 depthwise conv on V); SLAB."""
@@ -82,15 +98,49 @@ class SLA:
     causal_ok = False
 
     @classmethod
+    def adjust_model_kwargs(cls, name: str, model_kwargs: dict[str, Any],
+                            attention_kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``slab_convention=True``: build a ViT/DeiT the SLAB-DeiT way (average pooling, no class token)."""
+        if attention_kwargs.pop("slab_convention", False) and name.startswith(("vit_", "deit")):
+            return {**model_kwargs, "class_token": False, "global_pool": "avg"}
+        return model_kwargs
+
+    @classmethod
     def apply(cls, model: nn.Module, kwargs: dict) -> dict:
-        from suite.arch import find_adapter
+        from suite.models.arch import find_adapter
         adapter = find_adapter(model)
         if adapter is not None and adapter.family == "lm":
             raise NotApplicable("sla is not applicable to causal language models: its global term sums over "
                                 "all keys (future tokens included) and this suite has no causal prefix-sum form")
-        if adapter is None or not hasattr(adapter, "apply_sla"):
+        sites = adapter.attention_sites(model) if adapter is not None else []
+        if not sites:
             raise NotApplicable(f"sla has no surgery for {type(model).__name__} (supported: timm ViT/DeiT, Swin)")
-        return adapter.apply_sla(model, **kwargs)
+        if sites[0].windowed:
+            return _swin(model, sites)
+        for site in sites:  # ViT/DeiT: every block, prefix tokens get the global term only
+            _replace(model, site)
+        convention = "slab-deit (average pooling, no class token)" if not model.has_class_token else "model"
+        return {"attention": "sla", "blocks": len(sites), "grid": list(sites[0].grid),
+                "prefix_tokens": sites[0].prefix_tokens, "pooling": model.global_pool, "convention": convention}
+
+
+def _replace(model: nn.Module, site: AttentionSite) -> nn.Module:
+    block = model.get_submodule(site.block)
+    old = getattr(block, site.attn)
+    new = SimplifiedLinearAttention(old.qkv.in_features, old.num_heads, site.grid, prefix_tokens=site.prefix_tokens,
+                                    qkv_bias=old.qkv.bias is not None).to(old.qkv.weight.device)
+    setattr(block, site.attn, new)
+    return block
+
+
+def _swin(model: nn.Module, sites: list[AttentionSite]) -> dict:
+    """SLAB-Swin: stages 1-2 get global SLA over the stage map; stages 3-4 keep window softmax."""
+    chosen = [s for s in sites if s.stage in SWIN_SLA_STAGES]
+    for site in chosen:
+        _replace(model, site).__class__ = SwinSLABlock
+    stages = sorted({s.stage for s in sites})
+    return {"attention": "sla", "blocks": len(chosen), "stages": [s + 1 for s in SWIN_SLA_STAGES if s in stages],
+            "convention": "slab-swin (global SLA in stages 1-2, window softmax in 3-4)"}
 
 
 def grid_of(n: int) -> tuple[int, int]:

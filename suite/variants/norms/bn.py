@@ -5,8 +5,11 @@ trains unstably or loses accuracy. Momentum 0.1, eps 1e-5, affine. Foldable at d
 """
 from __future__ import annotations
 
+import torch.nn as nn
+
 from suite.variants import register_norm
-from suite.variants.tokenbn import TokenBatchNorm
+from suite.variants.base import TrainingContext
+from suite.variants.tokenbn import TokenBatchNorm, set_sync
 
 
 @register_norm("bn")
@@ -17,6 +20,10 @@ class BatchNormTokens(TokenBatchNorm):
     foldable = True
     ln_like = False
     replaces_model_norm = True
+
+    @classmethod
+    def before_training(cls, model: nn.Module, ctx: TrainingContext) -> None:
+        set_sync(model, ctx.sync_bn)  # --sync-bn: statistics over every process of a DDP cell
 
     def __init__(self, dim: int, *, eps: float = 1e-5, momentum: float | None = 0.1) -> None:
         super().__init__(dim, eps=eps, momentum=momentum)

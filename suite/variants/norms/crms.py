@@ -7,9 +7,9 @@ Note for benchmarks: width d-1 misaligns matrix shapes, which can cost more than
 """
 from __future__ import annotations
 
-from suite.convert import convert_ln_to_crms
+from suite.models.convert import convert_ln_to_crms
 from suite.variants import register_norm
-from suite.variants.prerms_common import StreamRMSNorm
+from suite.variants.norms._stream import StreamRMSNorm
 
 
 @register_norm("crms")

@@ -25,9 +25,11 @@ from typing import Any, Callable, Iterable
 import torch
 import torch.nn as nn
 
-from suite.rmsnorm import RMSNorm
+from suite.variants.rmsnorm import RMSNorm
 from suite.variants import register_norm
+from suite.variants.base import TrainingContext
 from suite.variants.norms.repbn import LM_INIT, RepBN
+from suite.variants.tokenbn import set_sync
 
 REFERENCE_TOTAL_STEPS = 60_000
 REFERENCE_RUN_STEPS = 375_300
@@ -41,6 +43,10 @@ class PRepBN(nn.Module):
     version = "1"
     foldable = True
     ln_like = True  # the LN branch keeps the eps of the LayerNorm it replaces
+
+    @classmethod
+    def before_training(cls, model: nn.Module, ctx: TrainingContext) -> None:
+        set_sync(model, ctx.sync_bn)  # --sync-bn: statistics over every process of a DDP cell
 
     def __init__(self, dim: int, *, eps: float = 1e-6, total_steps: int = REFERENCE_TOTAL_STEPS,
                  warmup_steps: int = 0, base: str = "ln", bn_eps: float = 1e-5, momentum: float | None = 0.1,

@@ -13,7 +13,8 @@ import torch
 import torch.nn as nn
 
 from suite.variants import register_norm
-from suite.variants.tokenbn import TokenBatchNorm
+from suite.variants.base import TrainingContext
+from suite.variants.tokenbn import TokenBatchNorm, set_sync
 
 LM_INIT = {"eta_init": 0.0, "bn_weight_init": 0.0, "bn_bias_init": 0.0}
 
@@ -26,6 +27,10 @@ class RepBN(nn.Module):
     foldable = True
     ln_like = False
     replaces_model_norm = True
+
+    @classmethod
+    def before_training(cls, model: nn.Module, ctx: TrainingContext) -> None:
+        set_sync(model, ctx.sync_bn)  # --sync-bn: statistics over every process of a DDP cell
 
     def __init__(self, dim: int, *, eps: float = 1e-5, momentum: float | None = 0.1, eta_init: float = 1.0,
                  bn_weight_init: float = 1.0, bn_bias_init: float = 0.0) -> None:

@@ -1,11 +1,11 @@
 """``rms``: RMSNorm swapped in for LayerNorm and trained from scratch (not equivalent to LN).
 
 Zhang & Sennrich, "Root Mean Square Layer Normalization", NeurIPS 2019:
-``y = g * x / sqrt(mean_c(x^2) + eps)`` (``suite.rmsnorm``: fused on CUDA, fast path on CPU).
+``y = g * x / sqrt(mean_c(x^2) + eps)`` (``suite.variants.rmsnorm``: fused on CUDA, fast path on CPU).
 """
 from __future__ import annotations
 
-from suite.rmsnorm import RMSNorm as _RMSNorm
+from suite.variants.rmsnorm import RMSNorm as _RMSNorm
 from suite.variants import register_norm
 
 

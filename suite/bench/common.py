@@ -1,0 +1,55 @@
+"""The setup every stand-alone benchmark shares: threads, allocator, device, provenance, report files."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from suite import jsonio
+from suite.env import now_iso
+from suite.measure.alloc import steady_malloc
+from suite.measure.env import provenance
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchSetup:
+    device: torch.device
+    allocation: dict[str, Any]      # what ``steady_malloc`` applied (recorded in the report)
+    provenance: dict[str, Any]
+
+    @property
+    def where(self) -> str:
+        """``GPU: <name>`` or ``CPU: <name>``: every report says which."""
+        return f"{'GPU' if self.device.type == 'cuda' else 'CPU'}: {self.provenance['device'].get('name')}"
+
+    @property
+    def threads(self) -> int | None:
+        return self.provenance["device"].get("torch_threads")
+
+
+def setup(device_name: str, threads: int | None) -> BenchSetup:
+    """Pin threads and the allocator before anything is built, and record where we run."""
+    if threads:
+        torch.set_num_threads(threads)
+    allocation = steady_malloc()
+    device = torch.device(device_name)
+    return BenchSetup(device=device, allocation=allocation, provenance=provenance(device))
+
+
+def report_dir(out: Path | None, results_dir: Path, kind: str, device_name: str) -> Path:
+    """``out``, or ``results_dir/<kind>/<UTC time>-<device>``; created."""
+    path = out or results_dir / kind / f"{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}-{device_name}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_report(out: Path, md: str, data: dict[str, Any], bench: BenchSetup) -> None:
+    """``report.md`` and ``report.json`` (with allocation, time and provenance), then print them."""
+    (out / "report.md").write_text(md)
+    jsonio.write_atomic(out / "report.json", data | {"allocation": bench.allocation, "recorded_at": now_iso(),
+                                                     "provenance": bench.provenance})
+    print(md)
+    print(f"report: {out}")

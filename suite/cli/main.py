@@ -1,0 +1,29 @@
+"""``python run_suite.py [options]`` runs a sweep; ``python run_suite.py SUBCOMMAND ...`` the rest.
+
+Bad input never shows a traceback: one line on stderr that names the fix, exit status 2.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+from suite.errors import UsageError
+
+#: subcommand -> the module under ``suite.cli`` whose ``command(argv)`` runs it
+SUBCOMMANDS = {"calibrate": "calibrate", "deploy-bench": "deploy_bench", "scaling": "scaling", "merge": "merge",
+               "compare": "compare", "history": "history"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        name = SUBCOMMANDS.get(argv[0], None) if argv else None
+        if name is not None:
+            return importlib.import_module(f"suite.cli.{name}").command(argv[1:])
+        return importlib.import_module("suite.cli.run").command(argv)
+    except UsageError as e:
+        print(f"normbench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("normbench: interrupted; recorded rows are kept, continue with --resume", file=sys.stderr)
+        return 130

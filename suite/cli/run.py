@@ -1,0 +1,160 @@
+"""The default command: ``python run_suite.py [options]`` runs a sweep and prints the leaderboard."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+from suite.cli.common import (RESULTS, Parser, add_nightly_arguments, check_positive, nightly_options, parse_list,
+                              parse_seeds, resolve_device)
+from suite.errors import UsageError
+
+DEFAULT_VARIANTS = "ln,un,prepbn,crms"
+
+
+def parser() -> Parser:
+    p = Parser(prog="run_suite.py", description="Cross tasks with norm/attention variants; train, deploy, "
+               "measure; append rows; print the leaderboard. Subcommands: calibrate, deploy-bench, scaling, merge, "
+               "compare, history.")
+    p.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"comma list, norm or norm+attention (default {DEFAULT_VARIANTS})")
+    p.add_argument("--tasks", default=None, help="comma list (default: the default tasks, see --list)")
+    p.add_argument("--profile", default="smoke", help="smoke (embedded data, minutes on CPU) or paper")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--seeds", default="0", help="comma list of integers (default 0)")
+    p.add_argument("--data-root", type=Path, default=None, help="folder holding the real datasets (imagenet/, ...)")
+    p.add_argument("--out", type=Path, default=None, help="results folder (default results/runs/<time>-<profile>-<device>)")
+    p.add_argument("--resume", action="store_true", help="complete the run in --out (default: the latest run)")
+    p.add_argument("--list", action="store_true", help="list variants, tasks and models, then exit")
+    p.add_argument("--max-steps", type=int, default=None, help="override the recipe's optimizer steps")
+    p.add_argument("--timing-seconds", type=float, default=None, help="interleaved timing budget per model")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads in every process")
+    p.add_argument("--cell-timeout", type=float, default=None, help="seconds before a cell process is killed")
+    p.add_argument("--batch-size", type=int, default=None, help="override the recipe's global batch (paper recipes "
+                   "scale the learning rate linearly)")
+    p.add_argument("--throughput-batch", type=int, default=None, help="override the task's throughput batch")
+    p.add_argument("--nproc-per-node", type=int, default=1, help="train each cell with N processes (torchrun, DDP)")
+    p.add_argument("--sync-bn", action="store_true", help="with --nproc-per-node > 1: BN-family statistics "
+                   "averaged over processes (default: per process)")
+    p.add_argument("--inline", action="store_true", help="run cells, timing and memory in this process (for a "
+                   "debugger or quick checks: no isolation, memory figures are the whole process's)")
+    p.add_argument("--shard", default=None, metavar="I/N", help="run shard I of N: whole (task, seed) groups, "
+                   "sorted and dealt round-robin; combine the shards with `merge`")
+    p.add_argument("--set", action="append", default=[], metavar="VARIANT.KEY=VALUE", dest="overrides",
+                   help="override a norm keyword of one variant (repeatable), e.g. prepbn.total_steps=500; "
+                        "recorded in the row's model.variant_kwargs")
+    add_nightly_arguments(p)  # --compare, --fail-on-regression, --history, --window
+    return p
+
+
+def command(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    if args.list:
+        print(listing())
+        return 0
+    cfg = run_config(args)
+    nightly = nightly_options(args)  # reads the baseline now: a bad one must fail before hours of sweeping
+    if cfg.threads:
+        import torch
+        torch.set_num_threads(cfg.threads)
+    from suite.regression.nightly import finish
+    from suite.report.store import Store
+    from suite.sweep.runner import run_sweep
+    code = run_sweep(cfg)
+    return max(code, finish(cfg.out, Store(cfg.out).rows(), nightly))
+
+
+def run_config(args: argparse.Namespace) -> Any:
+    """The sweep's ``RunConfig``, built once from validated arguments."""
+    from suite.sweep.config import RunConfig
+    from suite.sweep.shard import parse_shard
+    from suite.task import TASKS
+    from suite.variants import parse_variant
+    variants = [parse_variant(v).name for v in parse_list(args.variants, "--variants")]
+    tasks = parse_list(args.tasks, "--tasks") if args.tasks else default_tasks()
+    for t in tasks:
+        TASKS.get(t)
+    seeds = parse_seeds(args.seeds)
+    check_positive([("--max-steps", args.max_steps), ("--threads", args.threads), ("--batch-size", args.batch_size),
+                    ("--throughput-batch", args.throughput_batch), ("--nproc-per-node", args.nproc_per_node)])
+    if args.inline and args.nproc_per_node > 1:
+        raise UsageError("--inline runs one process; drop --inline to train with --nproc-per-node > 1 (torchrun)")
+    overrides = parse_overrides(args.overrides, variants)
+    if args.data_root is not None and not args.data_root.is_dir():
+        raise UsageError(f"--data-root {args.data_root} is not a folder; give the folder that holds imagenet/, "
+                         f"coco/ or wikitext/ in their public layouts, or leave it out for embedded data")
+    for t in tasks:
+        TASKS.get(t)().profile(args.profile, args.data_root)
+    shard = parse_shard(args.shard) if args.shard is not None else None
+    device = resolve_device(args.device)
+    return RunConfig(tasks=tasks, variants=variants, seeds=seeds,
+                     out=resolve_out(args.out, args.resume, args.profile, device), profile=args.profile,
+                     device=device, data_root=args.data_root, resume=args.resume, max_steps=args.max_steps,
+                     timing_s_per_model=args.timing_seconds, threads=args.threads, cell_timeout_s=args.cell_timeout,
+                     variant_kwargs=overrides, batch_size=args.batch_size, throughput_batch=args.throughput_batch,
+                     nproc_per_node=args.nproc_per_node, sync_bn=args.sync_bn, shard=shard,
+                     launch="inline" if args.inline else "subprocess")
+
+
+def parse_overrides(items: list[str], variants: list[str]) -> dict[str, dict[str, Any]]:
+    """``["prepbn.total_steps=500"]`` -> ``{"prepbn": {"total_steps": 500}}``, checked against the norm's keywords."""
+    from suite.variants import NORMS, parse_variant
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        target, eq, value = item.partition("=")
+        variant, dot, key = target.rpartition(".")
+        if not (eq and dot and variant and key):
+            raise UsageError(f"malformed --set {item!r}: use VARIANT.KEY=VALUE, e.g. --set prepbn.total_steps=500")
+        if variant not in variants:
+            raise UsageError(f"--set {item!r} names {variant!r}, which is not in --variants ({','.join(variants)})")
+        norm = parse_variant(variant).norm
+        # the norm contract is Cls(dim, *, keywords): its keyword-only parameters are what --set may change
+        keywords = [k for k, v in inspect.signature(NORMS.get(norm).__init__).parameters.items()
+                    if v.kind is v.KEYWORD_ONLY]
+        if key not in keywords:
+            raise UsageError(f"--set {item!r}: {norm} has no keyword {key!r} (known: {', '.join(keywords) or 'none'})")
+        try:
+            parsed: Any = json.loads(value)
+        except ValueError:
+            parsed = value
+        out.setdefault(variant, {})[key] = parsed
+    return out
+
+
+def default_tasks() -> list[str]:
+    from suite.task import TASKS
+    order = {"imagenet": 0, "coco": 1, "wikitext": 2}
+    names = [n for n, cls in TASKS.items() if getattr(cls, "default", True)]
+    return sorted(names, key=lambda n: (order.get(n, 99), n))
+
+
+def resolve_out(out: Path | None, resume: bool, profile: str, device: str) -> Path:
+    if out is not None:
+        return out
+    runs = RESULTS / "runs"
+    if resume:
+        earlier = sorted(p.parent for p in runs.glob("*/run.json"))
+        if not earlier:
+            raise UsageError(f"--resume found no earlier run under {runs}; pass --out DIR of the run to complete")
+        return earlier[-1]
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return runs / f"{stamp}-{profile}-{device}"
+
+
+def listing() -> str:
+    from suite.registry import describe
+    from suite.task import TASKS
+    from suite.variants import ATTENTION, NORMS
+    lines = ["norms (use as --variants NAME):"]
+    lines += [f"  {n:10s} {describe(c)}" for n, c in NORMS.items()]
+    lines += ["attention (use as --variants NORM+NAME):"]
+    lines += [f"  {n:10s} {describe(c)}" for n, c in ATTENTION.items()] or ["  (none registered)"]
+    lines += ["tasks (use as --tasks NAME):"]
+    lines += [f"  {n:14s} {describe(c)}{'' if getattr(c, 'default', True) else ' [not in the default sweep]'}"
+              for n, c in TASKS.items()]
+    lines += ["models (suite.create_model):",
+              "  any timm vit_*, deit_*, deit3_*, swin_* name, e.g. vit_tiny_patch16_224, deit_small_patch16_224,"
+              " swin_tiny_patch4_window7_224 (random init; kwargs pass through to timm)"]
+    return "\n".join(lines)

@@ -1,0 +1,65 @@
+"""Provenance: everything about the machine and software that can change a number.
+
+Recorded in every row (``provenance``) and in every benchmark report; the comparability
+fingerprint (``suite.report.fingerprint``) is read from it.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import socket
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from suite.env import git_state, suite_version
+
+LIBRARIES = ("torch", "torchvision", "timm", "transformers", "numpy", "nvidia-ml-py")
+
+
+@lru_cache(maxsize=1)
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def library_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def device_description(device: torch.device) -> dict[str, Any]:
+    """What the measurements ran on: CPU model and threads, or the GPU and its driver."""
+    desc: dict[str, Any] = {"type": device.type, "cpu": cpu_name(), "cpu_count": os.cpu_count(),
+                            "torch_threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        from suite.measure.gpu import device_info
+        desc.update(device_info(device.index or 0))
+    else:
+        desc["name"] = desc["cpu"]
+    return desc
+
+
+def provenance(device: torch.device) -> dict[str, Any]:
+    return {
+        "suite_version": suite_version(),
+        "git": git_state(),
+        "python": platform.python_version(),
+        "libraries": library_versions(),
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "device": device_description(device),
+    }

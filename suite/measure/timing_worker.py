@@ -1,0 +1,128 @@
+"""Interleaved timing of a group of deployed models, a worker of ``suite.sweep.launch``.
+
+``python -m suite.measure.timing_worker SPEC.json``: a group is the variants of one task and
+seed; they are loaded into one process and timed in rounds (``suite.measure.interleave``),
+so each variant's ratio to the baseline is paired. Writes ``spec["out"]`` with one entry
+per model plus the device and host state (``{"error": ...}`` when it fails).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from suite import jsonio
+from suite.measure.alloc import steady_malloc
+from suite.env import now_iso
+from suite.measure.inputs import make_input
+from suite.measure.interleave import TimingConfig, time_interleaved
+
+
+def run_group(spec: dict[str, Any]) -> dict[str, Any]:
+    malloc = steady_malloc()
+    device = torch.device(spec["device"])
+    models = {name: torch.load(path, map_location=device, weights_only=False).eval()
+              for name, path in spec["models"].items()}
+    cfg = TimingConfig(**spec["timing"])
+    state_before = _gpu_state(device)
+    host = HostLoad()
+    bar = tqdm(desc=f"timing {len(models)} models", unit="round", leave=False, mininterval=1.0)
+    timings = time_interleaved(models, lambda b: make_input(spec["input_spec"], b, device), cfg, device,
+                               baseline=spec.get("baseline"),
+                               progress=lambda r, s: bar.update(1))
+    bar.close()
+    rows = {n: t.as_row(spec["unit"], spec["input_spec"].get("items", 1)) for n, t in timings.items()}
+    gen = spec["input_spec"].get("generation")
+    if gen:
+        for n, g in time_generation(models, gen, spec, device).items():
+            rows[n]["generation"] = g
+    return {"started_at": spec.get("started_at") or now_iso(), "config": {**spec["timing"], **malloc},
+            "gpu_state": {"before": state_before, "after": _gpu_state(device)}, "host_state": host.finish(),
+            "models": rows}
+
+
+class HostLoad:
+    """How much of the machine's CPU time other processes took while this process timed.
+
+    On a small CPU machine a second busy process makes PyTorch's threads contend and can
+    slow every model several-fold; the interleaving keeps ratios paired but the absolute
+    figures are then wrong. System-wide busy CPU time minus this process's own, over the
+    wall time times the CPU count, says how loaded the machine was by others."""
+
+    def __init__(self) -> None:
+        import psutil
+        self.proc, self.cpus = psutil.Process(), psutil.cpu_count() or 1
+        self.t0, self.sys0, self.own0 = time.perf_counter(), self._busy(), self._own()
+
+    @staticmethod
+    def _busy() -> float:
+        import psutil
+        t = psutil.cpu_times()
+        return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+    def _own(self) -> float:
+        t = self.proc.cpu_times()
+        return t.user + t.system
+
+    def finish(self) -> dict[str, Any]:
+        wall = time.perf_counter() - self.t0
+        others = max(0.0, (self._busy() - self.sys0) - (self._own() - self.own0))
+        return {"cpus": self.cpus, "wall_s": wall, "others_cpu_fraction": others / max(wall * self.cpus, 1e-9),
+                "loadavg_1m": os.getloadavg()[0]}
+
+
+class Generate(torch.nn.Module):
+    """Greedy generation of a fixed number of new tokens with the KV cache, as one timed call."""
+
+    def __init__(self, lm: torch.nn.Module, new_tokens: int) -> None:
+        super().__init__()
+        self.lm, self.new_tokens = lm, new_tokens
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.lm.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=self.new_tokens,
+                                min_new_tokens=self.new_tokens, do_sample=False, use_cache=True, pad_token_id=0)
+
+
+def time_generation(models: dict[str, Any], gen: dict[str, int], spec: dict[str, Any],
+                    device: torch.device) -> dict[str, dict[str, Any]]:
+    """Latency per generated token at batch 1, the models interleaved as for the forward timing."""
+    k = int(gen["new_tokens"])
+    wrapped = {n: Generate(m, k).eval() for n, m in models.items()}
+    prompt = {**spec["input_spec"], "seq_len": int(gen["prompt"])}
+    cfg = TimingConfig(**{**spec["timing"], "budget_s": spec["timing"]["budget_s"] / 2, "measure_throughput": False,
+                          "throughput_batch": 1})
+    t = time_interleaved(wrapped, lambda b: make_input(prompt, b, device), cfg, device, baseline=spec.get("baseline"))
+    return {n: {"prompt_tokens": int(gen["prompt"]), "new_tokens": k, "p50_ms": r.summary["p50_ms"],
+                "ms_per_token": r.summary["p50_ms"] / k,
+                "ratio": None if r.ratio is None else {"baseline": r.ratio.baseline, "value": r.ratio.value,
+                                                       "lo": r.ratio.lo, "hi": r.ratio.hi}}
+            for n, r in t.items()}
+
+
+def _gpu_state(device: torch.device) -> dict[str, Any] | None:
+    if device.type != "cuda":
+        return None
+    from suite.measure.gpu import gpu_state
+    return gpu_state(device.index or 0)
+
+
+def main(spec_path: str) -> int:
+    spec = jsonio.read(spec_path)
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    try:
+        result = run_group(spec)
+    except Exception as e:  # noqa: BLE001 - reported in the rows, the sweep goes on
+        traceback.print_exc()
+        result = {"error": f"{type(e).__name__}: {e}".splitlines()[0][:300]}
+    jsonio.write_atomic(spec["out"], result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,48 @@
+"""HF GPT-2 (``GPT2LMHeadModel``): Pre-LN, ``Conv1D`` layers storing ``[in, out]``, tied embeddings."""
+from __future__ import annotations
+
+import torch.nn as nn
+
+from suite.models.arch import Adapter, FoldSite, NotConvertible, Producer
+
+
+class GPT2Adapter(Adapter):
+    name = "HF GPT-2"
+    family = "lm"
+    convertible = True
+
+    def matches(self, model: nn.Module) -> bool:
+        from transformers import GPT2LMHeadModel
+        return isinstance(model, GPT2LMHeadModel)
+
+    def fold_sites(self, model: nn.Module) -> list[FoldSite]:
+        sites = []
+        for i in range(len(model.transformer.h)):
+            p = f"transformer.h.{i}"
+            sites += [FoldSite(f"{p}.ln_1", (f"{p}.attn.c_attn",)), FoldSite(f"{p}.ln_2", (f"{p}.mlp.c_fc",))]
+        return sites + [FoldSite("transformer.ln_f", ("lm_head",))]
+
+    def producers(self, model: nn.Module) -> list[Producer]:
+        out = [Producer("transformer.wte", "embedding"), Producer("transformer.wpe", "embedding")]
+        for i in range(len(model.transformer.h)):
+            p = f"transformer.h.{i}"
+            out += [Producer(f"{p}.attn.c_proj", "conv1d"), Producer(f"{p}.mlp.c_proj", "conv1d")]
+        return out
+
+    def join_points(self, model: nn.Module) -> list[tuple[str, str]]:
+        out = [("transformer.drop", "pre")]
+        for i in range(len(model.transformer.h)):
+            out += [(f"transformer.h.{i}.attn.resid_dropout", "post"), (f"transformer.h.{i}.mlp.dropout", "post")]
+        return out
+
+    def check_pre_ln(self, model: nn.Module) -> None:
+        if getattr(model.config, "add_cross_attention", False):
+            raise NotConvertible("GPT-2 with cross-attention reads an encoder stream without a LayerNorm")
+        for name, _ in model.named_modules():
+            if name.endswith(("ln_1", "ln_2", "ln_f")) and not isinstance(model.get_submodule(name), nn.LayerNorm):
+                raise NotConvertible(f"{name} is {type(model.get_submodule(name)).__name__}, not LayerNorm")
+
+    def untie(self, model: nn.Module) -> None:
+        if model.lm_head.weight is model.transformer.wte.weight:
+            model.lm_head.weight = nn.Parameter(model.transformer.wte.weight.detach().clone())
+        model.config.tie_word_embeddings = False

@@ -1,0 +1,82 @@
+"""timm VisionTransformer (ViT, DeiT, DeiT distilled): cls token or average pooling, LayerScale."""
+from __future__ import annotations
+
+import torch.nn as nn
+
+from suite.models.arch import Adapter, AttentionSite, FoldSite, NotConvertible, Producer, is_norm_slot
+
+LINEAR_POOLS = ("token", "avg", "")
+
+
+class ViTAdapter(Adapter):
+    name = "timm ViT/DeiT"
+    family = "vision"
+    convertible = True
+
+    def matches(self, model: nn.Module) -> bool:
+        from timm.models.vision_transformer import VisionTransformer
+        return isinstance(model, VisionTransformer)
+
+    def heads(self, model: nn.Module) -> tuple[str, ...]:
+        names = ("head", "head_dist")
+        return tuple(n for n in names if isinstance(getattr(model, n, None), nn.Linear))
+
+    def fold_sites(self, model: nn.Module) -> list[FoldSite]:
+        sites = []
+        for i, blk in enumerate(model.blocks):
+            if not hasattr(blk.attn, "qkv") or not hasattr(blk.mlp, "fc1"):
+                raise NotImplementedError(f"blocks.{i}: folding needs attn.qkv and mlp.fc1 ({type(blk).__name__})")
+            sites += [FoldSite(f"blocks.{i}.norm1", (f"blocks.{i}.attn.qkv",)),
+                      FoldSite(f"blocks.{i}.norm2", (f"blocks.{i}.mlp.fc1",))]
+        final = [n for n in ("norm", "fc_norm") if is_norm_slot(getattr(model, n))]
+        if final:
+            if len(final) > 1 or model.attn_pool is not None or model.global_pool not in LINEAR_POOLS:
+                raise NotImplementedError(f"cannot fold the final norm through pooling {model.global_pool!r} "
+                                          f"(attention pool: {model.attn_pool is not None}, norms: {final})")
+            sites.append(FoldSite(final[0], self.heads(model)))
+        if is_norm_slot(model.patch_embed.norm):
+            sites.append(FoldSite("patch_embed.norm", after="patch_embed.proj", stream=False))
+        if is_norm_slot(model.norm_pre):
+            raise NotImplementedError("norm_pre (a norm that writes the stream) cannot be folded")
+        return sites
+
+    def producers(self, model: nn.Module) -> list[Producer]:
+        out = [Producer("patch_embed.proj", "conv")]
+        out += [Producer(n, "param") for n in ("pos_embed", "cls_token", "reg_token", "dist_token")
+                if getattr(model, n, None) is not None]
+        for i, blk in enumerate(model.blocks):
+            out.append(Producer(f"blocks.{i}.attn.proj", "linear",
+                                f"blocks.{i}.ls1" if not isinstance(blk.ls1, nn.Identity) else None))
+            out.append(Producer(f"blocks.{i}.mlp.fc2", "linear",
+                                f"blocks.{i}.ls2" if not isinstance(blk.ls2, nn.Identity) else None))
+        return out
+
+    def join_points(self, model: nn.Module) -> list[tuple[str, str]]:
+        # the embedding sum enters pos_drop; each branch enters its drop-path; centering there
+        # equals centering the producers' weights (drop-path scales a whole sample, keeping the mean 0)
+        out = [("pos_drop", "pre")]
+        for i in range(len(model.blocks)):
+            out += [(f"blocks.{i}.drop_path1", "pre"), (f"blocks.{i}.drop_path2", "pre")]
+        return out
+
+    def attention_sites(self, model: nn.Module) -> list[AttentionSite]:
+        grid = tuple(model.patch_embed.grid_size)
+        return [AttentionSite(f"blocks.{i}", grid, prefix_tokens=model.num_prefix_tokens)
+                for i in range(len(model.blocks))]
+
+    def check_pre_ln(self, model: nn.Module) -> None:
+        from timm.models.vision_transformer import Block
+        for i, blk in enumerate(model.blocks):
+            if type(blk) is not Block:
+                raise NotConvertible(f"blocks.{i} is {type(blk).__name__}, not a Pre-LN Block "
+                                     "(Post-LN or parallel blocks read the stream without a LayerNorm)")
+            if not (isinstance(blk.norm1, nn.LayerNorm) and isinstance(blk.norm2, nn.LayerNorm)):
+                raise NotConvertible(f"blocks.{i}: the stream is read by {type(blk.norm1).__name__}, not LayerNorm")
+        if is_norm_slot(model.norm_pre) or is_norm_slot(model.patch_embed.norm):
+            raise NotConvertible("a norm before the blocks (norm_pre / patch_embed.norm) writes the stream itself")
+        if model.attn_pool is not None or model.global_pool not in LINEAR_POOLS:
+            raise NotConvertible(f"pooling {model.global_pool!r} between the final LayerNorm and the head is not linear")
+        final = [n for n in ("norm", "fc_norm") if is_norm_slot(getattr(model, n))]
+        if len(final) != 1 or not isinstance(getattr(model, final[0]), nn.LayerNorm):
+            raise NotConvertible(f"expected one final LayerNorm (norm or fc_norm), found {final}")
+        self.fold_sites(model)

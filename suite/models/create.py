@@ -1,0 +1,81 @@
+"""``create_model``: a timm model or a named LM config, with a variant swapped in."""
+from __future__ import annotations
+
+from typing import Any
+
+import timm
+import torch.nn as nn
+
+from suite.errors import UsageError
+from suite.models.surgery import swap_norms
+from suite.variants import ATTENTION, Variant, parse_variant
+
+SUPPORTED_TIMM_PREFIXES = ("vit_", "deit_", "deit3_", "swin_")
+
+#: named language-model configs (HF transformers, random init, nothing downloaded)
+LM_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "gpt2-tiny": ("gpt2", dict(n_layer=2, n_embd=64, n_head=2, n_positions=128, vocab_size=512,
+                               resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)),
+    "gpt2-small": ("gpt2", dict(n_layer=12, n_embd=768, n_head=12, n_positions=1024, vocab_size=50257)),
+    "llama-tiny": ("llama", dict(hidden_size=64, intermediate_size=172, num_hidden_layers=2, num_attention_heads=2,
+                                 num_key_value_heads=2, vocab_size=512, max_position_embeddings=128)),
+    "llama-small": ("llama", dict(hidden_size=768, intermediate_size=2048, num_hidden_layers=12,
+                                  num_attention_heads=12, num_key_value_heads=12, vocab_size=32000,
+                                  max_position_embeddings=1024)),
+}
+
+
+def create_model(name: str, variant: str | Variant = "ln", *, variant_kwargs: dict[str, Any] | None = None,
+                 attention_kwargs: dict[str, Any] | None = None, **model_kwargs: Any) -> nn.Module:
+    """Build ``name`` with ``variant`` swapped in (random init; no weights are downloaded).
+
+    ``name``: a timm ViT/DeiT/Swin name (``model_kwargs`` pass through to timm) or a named LM
+    config from ``LM_CONFIGS`` (``model_kwargs`` override config fields). ``variant_kwargs``
+    go to the norm's constructor (e.g. ``{"total_steps": 1000}``). ``variant`` may name an
+    attention (``"prepbn+sla"``); ``attention_kwargs`` go to the attention plugin (for ``sla``,
+    ``{"slab_convention": True}`` builds a ViT/DeiT the SLAB-DeiT way: average pooling, no
+    class token). What the attention surgery did is kept in ``model.normbench_attention``.
+    """
+    v = variant if isinstance(variant, Variant) else parse_variant(variant)
+    attention_kwargs = dict(attention_kwargs or {})
+    attention = ATTENTION.get(v.attention) if v.attention is not None else None
+    adjust = getattr(attention, "adjust_model_kwargs", None)
+    if callable(adjust):  # an attention variant may need the base model built its way (e.g. SLAB-DeiT pooling)
+        model_kwargs = adjust(name, dict(model_kwargs), attention_kwargs)
+    model = _build_base(name, model_kwargs)
+    if attention is not None:
+        model.normbench_attention = attention.apply(model, attention_kwargs)  # type: ignore[assignment]
+    norm_cls = v.norm_cls
+    prepare = getattr(norm_cls, "prepare_model", None)
+    if callable(prepare):
+        prepare(model, dict(variant_kwargs or {}))
+    else:
+        swap_norms(model, norm_cls, variant_kwargs)
+    model.normbench_variant = v.name  # type: ignore[attr-defined]
+    return model
+
+
+def _build_base(name: str, model_kwargs: dict[str, Any]) -> nn.Module:
+    if name in LM_CONFIGS:
+        return build_lm(name, **model_kwargs)
+    if not name.startswith(SUPPORTED_TIMM_PREFIXES) or not timm.is_model(name):
+        raise UsageError(f"unsupported model {name!r}: use a timm ViT/DeiT/Swin name (e.g. vit_tiny_patch16_224, "
+                         f"deit_small_patch16_224, swin_tiny_patch4_window7_224) or one of {', '.join(LM_CONFIGS)}")
+    return timm.create_model(name, pretrained=False, **model_kwargs)
+
+
+def build_lm(name: str, **overrides: Any) -> nn.Module:
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+    family, base = LM_CONFIGS[name]
+    cfg_cls, model_cls = (GPT2Config, GPT2LMHeadModel) if family == "gpt2" else (LlamaConfig, LlamaForCausalLM)
+    fields = {**base, **overrides}
+    for token in ("bos_token_id", "eos_token_id"):  # keep special tokens inside a shrunken vocabulary
+        if family == "gpt2" and fields.get(token, 50256) >= fields["vocab_size"]:
+            fields[token] = fields["vocab_size"] - 1
+    fields.setdefault("loss_type", "ForCausalLM")  # name the loss: transformers warns when it must guess
+    config = cfg_cls(**fields)
+    return model_cls(config)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

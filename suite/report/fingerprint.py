@@ -1,0 +1,52 @@
+"""What must match for two rows to be compared: the hardware and software fingerprint.
+
+Latency and memory only mean something against a row measured on the same kind of device
+with the same libraries, and quality only against the same data. The suite's own git
+commit is recorded next to the fingerprint but is deliberately left out of it: the commit
+is what changes from night to night, and the verdicts exist to judge that change.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from suite.report.rows import Row, get_path
+
+#: fingerprint field -> where it lives in a row (a path of dict keys)
+FIELDS: dict[str, tuple[str, ...]] = {
+    "device_type": ("provenance", "device", "type"),
+    "device_name": ("provenance", "device", "name"),
+    "driver": ("provenance", "device", "driver"),
+    "cpu": ("provenance", "device", "cpu"),
+    # the number of torch threads changes CPU latency as much as a different CPU does
+    "torch_threads": ("provenance", "device", "torch_threads"),
+    "torch": ("provenance", "libraries", "torch"),
+    "timm": ("provenance", "libraries", "timm"),
+    "transformers": ("provenance", "libraries", "transformers"),
+    "schema_version": ("schema_version",),
+}
+#: quality is only comparable on the same data; shards of one sweep differ here by task
+DATA_FIELDS: dict[str, tuple[str, ...]] = {"dataset": ("dataset", "fingerprint")}
+
+
+def fingerprint(row: dict[str, Any], data: bool = True) -> dict[str, Any]:
+    """The comparability fingerprint of one row (missing fields are None); ``data=False``:
+    the machine and software only."""
+    fields = FIELDS | DATA_FIELDS if data else FIELDS
+    return {name: get_path(row, path) for name, path in fields.items()}
+
+
+def fingerprint_id(fp: dict[str, Any]) -> str:
+    """A short stable id of a fingerprint, for tables and grouping."""
+    return hashlib.sha1(json.dumps(fp, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Human-readable fields where two fingerprints differ, e.g. ``torch 2.14.1 vs 2.15.0``."""
+    return [f"{k} {a.get(k)} vs {b.get(k)}" for k in FIELDS | DATA_FIELDS if a.get(k) != b.get(k)]
+
+
+def commit(row: dict[str, Any]) -> str | None:
+    """The suite commit a row was produced by (recorded, never part of the fingerprint)."""
+    return Row(row).commit

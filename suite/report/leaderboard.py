@@ -1,0 +1,153 @@
+"""Tables generated from the rows: ``table.csv`` (one line per cell) and ``leaderboard.md``.
+
+Never edited by hand. One leaderboard section per (task, profile, device, data); the
+baseline ``ln`` first; quality as mean +- std over seeds with the arrow of better; the
+latency ratio to ``ln`` pooled over seeds from the paired per-round medians, with its 95%
+interval. The data (embedded or real) is named in every section and every line.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from suite.env import now_iso
+from suite.measure.gpu import state_flag, state_warnings
+from suite.measure.interleave import ratio_ci
+from suite.report.plots import pareto_plots
+from suite.report.rows import METRIC_LABEL, Row, latest_rows
+
+ARROW = {"higher": "↑", "lower": "↓"}
+RAW_COLUMNS = ("samples_ms", "round_ms", "loss_curve", "log_ratios")
+
+
+def write_reports(rows: list[dict[str, Any]], out_dir: Path,
+                  extra_links: list[tuple[str, str]] | None = None) -> str:
+    """table.csv, leaderboard.md and its plots (Pareto PNGs; trend PNGs passed in ``extra_links``)."""
+    rows = latest_rows(rows)
+    out_dir = Path(out_dir)
+    flat_table(rows).to_csv(out_dir / "table.csv", index=False)
+    links = pareto_plots(rows, out_dir) + list(extra_links or [])
+    md = leaderboard_markdown(rows)
+    if links:
+        md += "\n## Plots\n\n" + "\n".join(f"- [{title}]({name})" for title, name in links) + "\n"
+    (out_dir / "leaderboard.md").write_text(md)
+    return md
+
+
+def flat_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    if not rows:
+        return pd.DataFrame()
+    df = pd.json_normalize(rows)
+    return df[[c for c in df.columns if not any(raw in c for raw in RAW_COLUMNS)]]
+
+
+def leaderboard_markdown(rows: list[dict[str, Any]]) -> str:
+    rows = latest_rows(rows)
+    parts = ["# normbench leaderboard", "",
+             f"Generated from `rows.jsonl` ({len(rows)} cells) at {now_iso()}; do not edit by hand.",
+             "Arrows point to better. Latency: deployed model, batch 1, eval mode; ratio to `ln` is paired "
+             "per interleaved round, pooled over seeds, with a 95% bootstrap interval.", ""]
+    sections: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        sections.setdefault(_section_key(r), []).append(r)
+    for key, section in sections.items():
+        parts += [f"## {key[0]} · profile {key[1]} · {key[2]} · data: {key[3]}", "", _section_table(section), ""]
+        views = [Row(r) for r in section]
+        notes = [f"- `{r.variant}` seed {r.seed}: **{r.status}**: {r.message}".rstrip(": ") for r in views if not r.ok]
+        notes += [f"- ⚠ `{r.variant}` seed {r.seed}: measured {' and '.join(state_warnings(r.gpu_state))}; "
+                  "its latency may be inflated" for r in views if state_warnings(r.gpu_state)]
+        notes += [f"- ⚠ `{r.variant}` seed {r.seed}: {host_warning(r.d)}; its latency may be inflated"
+                  for r in views if r.ok and host_warning(r.d)]
+        parts += notes + ([""] if notes else [])
+    return "\n".join(parts)
+
+
+#: other processes using more than this share of the machine's CPU time during timing flag a row
+BUSY_CPU_FRACTION = 0.2
+
+
+def host_warning(r: dict[str, Any]) -> str:
+    """'' or why the row's CPU timing may be unfair: other processes kept the machine busy."""
+    frac = Row(r).others_cpu_fraction
+    if frac is None or frac <= BUSY_CPU_FRACTION:
+        return ""
+    return f"measured while other processes used {100 * frac:.0f}% of the machine's CPU time"
+
+
+def _section_key(r: dict[str, Any]) -> tuple[str, str, str, str]:
+    row = Row(r)
+    dev = row.device_info
+    if row.device == "cuda":
+        where = f"GPU: {dev.get('name', '?')} (driver {dev.get('driver', '?')})"
+    else:
+        where = f"CPU: {dev.get('cpu', '?')}, {dev.get('torch_threads', '?')} threads"
+    return row.task, row.profile, where, row.dataset_label
+
+
+def _section_table(rows: list[dict[str, Any]]) -> str:
+    views = [Row(r) for r in rows]
+    order = list(dict.fromkeys(r.variant for r in views))
+    baselines = {r.ratio_baseline for r in views} - {None}
+    base = "ln" if "ln" in order else (sorted(baselines)[0] if baselines else order[0])  # type: ignore[type-var]
+    order.sort(key=lambda v: v != base)  # baseline first, the rest as recorded
+    better: dict[str, str] = {}
+    for r in views:
+        better.update(r.metric_better)
+    unit = next((r.throughput_unit for r in views if r.throughput_unit), "items/s")
+    lines = [_line(v, [r for r in views if r.variant == v], better, base, unit) for v in order]
+    return tabulate(lines, headers="keys", tablefmt="github", disable_numparse=True)
+
+
+def _median(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(np.median(present)) if present else None
+
+
+def _line(variant: str, vrows: list[Row], better: dict[str, str], base: str, unit: str) -> dict:
+    ok = [r for r in vrows if r.ok]
+    line: dict[str, str] = {"variant": variant}
+    statuses = sorted({r.status for r in vrows})
+    flags = sorted(({state_flag(r.gpu_state) for r in ok} | {"busy CPU" for r in ok if host_warning(r.d)}) - {""})
+    line["status"] = "/".join(statuses) + "".join(f" ⚠ {f}" for f in flags)
+    for m, direction in better.items():
+        vals = [r.quality[m] for r in ok if m in r.quality]
+        line[f"{METRIC_LABEL.get(m, m)} {ARROW[direction]}"] = _mean_std(vals)
+    line["p50 ms ↓"] = _fmt(_median([r.latency_p50 for r in ok]), 3)
+    line[f"ratio to {base} ↓ [95% CI]"] = _ratio(ok, base)
+    line[f"{unit} ↑"] = _fmt(_median([r.throughput for r in ok]), 1)
+    if any(r.has_generation for r in vrows):
+        line["gen ms/tok ↓"] = _fmt(_median([r.gen_ms_per_token for r in ok]), 2)
+    line["peak MB ↓"] = _fmt(_median([r.peak_mb for r in ok]), 1)
+    sized = next((r for r in vrows if r.params is not None), None)
+    line["params M"] = _fmt(sized.params / 1e6 if sized and sized.params is not None else None, 3)
+    line["GFLOPs"] = _fmt(sized.flops / 1e9 if sized and sized.flops is not None else None, 4)
+    errs = [e for e in (r.deploy_rel_err for r in ok) if e is not None]
+    line["deploy err"] = f"{max(errs):.1e}" if errs else "-"
+    line["seeds"] = str(len(vrows))
+    line["data"] = "/".join(sorted({r.dataset_kind for r in vrows}))
+    return line
+
+
+def _ratio(ok: list[Row], base: str) -> str:
+    logs = [x for r in ok if r.ratio_baseline == base for x in r.log_ratios]
+    if not logs:
+        return "-"
+    ci = ratio_ci(logs, baseline=base)
+    return f"{ci.value:.3f} [{ci.lo:.3f}, {ci.hi:.3f}]"
+
+
+def _mean_std(vals: list[float]) -> str:
+    if not vals:
+        return "-"
+    if len(vals) == 1:
+        return f"{vals[0]:.2f}"
+    return f"{np.mean(vals):.2f} ± {np.std(vals, ddof=1):.2f}"
+
+
+def _fmt(x: float | None, digits: int) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"

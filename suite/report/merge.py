@@ -1,0 +1,118 @@
+"""``merge DIR...``: the stores of the ``--shard I/N`` runs of one sweep, put back together.
+
+Every row of the shard folders is copied, unchanged, into one new store in the sweep's
+order (tasks, seeds, variants as the shards' ``run.json`` lists them); the table and
+leaderboard are then written from it, so the result is what the unsharded sweep would
+record. Shards measured on different hardware or software (``suite.report.fingerprint``)
+cannot be merged: their latencies would share a table without being comparable.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from suite import jsonio
+from suite.errors import UsageError
+from suite.report.fingerprint import differences, fingerprint
+from suite.report.rows import cell_key
+from suite.report.store import ROWS, Store, read_rows
+
+#: run.json configuration fields that must agree between the shards of one sweep
+CONFIG_KEYS = ("tasks", "variants", "seeds", "profile", "device", "data_root")
+
+
+@dataclass
+class Source:
+    path: Path
+    rows: list[dict[str, Any]]
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def _source(path: Path) -> Source:
+    path, run = Path(path), Path(path) / "run.json"
+    if not (path / ROWS).exists() and not run.exists():  # a shard with no group of its own has run.json only
+        raise UsageError(f"merge: {path} has no {ROWS}; give the --out folders of the shard runs")
+    return Source(path, list(read_rows(path / ROWS)), (jsonio.read(run).get("config") or {}) if run.exists() else {})
+
+
+def _check_same_sweep(sources: list[Source]) -> dict[str, Any]:
+    configured = [s for s in sources if s.config]
+    for s in configured[1:]:
+        diff = [k for k in CONFIG_KEYS if s.config.get(k) != configured[0].config.get(k)]
+        count = {(x.config.get("shard") or {}).get("count") for x in (configured[0], s)}
+        if diff or len(count) > 1:
+            what = ", ".join(diff) or "shard count"
+            raise UsageError(f"merge: {s.path} and {configured[0].path} come from different sweeps ({what} differ); "
+                             f"merge the shards of one sweep, started with the same arguments")
+    return configured[0].config if configured else {}
+
+
+def _check_fingerprints(sources: list[Source]) -> None:
+    first: tuple[Path, dict[str, Any]] | None = None
+    for s in sources:
+        for r in s.rows:
+            fp = fingerprint(r, data=False)
+            if first is None:
+                first = (s.path, fp)
+            elif fp != first[1]:
+                diff = "; ".join(differences(first[1], fp))
+                raise UsageError(f"merge: {s.path} was measured on different hardware or software than "
+                                 f"{first[0]} ({diff}); run every shard on identical runners, or merge them separately")
+
+
+@dataclass
+class MergeReport:
+    rows: list[dict[str, Any]]
+    duplicates: dict[str, list[str]]        # key -> the folders that each recorded it
+    missing: list[str]                      # keys the sweep's config expects that no shard recorded
+    shards: list[str]                       # "I/N" of each source, as its run.json says
+
+    def messages(self) -> list[str]:
+        out = [f"duplicate cell {k} in {', '.join(d)}: every row is kept; the newest recorded one is shown"
+               for k, d in self.duplicates.items()]
+        if self.missing:
+            out.append(f"{len(self.missing)} cell(s) of the sweep are in no shard: {', '.join(self.missing)}")
+        return out
+
+
+def merge_rows(paths: list[Path]) -> MergeReport:
+    """Check the shard folders and combine their rows in the unsharded sweep's order."""
+    if not paths:
+        raise UsageError("merge needs at least one shard folder: run_suite.py merge DIR... --out OUT")
+    sources = [_source(p) for p in paths]
+    config = _check_same_sweep(sources)
+    _check_fingerprints(sources)
+    seen: dict[str, list[str]] = {}
+    for s in sources:
+        for k in dict.fromkeys(r["key"] for r in s.rows):
+            seen.setdefault(k, []).append(str(s.path))
+    rank = {name: {v: i for i, v in enumerate(config.get(name) or [])} for name in ("tasks", "seeds", "variants")}
+
+    def order(r: dict[str, Any]) -> tuple:
+        return (rank["tasks"].get(r["task"], len(rank["tasks"])), r["task"],
+                rank["seeds"].get(r["seed"], len(rank["seeds"])), r["seed"],
+                rank["variants"].get(r["variant"], len(rank["variants"])), r["variant"], r.get("recorded_at") or "")
+    rows = sorted((r for s in sources for r in s.rows), key=order)
+    expected = [cell_key(t, v, s, config["profile"], config["device"]) for t in config.get("tasks", [])
+                for s in config.get("seeds", []) for v in config.get("variants", [])] if config else []
+    shards = [str((s.config.get("shard") or {}).get("index", "?")) + "/" +
+              str((s.config.get("shard") or {}).get("count", "?")) for s in sources]
+    return MergeReport(rows, {k: d for k, d in seen.items() if len(d) > 1},
+                       [k for k in expected if k not in seen], shards)
+
+
+def write_merged(report: MergeReport, out: Path, sources: list[Path]) -> None:
+    """A new store holding every shard row; refuses a folder that already holds rows."""
+    store = Store(out)
+    if store.path.exists():
+        raise UsageError(f"merge --out {out} already holds {ROWS}; give a new folder")
+    with store.lock():
+        for r in report.rows:
+            store.append(r)
+        counts = Counter(s for s in report.shards)
+        jsonio.write_atomic(Path(out) / "merge.json", {
+            "sources": [str(p) for p in sources], "shards": report.shards, "rows": len(report.rows),
+            "duplicates": report.duplicates, "missing": report.missing,
+            "repeated_shards": [s for s, n in counts.items() if n > 1 and "?" not in s]})

@@ -1,0 +1,110 @@
+"""PNG plots next to ``leaderboard.md``: quality vs latency with the Pareto front, and trends.
+
+Drawn with matplotlib's object API on the Agg canvas (no pyplot, no display needed), so
+a headless CI runner and a test process can draw without touching global state.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from suite.report.rows import METRIC_LABEL, Row, cell_label, latest_rows
+
+
+def slug(*parts: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9_.]+", "-", "-".join(str(p) for p in parts)).strip("-")
+
+
+def pareto_front(points: list[tuple[float, float]], quality_higher: bool = True) -> list[int]:
+    """Indices of the points no other point beats on both latency (lower) and quality.
+
+    Sorted by latency; a point is on the front when it is better in quality than every
+    faster point (ties in latency: the better quality one)."""
+    sign = 1.0 if quality_higher else -1.0
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -sign * points[i][1]))
+    front, best = [], -np.inf
+    for i in order:
+        if sign * points[i][1] > best:
+            front.append(i)
+            best = sign * points[i][1]
+    return front
+
+
+def _points(rows: list[dict[str, Any]], metric: str) -> dict[str, tuple[float, float]]:
+    """Per variant: (median p50 latency over seeds, mean quality over seeds)."""
+    by: dict[str, tuple[list[float], list[float]]] = {}
+    for r in map(Row, rows):
+        lat, q = r.latency_p50, r.quality.get(metric)
+        if r.ok and lat and q is not None:
+            by.setdefault(r.variant, ([], []))
+            by[r.variant][0].append(lat)
+            by[r.variant][1].append(q)
+    return {v: (float(np.median(ls)), float(np.mean(qs))) for v, (ls, qs) in by.items()}
+
+
+def pareto_plots(rows: list[dict[str, Any]], out_dir: Path) -> list[tuple[str, str]]:
+    """One PNG per (task, profile, device, data); returns (title, file name) for the links."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in latest_rows(rows):
+        row = Row(r)
+        groups.setdefault((row.task, row.profile, row.device, row.dataset_kind), []).append(r)
+    links = []
+    for (task, profile, device, kind), grows in groups.items():
+        metric = next((r.get("primary_metric") for r in grows if r.get("primary_metric")), None)
+        pts = _points(grows, metric) if metric else {}
+        if not pts:
+            continue
+        higher = next((r.get("metric_better") or {} for r in grows), {}).get(metric, "higher") == "higher"
+        name = f"pareto-{slug(task, profile, device, kind)}.png"
+        title = f"{task} · {profile} · {device} · {kind}: {METRIC_LABEL.get(metric, metric)} vs latency"
+        _draw_pareto(pts, higher, metric, title, Path(out_dir) / name)
+        links.append((title, name))
+    return links
+
+
+def _draw_pareto(pts: dict[str, tuple[float, float]], higher: bool, metric: str, title: str, path: Path) -> None:
+    names = list(pts)
+    xy = [pts[n] for n in names]
+    front = pareto_front(xy, higher)
+    fig = Figure(figsize=(6.4, 4.4), dpi=110)
+    ax = fig.subplots()
+    ax.scatter([p[0] for p in xy], [p[1] for p in xy], color="tab:blue", zorder=3)
+    for n, (x, y) in zip(names, xy):
+        ax.annotate(n, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    fx = [xy[i][0] for i in front]
+    fy = [xy[i][1] for i in front]
+    ax.step(fx, fy, where="post", color="tab:red", lw=1.2, label="Pareto front", zorder=2)
+    ax.scatter(fx, fy, facecolors="none", edgecolors="tab:red", s=90, zorder=4)
+    ax.set_xlabel("batch-1 latency p50 (ms, deployed model) ← better")
+    ax.set_ylabel(f"{METRIC_LABEL.get(metric, metric)} {'↑' if higher else '↓'} better")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def trend_plot(trends: list[dict[str, Any]], metric: str, unit_label: str, path: Path) -> Path:
+    """One line per cell over its nights; flagged step nights get a red ring."""
+    fig = Figure(figsize=(7.5, 4.4), dpi=110)
+    ax = fig.subplots()
+    for t in trends:
+        x = np.arange(len(t["values"]))
+        ax.plot(x, t["values"], marker=".", lw=1, label=cell_label(t["key"]))
+        for s in t["steps"]:
+            i = t["nights"].index(s.night)
+            ax.scatter([i], [t["values"][i]], s=120, facecolors="none",
+                       edgecolors="tab:red" if s.verdict == "regressed" else "tab:green", zorder=4)
+    ax.set_xlabel("night (oldest → newest)")
+    ax.set_ylabel(unit_label)
+    ax.set_title(f"{metric} per cell over the history (rings: step changes)", fontsize=9)
+    ax.grid(alpha=0.3)
+    if trends:
+        ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path

@@ -1,0 +1,264 @@
+"""The results row: the suite's main data contract.
+
+A row is one JSON object per cell (task, variant, seed, profile, device), written by the
+sweep and read by every report. Its shape is published as a JSON Schema
+(``schema/row.schema.json`` at the repository root, documented field by field in
+``docs/results.md``) and versioned by ``schema_version``. Readers go through this module:
+
+- ``migrate`` brings a row of an older schema version to the current one (or refuses a
+  row it cannot read with one line that names the fix);
+- ``Row`` gives typed read access, so no reader digs through nested ``.get`` chains;
+- ``latest_rows``, ``cell_key`` and ``cell_label`` identify cells.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable
+
+from suite.env import REPO_ROOT
+from suite.errors import UsageError
+
+#: version of the row layout this suite writes; bump it (and add a migration) on any change
+#: of an existing field's meaning; added optional fields keep the version
+SCHEMA_VERSION = 2
+SCHEMA_PATH = REPO_ROOT / "schema" / "row.schema.json"
+STATUSES = ("ok", "error", "diverged", "not-applicable")
+#: how tables and plots name the known quality metrics (others are shown by their key)
+METRIC_LABEL = {"top1": "top-1 %", "top5": "top-5 %", "eval_loss": "eval loss", "map": "box mAP",
+                "ap50": "AP50", "ppl": "perplexity", "bpb": "bits/byte"}
+
+
+def cell_key(task: str, variant: str, seed: int, profile: str, device: str) -> str:
+    return f"{task}|{variant}|{seed}|{profile}|{device}"
+
+
+def cell_label(key: str) -> str:
+    """``imagenet|un|0|smoke|cpu`` -> ``imagenet/un/s0`` (profile and device head the table)."""
+    task, variant, seed = key.split("|")[:3]
+    return f"{task}/{variant}/s{seed}"
+
+
+def latest_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The last row recorded for each cell key (the store is append-only)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        latest[r["key"]] = r
+    return list(latest.values())
+
+
+# -- schema versions ----------------------------------------------------------------------
+def _v1_to_v2(row: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 added ``launcher`` and made ``distributed``/``host_state`` always present."""
+    out = dict(row)
+    dist = out.get("distributed") or {"world_size": 1, "backend": "none", "bn_statistics": "per-process"}
+    out["distributed"] = dist
+    out.setdefault("host_state", None)
+    out.setdefault("launcher", "torchrun" if (dist.get("world_size") or 1) > 1 else "subprocess")
+    out["schema_version"] = 2
+    return out
+
+
+MIGRATIONS = {1: _v1_to_v2}
+
+
+def migrate(row: dict[str, Any], where: str = "a row") -> dict[str, Any]:
+    """The row in the current schema version; ``UsageError`` (one line) when it cannot be read."""
+    version = row.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise UsageError(f"{where} has no integer schema_version: it is not a normbench results row "
+                         f"(give a results folder written by run_suite.py)")
+    if version > SCHEMA_VERSION:
+        raise UsageError(f"{where} has schema_version {version}, newer than this suite's {SCHEMA_VERSION}; "
+                         f"read it with a newer normbench (git pull)")
+    while version < SCHEMA_VERSION:
+        if version not in MIGRATIONS:
+            raise UsageError(f"{where} has schema_version {version}, which this suite cannot migrate; "
+                             f"re-run the cells to record them again")
+        row = MIGRATIONS[version](row)
+        version = row["schema_version"]
+    return row
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    """The published JSON Schema of a row."""
+    return json.loads(Path(SCHEMA_PATH).read_text())
+
+
+def validate(row: dict[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` when ``row`` does not follow the published schema."""
+    import jsonschema
+    jsonschema.validate(row, schema(), cls=jsonschema.Draft202012Validator)
+
+
+# -- typed access -------------------------------------------------------------------------
+def _num(x: Any) -> float | None:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+
+def _nums(xs: Any) -> list[float]:
+    return [float(x) for x in xs or [] if isinstance(x, (int, float)) and not isinstance(x, bool)]
+
+
+def get_path(row: dict[str, Any], path: tuple[str, ...]) -> Any:
+    """The value at a path of keys (None where any part is missing)."""
+    node: Any = row
+    for part in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+class Row:
+    """Typed, read-only access to one results row (a plain dict underneath, in ``.d``)."""
+
+    __slots__ = ("d",)
+
+    def __init__(self, d: dict[str, Any]) -> None:
+        self.d = d
+
+    def _part(self, name: str) -> dict[str, Any]:
+        part = self.d.get(name)
+        return part if isinstance(part, dict) else {}
+
+    # identity
+    @property
+    def key(self) -> str:
+        return str(self.d["key"])
+
+    @property
+    def task(self) -> str:
+        return str(self.d["task"])
+
+    @property
+    def variant(self) -> str:
+        return str(self.d["variant"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.d["seed"])
+
+    @property
+    def profile(self) -> str:
+        return str(self.d.get("profile", "?"))
+
+    @property
+    def device(self) -> str:
+        return str(self.d.get("device", "?"))
+
+    @property
+    def status(self) -> str:
+        return str(self.d.get("status", "?"))
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def message(self) -> str:
+        return str(self.d.get("message") or "")
+
+    # quality
+    @property
+    def quality(self) -> dict[str, float]:
+        return {m: v for m, v in self._part("quality").items() if _num(v) is not None}
+
+    @property
+    def metric_better(self) -> dict[str, str]:
+        return dict(self._part("metric_better"))
+
+    @property
+    def primary_metric(self) -> str | None:
+        return self.d.get("primary_metric") or None
+
+    # latency and throughput
+    @property
+    def latency_p50(self) -> float | None:
+        return _num(self._part("latency").get("p50_ms"))
+
+    @property
+    def latency_rounds(self) -> list[float]:
+        return _nums(self._part("latency").get("round_ms"))
+
+    @property
+    def ratio_baseline(self) -> str | None:
+        ratio = self._part("latency").get("ratio")
+        return (ratio.get("baseline") or None) if isinstance(ratio, dict) else None
+
+    @property
+    def log_ratios(self) -> list[float]:
+        ratio = self._part("latency").get("ratio")
+        return _nums(ratio.get("log_ratios")) if isinstance(ratio, dict) else []
+
+    @property
+    def throughput(self) -> float | None:
+        return _num(self._part("throughput").get("value"))
+
+    @property
+    def throughput_unit(self) -> str | None:
+        return self._part("throughput").get("unit")
+
+    @property
+    def throughput_batch(self) -> int | None:
+        b = self._part("throughput").get("batch")
+        return int(b) if isinstance(b, int) else None
+
+    @property
+    def throughput_rounds(self) -> list[float]:
+        return _nums(self._part("throughput").get("round_ms"))
+
+    @property
+    def has_generation(self) -> bool:
+        return bool(self.d.get("generation"))
+
+    @property
+    def gen_ms_per_token(self) -> float | None:
+        return _num(self._part("generation").get("ms_per_token"))
+
+    # memory, model, deploy
+    @property
+    def peak_mb(self) -> float | None:
+        return _num(self._part("memory").get("peak_mb"))
+
+    @property
+    def params(self) -> int | None:
+        p = self._part("model").get("params")
+        return int(p) if isinstance(p, (int, float)) else None
+
+    @property
+    def flops(self) -> int | None:
+        f = self._part("model").get("flops")
+        return int(f) if isinstance(f, (int, float)) else None
+
+    @property
+    def deploy_rel_err(self) -> float | None:
+        return _num(self._part("deploy").get("rel_err"))
+
+    # data and environment
+    @property
+    def dataset_label(self) -> str:
+        return str(self._part("dataset").get("label", "?"))
+
+    @property
+    def dataset_kind(self) -> str:
+        return str(self._part("dataset").get("kind", "?"))
+
+    @property
+    def device_info(self) -> dict[str, Any]:
+        dev = self._part("provenance").get("device")
+        return dev if isinstance(dev, dict) else {}
+
+    @property
+    def gpu_state(self) -> dict[str, Any] | None:
+        return self.d.get("gpu_state") or None
+
+    @property
+    def others_cpu_fraction(self) -> float | None:
+        return _num(self._part("host_state").get("others_cpu_fraction"))
+
+    @property
+    def commit(self) -> str | None:
+        return get_path(self.d, ("provenance", "git", "commit"))

@@ -1,0 +1,77 @@
+"""The results store: append-only JSON lines, one ``write`` per row, flushed and fsync'd.
+
+A row is never edited. If a process dies mid-write the file may end in a partial line;
+readers skip it (with a warning) and the next append starts on a fresh line, so every
+finished row stays readable. Rows of an older schema version are migrated as they are read
+(``suite.report.rows.migrate``).
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from suite import jsonio
+from suite.errors import UsageError
+from suite.report.rows import migrate
+
+ROWS = "rows.jsonl"
+DONE_STATUSES = {"ok", "diverged", "not-applicable"}  # resume re-runs only `error` cells
+
+
+class Store:
+    def __init__(self, out_dir: Path) -> None:
+        self.dir = Path(out_dir)
+        self.path = self.dir / ROWS
+
+    def append(self, row: dict[str, Any]) -> None:
+        line = jsonio.dumps(row) + "\n"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "ab+") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() > 0:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":  # a torn last line from a killed writer: leave it, start afresh
+                    line = "\n" + line
+            f.write(line.encode())
+            f.flush()
+            os.fsync(f.fileno())
+
+    def rows(self) -> list[dict[str, Any]]:
+        return list(read_rows(self.path))
+
+    def done_keys(self) -> set[str]:
+        return {r["key"] for r in self.rows() if r.get("status") in DONE_STATUSES}
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """One sweep per output folder at a time."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / ".lock", "w") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UsageError(f"{self.dir} is in use by another run; wait for it or pass another --out") from None
+            yield
+
+
+def read_rows(path: Path) -> Iterator[dict[str, Any]]:
+    path = Path(path)
+    if not path.exists():
+        return
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+            except json.JSONDecodeError:
+                print(f"warning: {path}:{n} is not a whole row (a run was killed mid-write); skipped",
+                      file=sys.stderr)
+                continue
+            if isinstance(row, dict):
+                yield migrate(row, f"{path}:{n}")

@@ -1,0 +1,125 @@
+"""One cell = one (task, variant, seed): build, train, evaluate, deploy, check, save.
+
+A worker of ``suite.sweep.launch``: ``python -m suite.sweep.cell SPEC.json`` in its own
+process (or under torchrun, or inline). Writes ``result.json`` (and ``deployed.pt`` when
+the cell succeeds) into the cell's folder; timing and memory are measured afterwards from
+``deployed.pt`` by their own workers.
+"""
+from __future__ import annotations
+
+import os
+import random
+import sys
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from suite import jsonio
+from suite.env import now_iso
+from suite.errors import Diverged, NotApplicable
+from suite.measure.inputs import count_flops, make_input
+from suite.models.create import count_params
+from suite.models.deploy import count_norm_modules, deploy, deploy_error
+from suite.sweep.config import CellSpec
+from suite.sweep.distributed import finish, init_from_env, wrap
+from suite.sweep.train import train
+from suite.task import TASKS, to_device
+from suite.variants import parse_variant
+from suite.variants.base import TrainingContext, after_training, before_training, budget_kwargs
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def run_cell(spec: CellSpec, out: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The whole life of a cell; raises on failure (the caller turns it into a status).
+
+    ``out`` is filled as the cell goes, so a failing cell still reports what it got to (its
+    dataset identity, profile and versions). In a multi-process cell every rank trains; rank 0
+    alone evaluates, deploys and returns the result (the other ranks return None).
+    """
+    out = {} if out is None else out
+    task = TASKS.get(spec.task)()
+    root = Path(spec.data_root) if spec.data_root else None
+    profile = task.profile(spec.profile, root, spec.max_steps, spec.batch_size, spec.throughput_batch)
+    device = torch.device(spec.device)
+    dist = init_from_env(device)
+    if device.type == "cuda" and dist.world > 1:
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+    if dist.world > 1:  # the recipe's batch is global: split it over the processes
+        profile.extra.update(rank=dist.rank, world=dist.world)
+        profile.recipe.batch_size = max(1, profile.recipe.batch_size // dist.world)
+    variant = parse_variant(spec.variant)
+    out.update({"profile_config": profile.as_dict(), "versions": {"task": task.version, **variant.versions()},
+                "distributed": dist.as_row(spec.sync_bn)})
+    data = task.load(root, profile)
+    out["dataset"] = asdict(data.info) | {"label": data.info.label}
+    vkw = {**budget_kwargs(variant.norm_cls, profile.recipe.steps, task.family), **spec.variant_kwargs}
+    seed_everything(spec.seed)
+    model = task.build_model(variant, profile, data, vkw).to(device)
+    before_training(variant.norm_cls, model, TrainingContext(steps=profile.recipe.steps, family=task.family,
+                                                             world_size=dist.world, sync_bn=spec.sync_bn))
+    out["model"] = {"name": profile.model, "kwargs": profile.model_kwargs, "variant_kwargs": vkw,
+                    "attention": getattr(model, "normbench_attention", None), "params_train": count_params(model)}
+    stats = train(model, task, data, profile, device, spec.seed, desc=f"{spec.task}/{spec.variant}/s{spec.seed}",
+                  runner=wrap(model, dist, device), show=dist.main)
+    finish()  # training was the collective part; rank 0 alone recalibrates, evaluates and deploys
+    if not dist.main:
+        return None
+    out["train"] = asdict(stats)
+    after_training(variant.norm_cls, model, task.train_batches(data, profile, spec.seed),
+                   lambda batch: task.forward(model, to_device(batch, device)))
+    out["quality"] = task.evaluate(model.eval(), data, profile, device)
+    deployed = deploy(model)
+    probe, probe_dep = task.deploy_probe(model), task.deploy_probe(deployed)
+    out["deploy"] = {"rel_err": deploy_error(probe, probe_dep, task.sample_inputs(data, 16, device)),
+                     "norm_modules_left": count_norm_modules(probe_dep), "checked": type(probe).__name__}
+    spec_in = task.input_spec(profile, data)
+    out["model"].update(params=count_params(deployed), flops=count_flops(deployed, make_input(spec_in, 1, device)))
+    out["input_spec"], out["throughput_batch"] = spec_in, profile.throughput_batch
+    out["timing_s_per_model"], out["throughput_unit"] = profile.timing_s_per_model, task.throughput_unit
+    out["metric_better"], out["primary_metric"] = task.metrics, task.primary_metric
+    torch.save(deployed.cpu(), Path(spec.cell_dir) / "deployed.pt")
+    return out
+
+
+def main(spec_path: str) -> int:
+    spec = CellSpec(**jsonio.read(Path(spec_path)))
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    result: dict[str, Any] = {"started_at": now_iso()}
+    t0 = time.perf_counter()
+    partial: dict[str, Any] = {}
+    try:
+        cell = run_cell(spec, partial)
+        if cell is None:  # a non-zero rank of a multi-process cell: rank 0 reports
+            finish()
+            return 0
+        result |= cell | {"status": "ok", "message": ""}
+    except Diverged as e:
+        result |= {"status": "diverged", "message": str(e)}
+    except NotApplicable as e:
+        result |= {"status": "not-applicable", "message": str(e)}
+    except Exception as e:  # noqa: BLE001 - any failure becomes a row, the sweep goes on
+        (Path(spec.cell_dir) / "error.txt").write_text(traceback.format_exc())
+        result |= {"status": "error", "message": f"{type(e).__name__}: {e}".splitlines()[0][:500]}
+    if result.get("status") != "ok":  # keep what identifies the cell (data, profile, versions), not the scores
+        result |= {k: partial[k] for k in ("dataset", "profile_config", "versions", "distributed") if k in partial}
+    result |= {"finished_at": now_iso(), "cell_seconds": time.perf_counter() - t0}
+    if int(os.environ.get("RANK", "0")) == 0:
+        jsonio.write_atomic(Path(spec.cell_dir) / "result.json", result)
+    finish()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,91 @@
+"""The sweep's configuration, built once at the edge (the CLI) and passed inward, keyword-only.
+
+``RunConfig`` is the whole sweep; ``CellSpec`` is what one cell process is asked to do (it
+is written to the cell's ``spec.json`` and read back by the cell, so it holds plain values).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from suite.report.rows import cell_key
+from suite.sweep.shard import Shard
+
+LAUNCH_MODES = ("subprocess", "inline")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CellSpec:
+    task: str
+    variant: str
+    seed: int
+    profile: str
+    device: str
+    cell_dir: str
+    data_root: str | None = None
+    max_steps: int | None = None
+    threads: int | None = None
+    variant_kwargs: dict[str, Any] = field(default_factory=dict)
+    batch_size: int | None = None
+    throughput_batch: int | None = None
+    nproc_per_node: int = 1
+    sync_bn: bool = False
+
+    @property
+    def key(self) -> str:
+        return cell_key(self.task, self.variant, self.seed, self.profile, self.device)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    tasks: list[str]
+    variants: list[str]
+    seeds: list[int]
+    out: Path
+    profile: str = "smoke"
+    device: str = "cpu"                   # resolved: "cpu" or "cuda"
+    data_root: Path | None = None
+    resume: bool = False
+    max_steps: int | None = None
+    timing_s_per_model: float | None = None
+    threads: int | None = None
+    cell_timeout_s: float | None = None
+    variant_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    batch_size: int | None = None
+    throughput_batch: int | None = None
+    nproc_per_node: int = 1
+    sync_bn: bool = False
+    shard: Shard | None = None            # run only this shard's (task, seed) groups
+    launch: str = "subprocess"            # "subprocess" (default) or "inline" (cells in the sweep's process)
+
+    def __post_init__(self) -> None:
+        if self.launch not in LAUNCH_MODES:
+            raise ValueError(f"launch must be one of {LAUNCH_MODES}, got {self.launch!r}")
+
+    @property
+    def baseline(self) -> str:
+        return "ln" if "ln" in self.variants else self.variants[0]
+
+    def cell(self, task: str, variant: str, seed: int) -> CellSpec:
+        return CellSpec(task=task, variant=variant, seed=seed, profile=self.profile, device=self.device,
+                        cell_dir=str(self.out / "cells" / f"{task}-{variant}-s{seed}"),
+                        data_root=None if self.data_root is None else str(self.data_root),
+                        max_steps=self.max_steps, threads=self.threads,
+                        variant_kwargs=dict(self.variant_kwargs.get(variant, {})), batch_size=self.batch_size,
+                        throughput_batch=self.throughput_batch, nproc_per_node=self.nproc_per_node,
+                        sync_bn=self.sync_bn)
+
+    def as_json(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return str(obj) if isinstance(obj, Path) else obj

@@ -1,0 +1,168 @@
+"""The sweep: tasks x seeds x variants, each cell in its own worker, rows appended.
+
+For each (task, seed) group: run the pending cells (train/eval/deploy), measure each
+deployed model's memory alone, then time the group's deployed models interleaved in one
+worker, and append one row per cell. A cell that fails is a row with its status and
+message; the sweep goes on. Workers are started by ``suite.sweep.launch``.
+"""
+from __future__ import annotations
+
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from suite import jsonio
+from suite.env import now_iso
+from suite.errors import DataError, UsageError
+from suite.measure.env import provenance
+from suite.report.leaderboard import write_reports
+from suite.report.rows import SCHEMA_VERSION
+from suite.report.store import Store
+from suite.sweep.config import CellSpec, RunConfig
+from suite.sweep.launch import Launcher, worker_launcher
+from suite.sweep.record import make_row
+from suite.sweep.shard import shard_groups
+from suite.task import TASKS
+
+
+def run_sweep(cfg: RunConfig) -> int:
+    """Run every pending cell; returns the exit status (0 ok, 1 some cell errored, 2 bad data)."""
+    store = Store(cfg.out)
+    with store.lock():
+        if (cfg.out / "run.json").exists() and not cfg.resume:
+            raise UsageError(f"{cfg.out} already holds a run; pass --resume to complete it, or another --out")
+        bad = _check_data(cfg)
+        if len(bad) == len(cfg.tasks):
+            raise DataError("; ".join(bad.values()))
+        for task, message in bad.items():  # the other tasks still run; these get error rows
+            print(f"normbench: error: task {task}: {message}", file=sys.stderr)
+        run_id = uuid.uuid4().hex[:12]
+        jsonio.write_atomic(cfg.out / "run.json", {"run_id": run_id, "started_at": now_iso(),
+                                                  "argv": sys.argv, "config": cfg.as_json()})
+        ctx = {"run_id": run_id, "launcher": _launcher(cfg).mode,
+               "provenance": {"schema_version": SCHEMA_VERSION, **provenance(_torch_device(cfg.device))}}
+        done, errors = store.done_keys(), 0
+        mine = set(shard_groups(cfg.tasks, cfg.seeds, cfg.shard))
+        for task in cfg.tasks:
+            for seed in cfg.seeds:
+                if (task, seed) not in mine:
+                    continue
+                specs = {v: cfg.cell(task, v, seed) for v in cfg.variants}
+                pending = [v for v in cfg.variants if specs[v].key not in done]
+                if task in bad:
+                    rows = [make_row(ctx, specs[v], {"status": "error", "message": bad[task]}) for v in pending]
+                else:
+                    rows = _run_group(cfg, ctx, specs, pending)
+                for row in rows:
+                    store.append(row)
+                    errors += row["status"] == "error"
+        print(write_reports(store.rows(), cfg.out))
+        print(f"\nresults: {cfg.out}/ (rows.jsonl, table.csv, leaderboard.md)", file=sys.stderr)
+    return 2 if bad else (1 if errors else 0)
+
+
+def _check_data(cfg: RunConfig) -> dict[str, str]:
+    bad = {}
+    for task in cfg.tasks:
+        try:
+            TASKS.get(task)().check_data(cfg.data_root)
+        except DataError as e:
+            bad[task] = str(e)
+    return bad
+
+
+def _launcher(cfg: RunConfig) -> Launcher:
+    mode = "inline" if cfg.launch == "inline" else ("torchrun" if cfg.nproc_per_node > 1 else "subprocess")
+    return Launcher(mode=mode, nproc=cfg.nproc_per_node, timeout_s=cfg.cell_timeout_s)
+
+
+def _run_group(cfg: RunConfig, ctx: dict[str, Any], specs: dict[str, CellSpec], pending: list[str]) -> list[dict]:
+    if not pending:
+        return []
+    results: dict[str, dict[str, Any]] = {}
+    for v in pending:
+        results[v] = _cell_result(cfg, specs[v])
+        _log(specs[v], results[v])
+    base = cfg.baseline
+    if base not in results:  # recorded earlier: reuse its deployed model for paired ratios
+        prior = Path(specs[base].cell_dir) / "result.json"
+        if prior.exists() and (Path(specs[base].cell_dir) / "deployed.pt").exists():
+            results[base] = jsonio.read(prior)
+    ok = {v: r for v, r in results.items() if r["status"] == "ok"}
+    timing = _timing(cfg, specs, ok, base if base in ok else None) if ok else {}
+    rows = []
+    for v in pending:
+        r = results[v]
+        if r["status"] == "ok":
+            r["memory"] = _memory(cfg, specs[v], r)
+            if "error" in timing:
+                r |= {"status": "error", "message": f"timing failed: {timing['error']}"}
+            elif "error" in r["memory"]:
+                r |= {"status": "error", "message": f"memory probe failed: {r['memory']['error']}"}
+        rows.append(make_row(ctx, specs[v], r, timing))
+    return rows
+
+
+def _cell_result(cfg: RunConfig, spec: CellSpec) -> dict[str, Any]:
+    d = Path(spec.cell_dir)
+    res_path, spec_path = d / "result.json", d / "spec.json"
+    if res_path.exists() and spec_path.exists() and jsonio.read(spec_path) == spec.as_json():
+        prior = jsonio.read(res_path)  # a finished cell from a run killed before its rows landed
+        if prior.get("status") == "ok" and (d / "deployed.pt").exists():
+            return prior
+    d.mkdir(parents=True, exist_ok=True)
+    res_path.unlink(missing_ok=True)
+    jsonio.write_atomic(spec_path, spec.as_json())
+    err = _launcher(cfg).run("suite.sweep.cell", spec_path)
+    if res_path.exists():
+        return jsonio.read(res_path)
+    return {"status": "error", "message": err or "cell process ended without writing its result"}
+
+
+def _memory(cfg: RunConfig, spec: CellSpec, result: dict[str, Any]) -> dict[str, Any]:
+    d = Path(spec.cell_dir)
+    out = d / "memory.json"
+    probe = {"model_path": str(d / "deployed.pt"), "input_spec": result["input_spec"],
+             "batch": result["throughput_batch"], "device": cfg.device, "threads": cfg.threads, "out": str(out)}
+    jsonio.write_atomic(d / "memory_spec.json", probe)
+    out.unlink(missing_ok=True)
+    launcher = worker_launcher(_launcher(cfg))
+    err = launcher.run("suite.measure.memory_worker", d / "memory_spec.json")
+    if not out.exists():
+        return {"error": err or "no output"}
+    memory = jsonio.read(out)
+    if launcher.mode == "inline" and "source" in memory:  # the probe shared the sweep's process
+        memory["source"] += " (inline launcher: measured inside the sweep's own process, not comparable)"
+    return memory
+
+
+def _timing(cfg: RunConfig, specs: dict[str, CellSpec], ok: dict[str, dict], baseline: str | None) -> dict:
+    first = next(iter(ok.values()))
+    group_dir = Path(specs[next(iter(ok))].cell_dir).parent
+    some = next(iter(specs.values()))
+    name = f"timing-{some.task}-s{some.seed}"
+    per_model = cfg.timing_s_per_model or first["timing_s_per_model"]
+    spec = {"models": {v: str(Path(specs[v].cell_dir) / "deployed.pt") for v in ok},
+            "baseline": baseline, "device": cfg.device, "threads": cfg.threads,
+            "input_spec": first["input_spec"], "unit": first["throughput_unit"],
+            "timing": {"budget_s": per_model * len(ok), "throughput_batch": first["throughput_batch"],
+                       "warmup_s": min(1.0, per_model / 4)},
+            "out": str(group_dir / f"{name}.json")}
+    jsonio.write_atomic(group_dir / f"{name}-spec.json", spec)
+    Path(spec["out"]).unlink(missing_ok=True)
+    err = worker_launcher(_launcher(cfg)).run("suite.measure.timing_worker", group_dir / f"{name}-spec.json")
+    return jsonio.read(spec["out"]) if Path(spec["out"]).exists() else {"error": err or "no timing written"}
+
+
+def _log(spec: CellSpec, r: dict[str, Any]) -> None:
+    q = r.get("quality") or {}
+    pm = r.get("primary_metric")
+    detail = f"{pm} {q[pm]:.2f}" if pm in q else r.get("message", "")
+    print(f"  {spec.task}/{spec.variant}/seed {spec.seed}: {r['status']} {detail} ({r.get('cell_seconds', 0):.0f} s)",
+          file=sys.stderr)
+
+
+def _torch_device(name: str) -> Any:
+    import torch
+    return torch.device(name)

@@ -1,0 +1,68 @@
+"""The one training loop every task uses: AdamW (timm param groups), warm-up + cosine."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+from timm.optim import create_optimizer_v2
+from timm.scheduler import CosineLRScheduler
+from tqdm import tqdm
+
+from suite.sweep.distributed import mean_across
+from suite.errors import Diverged
+from suite.task import Profile, Task, to_device
+
+
+@dataclass
+class TrainStats:
+    steps: int
+    time_s: float
+    step_ms: float          # median wall time of an optimizer step (forward, backward, update)
+    final_loss: float
+    loss_curve: list[float]  # mean loss per 1/20th of the run
+
+
+def train(model: nn.Module, task: Task, data: Any, profile: Profile, device: torch.device, seed: int,
+          desc: str = "train", runner: nn.Module | None = None, show: bool = True) -> TrainStats:
+    """Train ``model`` in place; ``runner`` (e.g. its DDP wrapper) is what the loss calls."""
+    r = profile.recipe
+    runner = model if runner is None else runner
+    model.train()
+    runner.train()
+    # weight decay skips biases, norm parameters and model.no_weight_decay() (DeiT recipe)
+    opt = create_optimizer_v2(model, "adamw", lr=r.lr, weight_decay=r.weight_decay)
+    sched = CosineLRScheduler(opt, t_initial=r.steps, lr_min=r.min_lr, warmup_t=r.warmup_steps,
+                              warmup_lr_init=r.lr * 1e-3, warmup_prefix=True, t_in_epochs=False)
+    batches = task.train_batches(data, profile, seed)
+    step_times, losses = [], []
+    t_start = time.perf_counter()
+    bar = tqdm(range(r.steps), desc=desc, leave=False, mininterval=1.0, dynamic_ncols=True, disable=not show)
+    for step in bar:
+        t0 = time.perf_counter()
+        batch = to_device(next(batches), device)
+        loss = task.loss(runner, batch, profile)
+        agreed = mean_across(loss)  # every process must take the same decision
+        if not torch.isfinite(agreed):
+            raise Diverged(f"non-finite loss {agreed.item()} at step {step + 1} of {r.steps}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if r.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), r.grad_clip)
+        opt.step()
+        sched.step_update(step + 1)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        step_times.append(time.perf_counter() - t0)
+        losses.append(agreed.item())
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    bar.close()
+    chunk = max(1, math.ceil(len(losses) / 20))
+    curve = [sum(losses[i:i + chunk]) / len(losses[i:i + chunk]) for i in range(0, len(losses), chunk)]
+    steady = sorted(step_times[len(step_times) // 10:]) or sorted(step_times)
+    return TrainStats(r.steps, time.perf_counter() - t_start, 1e3 * steady[len(steady) // 2],
+                      losses[-1], curve)

@@ -1,0 +1,172 @@
+"""The Task API: the small base class every task plugin fills in, and the task registry.
+
+A task owns its data (embedded default and real layout), its recipe per profile, its
+loss and its quality metrics. Everything else (training loop, deploy, timing, memory,
+rows) is the harness's and identical across tasks. Task plugins live in the top-level
+``tasks`` package (one file each) or in a distribution's ``normbench.tasks`` entry points.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+import torch.nn as nn
+
+from suite.errors import UsageError
+from suite.registry import Registry
+from suite.variants import Variant
+
+TASKS = Registry("task", "tasks", "normbench.tasks")
+register_task = TASKS.register
+
+
+@dataclass
+class Recipe:
+    """Optimizer and schedule: AdamW, linear warm-up then cosine decay to ``min_lr``."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 0.05
+    warmup_steps: int = 0
+    min_lr: float = 1e-6
+    label_smoothing: float = 0.0
+    grad_clip: float | None = None
+    eval_batch_size: int = 256
+    scale_lr_with_batch: bool = False   # linear scaling when the batch is overridden (DeiT's rule)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise UsageError(f"recipe steps must be >= 1 (got {self.steps}); use --max-steps N with N >= 1")
+        if self.batch_size < 1 or self.lr <= 0:
+            raise UsageError(f"recipe needs batch_size >= 1 and lr > 0 (got {self.batch_size}, {self.lr})")
+        self.warmup_steps = min(self.warmup_steps, self.steps - 1)
+
+
+@dataclass
+class Profile:
+    name: str
+    model: str
+    model_kwargs: dict[str, Any]
+    recipe: Recipe
+    throughput_batch: int
+    timing_s_per_model: float = 6.0   # interleaved timing budget per model in a group
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DatasetInfo:
+    """Identity of the data a row was produced on; ``kind`` is ``embedded`` or ``real``."""
+
+    name: str
+    kind: str
+    path: str | None
+    n_train: int
+    n_eval: int
+    fingerprint: str
+    num_classes: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (embedded)" if self.kind == "embedded" else f"{self.name} (real: {self.path})"
+
+
+class Task:
+    """Base class of a task plugin; subclasses register with ``@register_task(name)``."""
+
+    version = "1"
+    family = "vision"                     # "vision" | "lm": picks placement and budget rules of variants
+    default = True                        # part of a sweep when --tasks is not given
+    primary_metric = ""
+    metrics: dict[str, str] = {}          # metric -> "higher" | "lower" (which is better)
+    throughput_unit = "items/s"
+
+    # -- configuration ------------------------------------------------------------------
+    def profiles(self, embedded: bool) -> dict[str, Profile]:
+        raise NotImplementedError
+
+    def profile(self, name: str, data_root: Path | None, max_steps: int | None = None,
+                batch_size: int | None = None, throughput_batch: int | None = None) -> Profile:
+        profiles = self.profiles(embedded=data_root is None)
+        if name not in profiles:
+            if data_root is None and name in self.profiles(embedded=False):
+                raise UsageError(f"the {name!r} profile of task {self.registered_name!r} runs on real data: "
+                                 f"pass --data-root DIR")
+            raise UsageError(f"task {self.registered_name!r} has no profile {name!r}; "
+                             f"use --profile {' or '.join(sorted(profiles))}")
+        prof = profiles[name]
+        r = asdict(prof.recipe)
+        if max_steps is not None:
+            r.update(steps=max_steps, warmup_steps=min(r["warmup_steps"], max(0, max_steps // 10)))
+        if batch_size is not None:
+            if r["scale_lr_with_batch"]:
+                r["lr"] = r["lr"] * batch_size / r["batch_size"]
+            r["batch_size"] = batch_size
+        prof.recipe = Recipe(**r)
+        if throughput_batch is not None:
+            prof.throughput_batch = throughput_batch
+        return prof
+
+    @staticmethod
+    def shard(profile: Profile) -> tuple[int, int]:
+        """(rank, world) of this process in a multi-process cell."""
+        return int(profile.extra.get("rank", 0)), int(profile.extra.get("world", 1))
+
+    # -- data -----------------------------------------------------------------------------
+    def check_data(self, data_root: Path | None) -> None:
+        """Cheap validation of the real layout; raise ``DataError`` naming the file and the fix."""
+
+    def load(self, data_root: Path | None, profile: Profile) -> Any:
+        """Load the data; the returned object has an ``info: DatasetInfo`` attribute."""
+        raise NotImplementedError
+
+    def train_batches(self, data: Any, profile: Profile, seed: int) -> Iterator[Any]:
+        """An endless iterator of training batches, its order fixed by ``seed``."""
+        raise NotImplementedError
+
+    # -- model, loss, metrics -------------------------------------------------------------
+    def build_model(self, variant: Variant, profile: Profile, data: Any,
+                    variant_kwargs: dict[str, Any]) -> nn.Module:
+        from suite.models.create import create_model
+        return create_model(profile.model, variant, variant_kwargs=variant_kwargs, **profile.model_kwargs)
+
+    def forward(self, model: nn.Module, batch: Any) -> Any:
+        """Run the model on the inputs of one (device) batch; used by after-training hooks."""
+        raise NotImplementedError
+
+    def loss(self, model: nn.Module, batch: Any, profile: Profile) -> torch.Tensor:
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module, data: Any, profile: Profile, device: torch.device) -> dict[str, float]:
+        raise NotImplementedError
+
+    def deploy_probe(self, model: nn.Module) -> nn.Module:
+        """The part of the model whose deployed vs eval outputs are compared (default: all of it)."""
+        return model
+
+    def sample_inputs(self, data: Any, n: int, device: torch.device) -> Any:
+        """A few real eval inputs, for the deployed-vs-eval check."""
+        raise NotImplementedError
+
+    def input_spec(self, profile: Profile, data: Any) -> dict[str, Any]:
+        """How to make timing inputs: ``{"kind": "image", "shape": [C, H, W]}`` or tokens."""
+        raise NotImplementedError
+
+    @property
+    def registered_name(self) -> str:
+        return getattr(type(self), "registered_name", type(self).__name__)
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
