@@ -18,5 +18,14 @@ from suite.models.deploy import deploy
 from suite.variants import create_norm, parse_variant, register_attention, register_norm
 
 __version__ = suite_version()
-__all__ = ["create_norm", "create_model", "deploy", "convert_ln_to_rms", "convert_ln_to_crms", "register_norm",
-           "register_attention", "parse_variant", "__version__"]
+__all__ = [
+           "__version__",
+           "convert_ln_to_crms",
+           "convert_ln_to_rms",
+           "create_model",
+           "create_norm",
+           "deploy",
+           "parse_variant",
+           "register_attention",
+           "register_norm",
+]

@@ -8,13 +8,15 @@ experiments and tests without packaging).
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import importlib.metadata
 import os
 import pkgutil
 import types
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from suite.errors import UsageError
 
@@ -43,10 +45,8 @@ class Registry:
                 raise ValueError(f"duplicate {self.kind} name {name!r}: already registered "
                                  f"by {_origin(self._entries[name])}, again by {_origin(o)}")
             self._entries[name] = o
-            try:
+            with contextlib.suppress(AttributeError, TypeError):  # e.g. a function or a slotted object
                 o.registered_name = name
-            except (AttributeError, TypeError):
-                pass
             return o
 
         return add if obj is None else add(obj)

@@ -7,9 +7,10 @@ rows) is the harness's and identical across tasks. Task plugins live in the top-
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.nn as nn

@@ -12,14 +12,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.nn as nn
 
-from suite.task import register_task
-from suite.task import DatasetInfo, Profile, Recipe, Task, to_device
+from suite.task import DatasetInfo, Profile, Recipe, Task, register_task
 from tasks.cocodata import CocoSplit, check_layout, embedded_root
 
 

@@ -9,6 +9,7 @@ images without any object.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -38,10 +39,8 @@ def embedded_root() -> Path:
         for i, (split, n) in enumerate(SPLITS.items()):
             write_split(tmp / "coco", split, n, seed=1000 + i)
         tmp.mkdir(parents=True, exist_ok=True)
-        try:
+        with contextlib.suppress(OSError):  # another process finished first: use its copy
             tmp.rename(root)
-        except OSError:  # another process finished first: use its copy
-            pass
     return root
 
 

@@ -8,16 +8,16 @@ optical digits), upsampled to 16x16 RGB and split 80/20 with a fixed permutation
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from suite.errors import DataError
-from suite.task import register_task
-from suite.task import DatasetInfo, Profile, Recipe, Task, to_device
+from suite.task import DatasetInfo, Profile, Recipe, Task, register_task, to_device
 
 IMAGE_EXTS = {".jpeg", ".jpg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -134,7 +134,8 @@ class _Embedded:
         self.info = DatasetInfo(f"sklearn-digits-{sk_version}", "embedded", None, n_train, len(x) - n_train,
                                 digest, num_classes=10)
 
-    def train_batches(self, batch: int, seed: int, rank: int = 0, world: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def train_batches(self, batch: int, seed: int, rank: int = 0,
+                      world: int = 1) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         g = torch.Generator().manual_seed(seed)
         xs, ys = self.x[:self.n_train], self.y[:self.n_train]
         padded = F.pad(xs, (2, 2, 2, 2), value=self.pad_value)

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import math
 import platform
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from suite.task import DatasetInfo, Profile, Recipe, Task, register_task, to_device
 from suite.variants.masking import token_mask
-from suite.task import register_task
-from suite.task import DatasetInfo, Profile, Recipe, Task, to_device
 from tasks.textdata import BPETokenizer, ByteTokenizer, TokenStreams, check_layout, embedded_texts, real_texts
 
 

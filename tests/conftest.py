@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 #: budgets that keep an end-to-end sweep to seconds of work per cell
 FAST = ["--max-steps", "6", "--timing-seconds", "0.4"]
+#: every row any sweep of the tests writes (in this process or a child) is checked against the schema
+os.environ["NORMBENCH_VALIDATE_ROWS"] = "1"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -63,8 +65,9 @@ def tiny_imagenet(tmp_path: Path) -> Path:
 def write_coco(root: Path, cat_ids: tuple[int, ...] = (5, 17, 90)) -> Path:
     """``root/coco`` in the COCO 2017 layout: JPEG images of different sizes, non-contiguous
     category ids, a crowd annotation and an image with no annotation at all."""
-    from PIL import Image, ImageDraw
     import json
+
+    from PIL import Image, ImageDraw
     rng = np.random.default_rng(1)
     for split, n in (("train2017", 12), ("val2017", 6)):
         d = root / "coco" / split

@@ -33,27 +33,37 @@ def make_row(variant: str, seed: int = 0, *, task: str = "imagenet", round_ms: l
              top1: float = 97.0, peak_mb: float = 28.0, status: str = "ok", run_id: str = "run0",
              recorded_at: str = "2026-01-01T00:00:00+00:00", device: str = "cpu",
              gpu_state: dict | None = None, prov: dict | None = None) -> dict[str, Any]:
-    """One results row shaped like the runner's, with the fields the verdicts read."""
+    """One complete results row (it follows the published schema), with the fields the verdicts read."""
     round_ms = list(round_ms if round_ms is not None else [1.0] * 20)
     thr_round_ms = list(thr_round_ms if thr_round_ms is not None else [40.0] * 20)
     ok = status == "ok"
     ratio = None if variant == "ln" and log_ratios is None else \
-        {"baseline": "ln", "value": 1.0, "lo": 1.0, "hi": 1.0, "log_ratios": list(log_ratios or [0.0] * 20)}
+        {"baseline": "ln", "value": 1.0, "lo": 1.0, "hi": 1.0, "rounds": 20,
+         "log_ratios": list(log_ratios or [0.0] * 20)}
+    p50 = float(np.median(round_ms))
     return {
-        "schema_version": SCHEMA_VERSION, "run_id": run_id, "key": f"{task}|{variant}|{seed}|smoke|{device}", "task": task,
-        "variant": variant, "norm": variant, "attention": None, "seed": seed, "profile": "smoke", "device": device,
-        "status": status, "message": "" if ok else "RuntimeError: boom",
+        "schema_version": SCHEMA_VERSION, "run_id": run_id, "key": f"{task}|{variant}|{seed}|smoke|{device}",
+        "task": task, "variant": variant, "norm": variant, "attention": None, "seed": seed, "profile": "smoke",
+        "device": device, "status": status, "message": "" if ok else "RuntimeError: boom",
         "quality": {"top1": top1, "top5": 100.0} if ok else {}, "primary_metric": "top1",
         "metric_better": {"top1": "higher", "top5": "higher"},
-        "latency": {"p50_ms": float(np.median(round_ms)), "samples_ms": round_ms, "round_ms": round_ms,
+        "latency": {"p50_ms": p50, "p90_ms": max(round_ms), "p99_ms": max(round_ms), "mean_ms": p50, "batch": 1,
+                    "n": len(round_ms), "timer": "perf_counter", "samples_ms": round_ms, "round_ms": round_ms,
                     "ratio": ratio} if ok else None,
         "throughput": {"value": BATCH * 1e3 / float(np.median(thr_round_ms)), "unit": "img/s", "batch": BATCH,
                        "round_ms": thr_round_ms} if ok else None,
+        "generation": None,
         "memory": {"peak_mb": peak_mb, "source": "cpu: test"} if ok else None,
-        "model": {"params": 1e5, "flops": 1e7}, "deploy": {"rel_err": 0.0},
-        "dataset": {"kind": "embedded", "label": "digits (embedded)", "fingerprint": "d1"},
-        "gpu_state": gpu_state, "provenance": prov or provenance(device={"type": device}),
-        "recorded_at": recorded_at,
+        "model": {"name": "vit_tiny_patch16_224", "kwargs": {}, "variant_kwargs": {}, "attention": None,
+                  "params_train": 100_000, "params": 100_000, "flops": 10_000_000},
+        "train": {"steps": 10, "time_s": 1.0, "step_ms": 10.0, "final_loss": 0.5, "loss_curve": [1.0, 0.5]},
+        "deploy": {"rel_err": 0.0, "norm_modules_left": 0, "checked": "VisionTransformer"},
+        "dataset": {"kind": "embedded", "path": None, "label": "digits (embedded)", "fingerprint": "d1"},
+        "distributed": {"world_size": 1, "backend": "none", "bn_statistics": "per-process"},
+        "launcher": "subprocess", "versions": {"task": "1", "norm": "1"}, "profile_config": None,
+        "timing_config": None, "gpu_state": gpu_state, "host_state": None,
+        "provenance": prov or provenance(device={"type": device}),
+        "started_at": None, "finished_at": None, "recorded_at": recorded_at,
     }
 
 

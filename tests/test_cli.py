@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli
 
 from suite.cli.main import main
+
+from conftest import run_cli
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:

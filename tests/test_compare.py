@@ -6,14 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synth import Change, Noise, make_row, night, provenance
 
 from suite.cli.main import main
-from suite.regression.compare import Baseline, compare_rows, load_baseline
 from suite.errors import UsageError
-from suite.report.store import Store
-from suite.report.rows import SCHEMA_VERSION
+from suite.regression.compare import Baseline, compare_rows, load_baseline
 from suite.regression.verdicts import RULES, Obs, Rule, judge, quality_rule
+from suite.report.rows import SCHEMA_VERSION
+from suite.report.store import Store
+
+from synth import Change, Noise, make_row, night, provenance
 
 
 def write_run(folder: Path, rows: list[dict]) -> Path:
@@ -119,7 +120,7 @@ def test_box_ap_is_judged_in_points_not_relative() -> None:
 def test_baseline_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(UsageError, match="does not exist"):
         load_baseline(tmp_path / "nope")
-    with pytest.raises(UsageError, match="no rows.jsonl or history.jsonl"):
+    with pytest.raises(UsageError, match=r"no rows\.jsonl or history\.jsonl"):
         load_baseline(tmp_path)
     run = write_run(tmp_path / "run", [make_row("ln")])
     assert load_baseline(run).kind == "run" and load_baseline(run / "rows.jsonl").kind == "run"

@@ -8,8 +8,8 @@ import torch.nn as nn
 
 from suite import convert_ln_to_crms, convert_ln_to_rms, create_model
 from suite.models.arch import NotConvertible
-from suite.variants.rmsnorm import CRMSNorm, RMSNorm
 from suite.models.deploy import deploy_error
+from suite.variants.rmsnorm import CRMSNorm, RMSNorm
 
 
 def perturb_ln(model: nn.Module) -> nn.Module:
@@ -84,7 +84,8 @@ def test_rms_form_has_a_zero_mean_stream_and_no_affine() -> None:
 
 
 @pytest.mark.parametrize("build, why", [
-    (lambda: timm.create_model("vit_tiny_patch16_224", img_size=32, block_fn=timm.models.vision_transformer.ResPostBlock),
+    (lambda: timm.create_model("vit_tiny_patch16_224", img_size=32,
+                               block_fn=timm.models.vision_transformer.ResPostBlock),
      "not a Pre-LN Block"),
     (lambda: timm.create_model("vit_tiny_patch16_224", img_size=32, global_pool="max", fc_norm=False),
      "not linear"),

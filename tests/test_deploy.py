@@ -21,7 +21,8 @@ FAMILIES = {
     "deit-cls": vit("token"),
     "vit-avg-fcnorm-layerscale": vit("avg", init_values=0.3),
     "deit-distilled": ("deit_tiny_distilled_patch16_224", dict(img_size=16, patch_size=4, embed_dim=32, depth=2,
-                                                              num_heads=2, num_classes=5), lambda b: torch.randn(b, 3, 16, 16)),
+                                                              num_heads=2, num_classes=5),
+                       lambda b: torch.randn(b, 3, 16, 16)),
     "swin": ("swin_tiny_patch4_window7_224", dict(img_size=56, embed_dim=16, depths=(1, 1), num_heads=(1, 2),
                                                   window_size=7, num_classes=5), lambda b: torch.randn(b, 3, 56, 56)),
     "gpt2": ("gpt2-tiny", {}, lambda b: torch.randint(0, 512, (b, 12))),
@@ -34,7 +35,7 @@ def randomize_norms(model: torch.nn.Module) -> None:
     with torch.no_grad():
         for m in model.modules():
             if is_foldable(m):
-                for name, p in m.named_parameters():
+                for _, p in m.named_parameters():
                     p.copy_(torch.empty_like(p).uniform_(0.5, 1.5) if p.dim() else torch.tensor(0.8))
 
 

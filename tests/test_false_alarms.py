@@ -6,9 +6,10 @@ Each night is compared with the 14 nights before it, as the nightly workflow doe
 from __future__ import annotations
 
 import numpy as np
-from synth import Change, Noise, night
 
 from suite.regression.compare import Baseline, compare_rows
+
+from synth import Change, Noise, night
 
 WINDOW = 14
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from synth import make_row
 
 from suite.measure.gpu import state_flag, state_warnings
 from suite.report.leaderboard import leaderboard_markdown
+
+from synth import make_row
 
 CALM = {"sm_clock_mhz": 1980, "temperature_c": 50, "power_w": 120.0, "throttle_reasons": [], "throttled": False,
         "other_processes": 0}

@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from synth import Change, Noise, night
 
 from suite.cli.main import main
 from suite.regression.compare import load_baseline
 from suite.regression.history import HistoryConfig, append_night, find_steps, read_history, to_frame
 from suite.regression.verdicts import RULES
+
+from synth import Change, Noise, night
 
 
 def fill(path: Path, nights: int, seed: int = 0, change_from: int | None = None, cfg=HistoryConfig()) -> None:

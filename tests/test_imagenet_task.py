@@ -27,7 +27,7 @@ def test_real_layout_loads_with_val_mapped_to_train_classes(tiny_imagenet: Path)
     data = task.load(tiny_imagenet, prof)
     assert data.info.kind == "real" and data.info.path == str((tiny_imagenet / "imagenet").resolve())
     assert data.info.num_classes == 3 and data.info.n_train == 18 and data.info.n_eval == 9
-    x, y = next(data.train_batches(4, seed=0))
+    x, _ = next(data.train_batches(4, seed=0))
     assert x.shape == (4, 3, 32, 32)
     model = task.build_model(__import__("suite").parse_variant("ln"), prof, data, {})
     metrics = task.evaluate(model, data, prof, torch.device("cpu"))

@@ -4,10 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
 from suite.report.store import read_rows
 from suite.task import TASKS
+
+from conftest import run_cli
 
 
 @pytest.mark.parametrize("task", ["imagenet", "coco", "wikitext"])

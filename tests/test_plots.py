@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synth import make_row
-
 from suite.report.leaderboard import write_reports
 from suite.report.plots import pareto_front
+
+from synth import make_row
 
 
 def test_pareto_front_keeps_only_points_nothing_beats() -> None:

@@ -32,7 +32,8 @@ def test_first_forward_is_ln_and_the_total_steps_plus_first_is_train_mode_repbn(
     perturb(m)
     xs = [torch.randn(3, 4, 8, dtype=F64) * 2 + 1 for _ in range(total + 2)]
     y1 = m(xs[0])
-    torch.testing.assert_close(y1, F.layer_norm(xs[0], (8,), m.norm.weight, m.norm.bias, eps=1e-6), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(y1, F.layer_norm(xs[0], (8,), m.norm.weight, m.norm.bias, eps=1e-6),
+                               rtol=1e-12, atol=1e-12)
     assert m.repbn.bn.num_batches_tracked == 1  # both branches run from the first forward
     for x in xs[1:total]:
         lam = m.lam()
@@ -73,7 +74,8 @@ def test_eval_is_bn_eval_plus_eta_x_and_counters_are_saved() -> None:
 
 def test_recalibration_changes_only_bn_statistics() -> None:
     torch.manual_seed(0)
-    model = create_model("vit_tiny_patch16_224", "prepbn", variant_kwargs={"total_steps": 2, "recalibration_batches": 5},
+    model = create_model("vit_tiny_patch16_224", "prepbn",
+                         variant_kwargs={"total_steps": 2, "recalibration_batches": 5},
                          img_size=16, patch_size=4, embed_dim=32, depth=2, num_heads=2, num_classes=3)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     for _ in range(4):

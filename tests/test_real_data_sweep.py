@@ -4,9 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import FAST, run_cli, write_coco, write_wikitext
 
 from suite.report.store import read_rows
+
+from conftest import FAST, run_cli, write_coco, write_wikitext
 
 TASKS = ("imagenet", "coco", "wikitext")
 

@@ -5,8 +5,8 @@ import torch.nn as nn
 
 from suite.errors import UsageError
 from suite.registry import Registry
-from suite.variants import NORMS, parse_variant
 from suite.task import TASKS
+from suite.variants import NORMS, parse_variant
 
 
 def test_duplicate_names_are_errors() -> None:

@@ -8,16 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAST, run_cli
-from synth import make_row, provenance
 
 from suite import jsonio
 from suite.cli.main import main
 from suite.errors import UsageError
 from suite.report.leaderboard import leaderboard_markdown
 from suite.report.merge import merge_rows
-from suite.sweep.shard import Shard, parse_shard, shard_groups
 from suite.report.store import Store, read_rows
+from suite.sweep.shard import Shard, parse_shard, shard_groups
+
+from conftest import FAST, run_cli
+from synth import make_row, provenance
 
 TASKS, SEEDS, VARIANTS = ["imagenet", "coco", "wikitext"], [0, 1, 2], ["ln", "un", "rms"]
 

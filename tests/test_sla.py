@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from suite import create_model, deploy
-from suite.models.deploy import count_norm_modules, deploy_error
 from suite.errors import NotApplicable
+from suite.models.deploy import count_norm_modules, deploy_error
 from suite.variants.attention.sla import SimplifiedLinearAttention
 
 F64 = torch.float64
@@ -89,7 +89,8 @@ VIT = dict(img_size=16, patch_size=4, embed_dim=48, depth=2, num_heads=3, num_cl
 @pytest.mark.parametrize("variant", ["prepbn+sla", "ln+sla", "crms+sla"])
 def test_vit_with_sla_trains_and_deploys_exactly(variant: str) -> None:
     torch.manual_seed(0)
-    model = create_model("vit_tiny_patch16_224", variant, variant_kwargs={"total_steps": 2} if "prepbn" in variant else {},
+    model = create_model("vit_tiny_patch16_224", variant,
+                         variant_kwargs={"total_steps": 2} if "prepbn" in variant else {},
                          **VIT)
     assert isinstance(model.blocks[0].attn, SimplifiedLinearAttention)
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
@@ -139,9 +140,9 @@ def test_softmax_is_the_models_own_attention_through_sdpa() -> None:
 
 
 def test_methods_that_do_not_apply_are_not_applicable_rows_beside_the_others(tmp_path) -> None:
-    from conftest import FAST, run_cli
-
     from suite.report.store import read_rows
+
+    from conftest import FAST, run_cli
     out = tmp_path / "run"
     # LLaMA: PRepBN applies (RMSNorm base); Pre-CRMSNorm has no LayerNorm to convert; SLA is not causal
     proc = run_cli("--tasks", "wikitext-llama", "--variants", "prepbn,crms,ln+sla", "--out", str(out), *FAST)

@@ -13,7 +13,7 @@ V = {"schema_version": SCHEMA_VERSION}
 
 
 def test_append_and_read(tmp_path: Path) -> None:
-    s = Store(tmp_path)
+    s = Store(tmp_path, schema=False)  # the store mechanics, on minimal rows
     s.append(V | {"key": "a", "status": "ok", "x": float("nan")})
     s.append(V | {"key": "b", "status": "error"})
     rows = s.rows()
@@ -23,7 +23,7 @@ def test_append_and_read(tmp_path: Path) -> None:
 
 def test_a_torn_last_line_is_skipped_and_the_next_row_starts_fresh(tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    s = Store(tmp_path)
+    s = Store(tmp_path, schema=False)  # the store mechanics, on minimal rows
     s.append(V | {"key": "a", "status": "ok"})
     with open(s.path, "a") as f:
         f.write('{"key": "b", "sta')  # a writer killed mid-line
@@ -35,8 +35,6 @@ def test_a_torn_last_line_is_skipped_and_the_next_row_starts_fresh(tmp_path: Pat
 
 
 def test_one_sweep_per_folder(tmp_path: Path) -> None:
-    s = Store(tmp_path)
-    with s.lock():
-        with pytest.raises(UsageError, match="in use by another run"):
-            with Store(tmp_path).lock():
-                pass
+    s = Store(tmp_path, schema=False)  # the store mechanics, on minimal rows
+    with s.lock(), pytest.raises(UsageError, match="in use by another run"), Store(tmp_path).lock():
+        pass

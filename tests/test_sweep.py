@@ -9,10 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import FAST, ROOT, plugin_env, run_cli
+import pytest
 
 from suite.report.rows import SCHEMA_VERSION
 from suite.report.store import read_rows
+
+from conftest import FAST, ROOT, plugin_env, run_cli
 
 
 def test_failing_variants_become_rows_and_the_sweep_goes_on(tmp_path: Path) -> None:
@@ -83,3 +85,25 @@ def test_reusing_an_output_folder_without_resume_is_refused(tmp_path: Path) -> N
     proc = run_cli("--variants", "ln", "--out", str(out))
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "--resume" in proc.stderr
+
+
+def test_inline_runs_every_worker_in_this_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--inline: cells, timing and memory run in the sweep's process (a debugger can step into them)."""
+    import subprocess
+
+    from suite.cli.main import main
+
+    real_run = subprocess.run
+
+    def no_python_subprocess(cmd: list[str], *args: object, **kwargs: object) -> object:
+        if cmd[0] == sys.executable:
+            raise AssertionError(f"--inline started a worker process: {cmd}")
+        return real_run(cmd, *args, **kwargs)  # provenance may ask git for the commit
+
+    monkeypatch.setattr(subprocess, "run", no_python_subprocess)
+    out = tmp_path / "inline"
+    assert main(["--variants", "ln,none", "--tasks", "imagenet", "--out", str(out), "--inline", *FAST]) == 0
+    rows = {r["variant"]: r for r in read_rows(out / "rows.jsonl")}
+    assert {r["status"] for r in rows.values()} == {"ok"} and {r["launcher"] for r in rows.values()} == {"inline"}
+    assert rows["none"]["latency"]["ratio"]["baseline"] == "ln" and "inline" in rows["ln"]["memory"]["source"]
+    assert main(["--variants", "ln", "--tasks", "imagenet", "--inline", "--nproc-per-node", "2"]) == 2

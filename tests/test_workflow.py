@@ -5,11 +5,12 @@ import shlex
 from pathlib import Path
 
 import yaml
-from conftest import ROOT
 
 from suite.cli import history as history_cli
 from suite.cli import merge as merge_cli
 from suite.cli import run as run_cli
+
+from conftest import ROOT
 
 WORKFLOW = ROOT / ".github" / "workflows" / "nightly-gpu.yml"
 
@@ -38,7 +39,8 @@ def test_workflow_structure_and_commands() -> None:
     assert merge["needs"] == "shard" and merge["if"] == "always()"
     uses = [s.get("uses", "") for s in merge["steps"]]
     assert any(u.startswith("actions/download-artifact") for u in uses)
-    assert any(u.startswith("actions/cache/restore") for u in uses) and any(u.startswith("actions/cache/save") for u in uses)
+    assert any(u.startswith("actions/cache/restore") for u in uses)
+    assert any(u.startswith("actions/cache/save") for u in uses)
     assert any(s.get("uses", "").startswith("actions/upload-artifact") for s in shard["steps"])
 
     sweep = commands(shard, wf["env"])

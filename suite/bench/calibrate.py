@@ -38,12 +38,13 @@ def run_calibration(*, model: str, img_size: int, seconds: float, batch: int, de
         "p50_ms": {n: t[n].summary["p50_ms"] for n in t}, "recorded_at": now_iso(), "allocation": bench.allocation,
         "provenance": bench.provenance,
     }
-    path = out or results_dir / "calibration" / f"{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}-{device}.json"
+    path = out or results_dir / "calibration" / f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{device}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     jsonio.write_atomic(path, report)
     print(f"calibrate ({bench.where}): {model} @ {img_size}px, "
           f"{seconds:.0f} s, {r.rounds} rounds: ratio B/A = {r.value:.4f} "
           f"[{r.lo:.4f}, {r.hi:.4f}] (95%), half-width {report['ci_halfwidth_pct']:.2f}%, "
-          f"contains 1.0: {report['contains_1']}; p50 A {report['p50_ms']['A']:.2f} ms, B {report['p50_ms']['B']:.2f} ms")
+          f"contains 1.0: {report['contains_1']}; "
+          f"p50 A {report['p50_ms']['A']:.2f} ms, B {report['p50_ms']['B']:.2f} ms")
     print(f"report: {path}")
     return 0

@@ -41,7 +41,7 @@ def setup(device_name: str, threads: int | None) -> BenchSetup:
 
 def report_dir(out: Path | None, results_dir: Path, kind: str, device_name: str) -> Path:
     """``out``, or ``results_dir/<kind>/<UTC time>-<device>``; created."""
-    path = out or results_dir / kind / f"{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}-{device_name}"
+    path = out or results_dir / kind / f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{device_name}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -57,7 +57,7 @@ def run_scaling(*, tokens: list[int], dims: list[int], seconds: float, device: s
             x = torch.randn(1, n, c, device=bench.device)
             cfg = TimingConfig(budget_s=seconds, warmup_iters=2, warmup_s=0.5, min_rounds=4, block_s=0.05,
                                throughput_batch=1, measure_throughput=False)
-            t = time_interleaved(pair, lambda b: x, cfg, bench.device, baseline="softmax")
+            t = time_interleaved(pair, lambda b, x=x: x, cfg, bench.device, baseline="softmax")
             r = t["sla"].ratio
             rows.append({"C": c, "N": n, "softmax_ms": t["softmax"].summary["p50_ms"],
                          "sla_ms": t["sla"].summary["p50_ms"], "sla_over_softmax": [r.value, r.lo, r.hi],
@@ -82,7 +82,8 @@ def render(rows: list[dict], summary: list[dict], bench: BenchSetup, seconds: fl
     table = [{"C": r["C"], "N": r["N"], "softmax ms": f"{r['softmax_ms']:.3f}", "SLA ms": f"{r['sla_ms']:.3f}",
               "SLA / softmax [95% CI]": "{:.3f} [{:.3f}, {:.3f}]".format(*r["sla_over_softmax"]),
               "speed-up": f"{1 / r['sla_over_softmax'][0]:.2f}x"} for r in rows]
-    fits = [{"C": s["C"], "softmax exponent": f"{s['softmax_exponent']:.2f}", "SLA exponent": f"{s['sla_exponent']:.2f}",
+    fits = [{"C": s["C"], "softmax exponent": f"{s['softmax_exponent']:.2f}",
+             "SLA exponent": f"{s['sla_exponent']:.2f}",
              "crossover N": f"{s['crossover_N']:.0f}", "how": s["crossover"]} for s in summary]
     head = (f"Attention-only latency, batch 1, {bench.where} ({bench.threads} threads); "
             f"softmax = timm Attention through fused SDPA; interleaved per (C, N), {seconds:.0f} s each.")

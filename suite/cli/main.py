@@ -17,7 +17,7 @@ SUBCOMMANDS = {"calibrate": "calibrate", "deploy-bench": "deploy_bench", "scalin
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        name = SUBCOMMANDS.get(argv[0], None) if argv else None
+        name = SUBCOMMANDS.get(argv[0]) if argv else None
         if name is not None:
             return importlib.import_module(f"suite.cli.{name}").command(argv[1:])
         return importlib.import_module("suite.cli.run").command(argv)

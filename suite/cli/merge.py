@@ -24,7 +24,7 @@ def command(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     opts = nightly_options(args)
     report = merge_rows(args.dirs)
-    out = args.out or RESULTS / "runs" / f"{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}-merged"
+    out = args.out or RESULTS / "runs" / f"{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-merged"
     write_merged(report, out, args.dirs)
     for message in report.messages():
         print(f"normbench: warning: {message}", file=sys.stderr)

@@ -8,8 +8,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from suite.cli.common import (RESULTS, Parser, add_nightly_arguments, check_positive, nightly_options, parse_list,
-                              parse_seeds, resolve_device)
+from suite.cli.common import (
+    RESULTS,
+    Parser,
+    add_nightly_arguments,
+    check_positive,
+    nightly_options,
+    parse_list,
+    parse_seeds,
+    resolve_device,
+)
 from suite.errors import UsageError
 
 DEFAULT_VARIANTS = "ln,un,prepbn,crms"
@@ -19,13 +27,15 @@ def parser() -> Parser:
     p = Parser(prog="run_suite.py", description="Cross tasks with norm/attention variants; train, deploy, "
                "measure; append rows; print the leaderboard. Subcommands: calibrate, deploy-bench, scaling, merge, "
                "compare, history.")
-    p.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"comma list, norm or norm+attention (default {DEFAULT_VARIANTS})")
+    p.add_argument("--variants", default=DEFAULT_VARIANTS,
+                   help=f"comma list, norm or norm+attention (default {DEFAULT_VARIANTS})")
     p.add_argument("--tasks", default=None, help="comma list (default: the default tasks, see --list)")
     p.add_argument("--profile", default="smoke", help="smoke (embedded data, minutes on CPU) or paper")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--seeds", default="0", help="comma list of integers (default 0)")
     p.add_argument("--data-root", type=Path, default=None, help="folder holding the real datasets (imagenet/, ...)")
-    p.add_argument("--out", type=Path, default=None, help="results folder (default results/runs/<time>-<profile>-<device>)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="results folder (default results/runs/<time>-<profile>-<device>)")
     p.add_argument("--resume", action="store_true", help="complete the run in --out (default: the latest run)")
     p.add_argument("--list", action="store_true", help="list variants, tasks and models, then exit")
     p.add_argument("--max-steps", type=int, default=None, help="override the recipe's optimizer steps")
@@ -139,7 +149,7 @@ def resolve_out(out: Path | None, resume: bool, profile: str, device: str) -> Pa
         if not earlier:
             raise UsageError(f"--resume found no earlier run under {runs}; pass --out DIR of the run to complete")
         return earlier[-1]
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     return runs / f"{stamp}-{profile}-{device}"
 
 

@@ -6,15 +6,16 @@ model (in a shuffled order), and a model's ratio to the baseline is taken per ro
 drift hits both alike; within a round the models alternate iteration by iteration
 (A B A B ...). The ratio's 95% interval is a bootstrap of the 10%-trimmed mean of
 the per-round log ratios. Rounds rotate the order, and timing stops only at the end of a
-full rotation, so every model takes every position equally often. On GPU, iterations are timed with CUDA events and the host
-synchronizes once per block, never per kernel.
+full rotation, so every model takes every position equally often. On GPU, iterations are
+timed with CUDA events and the host synchronizes once per block, never per kernel.
 """
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch

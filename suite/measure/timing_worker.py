@@ -17,8 +17,8 @@ import torch
 from tqdm import tqdm
 
 from suite import jsonio
-from suite.measure.alloc import steady_malloc
 from suite.env import now_iso
+from suite.measure.alloc import steady_malloc
 from suite.measure.inputs import make_input
 from suite.measure.interleave import TimingConfig, time_interleaved
 

@@ -18,8 +18,8 @@ import torch.nn as nn
 
 from suite.models.arch import Adapter, NotConvertible, Producer, find_adapter
 from suite.models.fold import conv1d_type, fold_into_consumer
-from suite.variants.rmsnorm import CRMSNorm, RMSNorm
 from suite.models.surgery import replace_module
+from suite.variants.rmsnorm import CRMSNorm, RMSNorm
 
 
 def convert_ln_to_rms(model: nn.Module) -> nn.Module:

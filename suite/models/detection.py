@@ -35,7 +35,7 @@ class TokenPyramid(nn.Module):
         patch = body.patch_embed.patch_size[0]
         self.strides = (patch // 2, patch, patch * 2)
 
-    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         t = self.body(x)[:, self.prefix:]  # [B, H*W, out]: normed tokens through the head Linear
         m = t.transpose(1, 2).reshape(t.shape[0], self.out_channels, *self.grid)
         return OrderedDict([("0", self.up(m)), ("1", m), ("2", self.down(m))])
@@ -53,7 +53,7 @@ class StagePyramid(nn.Module):
         patch = body.patch_embed.patch_size[0] if hasattr(body.patch_embed, "patch_size") else 4
         self.strides = tuple(patch * 2 ** i for i in range(stages))
 
-    def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         x = self.body.patch_embed(x)
         feats = OrderedDict()
         for i, stage in enumerate(self.body.layers[:self.stages]):

@@ -7,7 +7,8 @@ rest of the model keeps the initialisation it got from its seed.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch.nn as nn
 

@@ -21,10 +21,10 @@ from tabulate import tabulate
 
 from suite import jsonio
 from suite.errors import UsageError
+from suite.regression.verdicts import MIN_HISTORY, Rule, judge, observations
 from suite.report.fingerprint import differences, fingerprint
 from suite.report.rows import cell_label, latest_rows
 from suite.report.store import ROWS, read_rows
-from suite.regression.verdicts import MIN_HISTORY, Rule, judge, observations
 
 HISTORY_FILE = "history.jsonl"
 WINDOW = 14  # recent history nights a cell is compared with
@@ -132,7 +132,7 @@ def _seed_spread(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], float
     values: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     for r in rows:
         if r.get("status") == "ok":
-            for m, (rule, obs) in observations(r, with_se=False).items():
+            for m, (_, obs) in observations(r, with_se=False).items():
                 if m in (r.get("metric_better") or {}):
                     values[(r["task"], r["variant"], m)].append(obs.value)
     return {k: float(np.std(v, ddof=1)) for k, v in values.items() if len(v) >= 2}

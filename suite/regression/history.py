@@ -16,23 +16,24 @@ import fcntl
 import math
 import os
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from suite import jsonio
-from suite.regression.compare import HISTORY_FILE, WINDOW
 from suite.env import REPO_ROOT, now_iso
 from suite.errors import UsageError
+from suite.regression.compare import HISTORY_FILE, WINDOW
+from suite.regression.verdicts import ALPHA, MIN_HISTORY, Rule, observations
 from suite.report.fingerprint import commit, fingerprint, fingerprint_id
 from suite.report.rows import latest_rows
 from suite.report.store import Store, read_rows
-from suite.regression.verdicts import ALPHA, MIN_HISTORY, Rule, observations
 
 DEFAULT_HISTORY = REPO_ROOT / "results" / "history"
 HISTORY_VERSION = 1
@@ -68,7 +69,7 @@ def append_night(path: Path, rows: list[dict[str, Any]], cfg: HistoryConfig = Hi
     """Append a run's newest rows as one night; returns the night id."""
     file = history_file(path)
     night = night or f"{now_iso()[:19].replace(':', '')}-{uuid.uuid4().hex[:6]}"
-    store = Store(file.parent)
+    store = Store(file.parent, schema=False)
     store.path = file  # the same append-only, fsync'd writer as rows.jsonl
     with _locked(file):
         for r in latest_rows(rows):

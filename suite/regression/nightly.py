@@ -45,7 +45,8 @@ class NightlyOptions:
 
     def _starts_history(self) -> bool:
         """``--compare H --history H`` on the very first night: H does not exist yet."""
-        return (self.history is not None and history_file(self.compare).resolve() == history_file(self.history).resolve()
+        return (self.history is not None
+                and history_file(self.compare).resolve() == history_file(self.history).resolve()
                 and not history_file(self.history).exists())
 
 
@@ -96,7 +97,8 @@ def history_report(history: Path, metric: str, *, task: str | None = None, varia
         vals = t["values"]
         prior = np.median(vals[-1 - WINDOW:-1]) if len(vals) > 1 else None
         lines.append({"cell": cell_label(t["key"]), "fingerprint": t["fingerprint_id"],
-                      "nights": str(len(vals)), "recent (oldest → newest)": " ".join(f"{v:.4g}" for v in vals[-nights:]),
+                      "nights": str(len(vals)),
+                      "recent (oldest → newest)": " ".join(f"{v:.4g}" for v in vals[-nights:]),
                       "latest vs median before": "-" if prior is None else
                       rule.show_change(rule.to_scale(vals[-1]) - rule.to_scale(prior)),
                       "step changes": "; ".join(f"**{s.verdict}** {s.change} at night {s.night} "

@@ -20,8 +20,9 @@ percent when whole-machine drift hides the absolute latency change.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from scipy import stats

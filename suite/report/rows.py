@@ -13,9 +13,10 @@ sweep and read by every report. Its shape is published as a JSON Schema
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from suite.env import REPO_ROOT
 from suite.errors import UsageError
@@ -50,11 +51,13 @@ def latest_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 # -- schema versions ----------------------------------------------------------------------
 def _v1_to_v2(row: dict[str, Any]) -> dict[str, Any]:
-    """Version 2 added ``launcher`` and made ``distributed``/``host_state`` always present."""
+    """Version 2 added ``launcher`` and made every field present (absent ones of early v1 rows are null)."""
     out = dict(row)
     dist = out.get("distributed") or {"world_size": 1, "backend": "none", "bn_statistics": "per-process"}
     out["distributed"] = dist
-    out.setdefault("host_state", None)
+    for name in ("generation", "gpu_state", "host_state", "timing_config", "versions", "profile_config",
+                 "started_at", "finished_at"):
+        out.setdefault(name, None)
     out.setdefault("launcher", "torchrun" if (dist.get("world_size") or 1) > 1 else "subprocess")
     out["schema_version"] = 2
     return out

@@ -11,24 +11,33 @@ import fcntl
 import json
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from suite import jsonio
 from suite.errors import UsageError
-from suite.report.rows import migrate
+from suite.report.rows import migrate, validate
 
 ROWS = "rows.jsonl"
 DONE_STATUSES = {"ok", "diverged", "not-applicable"}  # resume re-runs only `error` cells
 
 
+#: set (to anything) to check every row against the published schema before it is written; the
+#: test suite sets it, so every row its sweeps write is validated
+VALIDATE_ENV = "NORMBENCH_VALIDATE_ROWS"
+
+
 class Store:
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, *, schema: bool = True) -> None:
         self.dir = Path(out_dir)
         self.path = self.dir / ROWS
+        self.schema = schema  # False for stores of other records (the history's rows carry extra fields)
 
     def append(self, row: dict[str, Any]) -> None:
+        if self.schema and os.environ.get(VALIDATE_ENV):
+            validate(jsonio.clean(row))
         line = jsonio.dumps(row) + "\n"
         self.dir.mkdir(parents=True, exist_ok=True)
         with open(self.path, "ab+") as f:

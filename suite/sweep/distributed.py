@@ -34,7 +34,8 @@ class DistInfo:
         return self.rank == 0
 
     def as_row(self, sync_bn: bool) -> dict[str, Any]:
-        return {"world_size": self.world, "backend": self.backend, "bn_statistics": "syncbn" if sync_bn else "per-process"}
+        return {"world_size": self.world, "backend": self.backend,
+                "bn_statistics": "syncbn" if sync_bn else "per-process"}
 
 
 def init_from_env(device: torch.device) -> DistInfo:

@@ -12,8 +12,8 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
 from tqdm import tqdm
 
-from suite.sweep.distributed import mean_across
 from suite.errors import Diverged
+from suite.sweep.distributed import mean_across
 from suite.task import Profile, Task, to_device
 
 

@@ -5,8 +5,9 @@ subclass :class:`Norm` still works with the defaults.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 import torch.nn as nn

@@ -6,9 +6,9 @@ per-channel statistics over the real tokens only. Without a mask every position 
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Iterator
 
 import torch
 

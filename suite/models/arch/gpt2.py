@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from suite.models.arch import Adapter, FoldSite, NotConvertible, Producer
+from suite.models.arch.base import Adapter, FoldSite, NotConvertible, Producer
 
 
 class GPT2Adapter(Adapter):

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from suite.models.arch import Adapter, AttentionSite, FoldSite, is_norm_slot
+from suite.models.arch.base import Adapter, AttentionSite, FoldSite, is_norm_slot
+
 
 class SwinAdapter(Adapter):
     name = "timm Swin"

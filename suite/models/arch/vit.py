@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from suite.models.arch import Adapter, AttentionSite, FoldSite, NotConvertible, Producer, is_norm_slot
+from suite.models.arch.base import Adapter, AttentionSite, FoldSite, NotConvertible, Producer, is_norm_slot
 
 LINEAR_POOLS = ("token", "avg", "")
 
@@ -75,7 +75,8 @@ class ViTAdapter(Adapter):
         if is_norm_slot(model.norm_pre) or is_norm_slot(model.patch_embed.norm):
             raise NotConvertible("a norm before the blocks (norm_pre / patch_embed.norm) writes the stream itself")
         if model.attn_pool is not None or model.global_pool not in LINEAR_POOLS:
-            raise NotConvertible(f"pooling {model.global_pool!r} between the final LayerNorm and the head is not linear")
+            raise NotConvertible(f"pooling {model.global_pool!r} between the final LayerNorm and the head "
+                                 "is not linear")
         final = [n for n in ("norm", "fc_norm") if is_norm_slot(getattr(model, n))]
         if len(final) != 1 or not isinstance(getattr(model, final[0]), nn.LayerNorm):
             raise NotConvertible(f"expected one final LayerNorm (norm or fc_norm), found {final}")

@@ -45,7 +45,7 @@ class SimplifiedLinearAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        b, n, c = x.shape
+        b, n, _ = x.shape
         if n != self.num_tokens:
             raise ValueError(f"SLA was built for {self.num_tokens} tokens (its positional term fixes N), got {n}")
         q, k, v = self.qkv(x).chunk(3, dim=-1)
@@ -66,7 +66,7 @@ class SimplifiedLinearAttention(nn.Module):
             return z * ((q @ k.transpose(-2, -1)) @ v)
 
     def local_term(self, v: torch.Tensor) -> torch.Tensor:
-        b, h, n, d = v.shape
+        b, h, _, d = v.shape
         gh, gw = self.grid
         spatial = v[:, :, self.prefix_tokens:].reshape(b * h, gh, gw, d).permute(0, 3, 1, 2)
         local = self.dwc(spatial).permute(0, 2, 3, 1).reshape(b, h, gh * gw, d)

@@ -12,15 +12,16 @@ model into the equivalent Pre-LN model and converts it exactly (``suite.models.c
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
 
-from suite.models.arch import NotConvertible
 from suite.errors import NotApplicable
-from suite.variants.rmsnorm import rms_norm
+from suite.models.arch import NotConvertible
 from suite.models.surgery import replace_module, swap_norms
+from suite.variants.rmsnorm import rms_norm
 
 
 class CenterHook:

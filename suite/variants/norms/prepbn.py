@@ -20,15 +20,16 @@ the language-model placement it also sets an LN-only warm-up of 10% of the run
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 import torch.nn as nn
 
-from suite.variants.rmsnorm import RMSNorm
 from suite.variants import register_norm
 from suite.variants.base import TrainingContext
 from suite.variants.norms.repbn import LM_INIT, RepBN
+from suite.variants.rmsnorm import RMSNorm
 from suite.variants.tokenbn import set_sync
 
 REFERENCE_TOTAL_STEPS = 60_000

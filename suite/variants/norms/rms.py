@@ -5,8 +5,8 @@ Zhang & Sennrich, "Root Mean Square Layer Normalization", NeurIPS 2019:
 """
 from __future__ import annotations
 
-from suite.variants.rmsnorm import RMSNorm as _RMSNorm
 from suite.variants import register_norm
+from suite.variants.rmsnorm import RMSNorm as _RMSNorm
 
 
 @register_norm("rms")

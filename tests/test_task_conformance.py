@@ -1,0 +1,79 @@
+"""Every registered task, on its embedded data: the contract the harness relies on (like the norm conformance).
+
+A task dropped into ``tasks/`` (or installed through ``normbench.tasks``) is picked up here
+with no edit: profile, data identity, deterministic batches, a finite loss with gradients,
+evaluation that returns the metrics it declares, a faithful deploy probe, timing inputs.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from suite.measure.inputs import make_input
+from suite.models.deploy import deploy, deploy_error
+from suite.task import TASKS, DatasetInfo, Task, to_device
+from suite.variants import parse_variant
+
+
+def tiny(task: Task):  # the smoke profile cut to a few steps
+    return task.profile("smoke", None, max_steps=2)
+
+
+@pytest.fixture(scope="module", params=TASKS.names())
+def loaded(request: pytest.FixtureRequest):
+    task = TASKS.get(request.param)()
+    profile = tiny(task)
+    return task, profile, task.load(None, profile)
+
+
+def test_profile_and_data_identity(loaded) -> None:
+    task, profile, data = loaded
+    assert task.family in ("vision", "lm") and task.primary_metric in task.metrics
+    assert set(task.metrics.values()) <= {"higher", "lower"}
+    assert profile.recipe.steps == 2 and profile.throughput_batch >= 1 and profile.timing_s_per_model > 0
+    info = data.info
+    assert isinstance(info, DatasetInfo) and info.kind == "embedded" and "embedded" in info.label
+    assert info.n_train > 0 and info.n_eval > 0 and len(info.fingerprint) >= 8
+    task.check_data(None)  # embedded data needs no folder
+
+
+def test_batches_are_fixed_by_the_seed(loaded) -> None:
+    task, profile, data = loaded
+
+    def first(seed: int):
+        return next(task.train_batches(data, profile, seed))
+
+    a, b, c = first(0), first(0), first(1)
+    flat = lambda batch: torch.cat([t.float().flatten() for t in _tensors(batch)])  # noqa: E731
+    assert torch.equal(flat(a), flat(b)) and not torch.equal(flat(a), flat(c))
+
+
+def _tensors(obj):
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, dict):
+        return [t for v in obj.values() for t in _tensors(v)]
+    if isinstance(obj, (list, tuple)):
+        return [t for v in obj for t in _tensors(v)]
+    return []
+
+
+def test_loss_trains_evaluates_and_deploys(loaded) -> None:
+    task, profile, data = loaded
+    torch.manual_seed(0)
+    model = task.build_model(parse_variant("ln"), profile, data, {})
+    model.train()
+    loss = task.loss(model, to_device(next(task.train_batches(data, profile, 0)), torch.device("cpu")), profile)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    quality = task.evaluate(model.eval(), data, profile, torch.device("cpu"))
+    assert task.primary_metric in quality and all(math.isfinite(quality[m]) for m in task.metrics if m in quality)
+    deployed = deploy(model)
+    inputs = task.sample_inputs(data, 4, torch.device("cpu"))
+    assert deploy_error(task.deploy_probe(model), task.deploy_probe(deployed), inputs) < 1e-5
+    spec = task.input_spec(profile, data)
+    with torch.inference_mode():
+        deployed(make_input(spec, 2, "cpu"))  # timing inputs fit the deployed model
