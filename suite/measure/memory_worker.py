@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import resource
 import sys
-import traceback
 from typing import Any
 
 import psutil
 import torch
 
-from suite import jsonio
 from suite.measure.inputs import make_input
+from suite.measure.worker import run_worker
 
 FORWARDS = 3
 
@@ -50,16 +49,8 @@ def probe(model_path: str, input_spec: dict[str, Any], batch: int, device: str) 
 
 
 def main(spec_path: str) -> int:
-    spec = jsonio.read(spec_path)
-    if spec.get("threads"):
-        torch.set_num_threads(spec["threads"])
-    try:
-        result = probe(spec["model_path"], spec["input_spec"], spec["batch"], spec["device"])
-    except Exception as e:  # noqa: BLE001 - reported in the row, the sweep goes on
-        traceback.print_exc()
-        result = {"error": f"{type(e).__name__}: {e}".splitlines()[0][:300]}
-    jsonio.write_atomic(spec["out"], result)
-    return 0
+    return run_worker(spec_path, lambda spec: probe(spec["model_path"], spec["input_spec"], spec["batch"],
+                                                    spec["device"]))
 
 
 if __name__ == "__main__":

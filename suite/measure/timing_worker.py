@@ -10,17 +10,16 @@ from __future__ import annotations
 import os
 import sys
 import time
-import traceback
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
-from suite import jsonio
 from suite.env import now_iso
 from suite.measure.alloc import steady_malloc
 from suite.measure.inputs import make_input
 from suite.measure.interleave import TimingConfig, time_interleaved
+from suite.measure.worker import run_worker
 
 
 def run_group(spec: dict[str, Any]) -> dict[str, Any]:
@@ -112,16 +111,7 @@ def _gpu_state(device: torch.device) -> dict[str, Any] | None:
 
 
 def main(spec_path: str) -> int:
-    spec = jsonio.read(spec_path)
-    if spec.get("threads"):
-        torch.set_num_threads(spec["threads"])
-    try:
-        result = run_group(spec)
-    except Exception as e:  # noqa: BLE001 - reported in the rows, the sweep goes on
-        traceback.print_exc()
-        result = {"error": f"{type(e).__name__}: {e}".splitlines()[0][:300]}
-    jsonio.write_atomic(spec["out"], result)
-    return 0
+    return run_worker(spec_path, run_group)
 
 
 if __name__ == "__main__":
