@@ -2,7 +2,12 @@
 
 A variant name is ``norm`` or ``norm+attention`` (``prepbn+sla``). A norm is a class
 ``Cls(dim, *, eps=..., **kw)`` acting on channels-last tokens ``[..., dim]``; its class
-attributes (see :class:`suite.variants.base.Norm`) tell the harness how to treat it.
+attributes and hooks (see :class:`suite.variants.base.Norm`) tell the harness how to treat it.
+
+The contract (this module, ``base``, ``masking``, ``tokenbn``, ``rmsnorm``) may import only the
+core (``suite.errors``, ``registry``, ``jsonio``, ``env``). The plugins (``norms/``,
+``attention/``, one file each) may also import ``suite.models``: a plugin owns its special
+cases (its surgery, its deploy rewrite) and the harness asks it through hooks.
 """
 from __future__ import annotations
 
