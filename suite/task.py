@@ -131,10 +131,18 @@ class Task:
         raise NotImplementedError
 
     # -- model, loss, metrics -------------------------------------------------------------
+    def model_args(self, variant: Variant, profile: Profile, data: Any,
+                   variant_kwargs: dict[str, Any]) -> dict[str, Any]:
+        """How to build the cell's model, as plain JSON (``suite.models.artifact.build`` reads it):
+        a ``factory`` (``model`` or ``detector``), the model ``name``, the ``variant``, its
+        ``variant_kwargs``, the factory's ``kwargs`` and how it is ``call``-ed when timed."""
+        return {"factory": "model", "name": profile.model, "variant": variant.name,
+                "variant_kwargs": dict(variant_kwargs), "kwargs": dict(profile.model_kwargs), "call": "module"}
+
     def build_model(self, variant: Variant, profile: Profile, data: Any,
                     variant_kwargs: dict[str, Any]) -> nn.Module:
-        from suite.models.create import create_model
-        return create_model(profile.model, variant, variant_kwargs=variant_kwargs, **profile.model_kwargs)
+        from suite.models.artifact import build
+        return build(self.model_args(variant, profile, data, variant_kwargs))
 
     def forward(self, model: nn.Module, batch: Any) -> Any:
         """Run the model on the inputs of one (device) batch; used by after-training hooks."""
@@ -153,6 +161,10 @@ class Task:
     def sample_inputs(self, data: Any, n: int, device: torch.device) -> Any:
         """A few real eval inputs, for the deployed-vs-eval check."""
         raise NotImplementedError
+
+    def eval_inputs(self, data: Any, n: int, device: torch.device, profile: Profile) -> Any:
+        """A few real eval inputs shaped like the timing inputs (for runtime agreement checks)."""
+        return self.sample_inputs(data, n, device)
 
     def input_spec(self, profile: Profile, data: Any) -> dict[str, Any]:
         """How to make timing inputs: ``{"kind": "image", "shape": [C, H, W]}`` or tokens."""

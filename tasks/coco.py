@@ -47,7 +47,7 @@ class Coco(Task):
                 Recipe(steps=steps, batch_size=16, lr=1e-4, weight_decay=0.05, warmup_steps=1000, min_lr=1e-6,
                        grad_clip=1.0, eval_batch_size=16, scale_lr_with_batch=True),
                 throughput_batch=16, timing_s_per_model=20.0,
-                extra={"img_size": 512, "out_channels": 256, "head_convs": 4,
+                extra={"img_size": 512, "out_channels": 256, "head_convs": 4, "amp": "fp16",
                        "hardware": "8 x 40-80 GB GPUs; about 12-24 h per cell (backbone from scratch: "
                                    "no weights can be downloaded here)"})
         return out
@@ -80,13 +80,14 @@ class Coco(Task):
                 items = [data.train[j] for j in perm[i:i + b]]
                 yield [x for x, _ in items], [t for _, t in items]
 
-    def build_model(self, variant, profile, data, variant_kwargs):  # type: ignore[override]
-        from suite.models.detection import create_detector
-        return create_detector(profile.model, variant, num_classes=data.info.num_classes,
-                               img_size=profile.extra["img_size"], out_channels=profile.extra["out_channels"],
-                               head_convs=profile.extra.get("head_convs", 2),
-                               variant_kwargs=variant_kwargs, attention_kwargs=profile.extra.get("attention_kwargs"),
-                               **profile.model_kwargs)
+    def model_args(self, variant, profile, data, variant_kwargs):  # type: ignore[override]
+        args = super().model_args(variant, profile, data, variant_kwargs)
+        args["factory"] = "detector"
+        args["kwargs"] |= {"num_classes": data.info.num_classes, "img_size": profile.extra["img_size"],
+                           "out_channels": profile.extra["out_channels"],
+                           "head_convs": profile.extra.get("head_convs", 2),
+                           "attention_kwargs": profile.extra.get("attention_kwargs")}
+        return args
 
     def forward(self, model: nn.Module, batch: Any) -> Any:
         return model.backbone(model.transform(batch[0])[0].tensors)

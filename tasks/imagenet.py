@@ -67,10 +67,11 @@ class ImageNet(Task):
     def train_batches(self, data: Any, profile: Profile, seed: int) -> Iterator[Any]:
         return data.train_batches(profile.recipe.batch_size, seed, *self.shard(profile))
 
-    def build_model(self, variant, profile, data, variant_kwargs):  # type: ignore[override]
-        from suite.models.create import create_model
-        return create_model(profile.model, variant, variant_kwargs=variant_kwargs, num_classes=data.info.num_classes,
-                            attention_kwargs=profile.extra.get("attention_kwargs"), **profile.model_kwargs)
+    def model_args(self, variant, profile, data, variant_kwargs):  # type: ignore[override]
+        args = super().model_args(variant, profile, data, variant_kwargs)
+        args["kwargs"] |= {"num_classes": data.info.num_classes,
+                           "attention_kwargs": profile.extra.get("attention_kwargs")}
+        return args
 
     # -- loss and metrics -----------------------------------------------------------------
     def forward(self, model: nn.Module, batch: Any) -> torch.Tensor:
@@ -208,6 +209,7 @@ def paper_profile(name: str, model: str, *, drop_path: float, lr: float, warmup_
                     warmup_steps=warmup_epochs * steps_per_epoch, label_smoothing=0.1, grad_clip=grad_clip,
                     eval_batch_size=256, scale_lr_with_batch=True)
     extra = {"augment": {"auto_augment": "rand-m9-mstd0.5-inc1", "re_prob": 0.25, "interpolation": "bicubic"},
+             "amp": "fp16",  # DeiT trains under fp16 autocast with loss scaling
              "mixup": {"mixup_alpha": 0.8, "cutmix_alpha": 1.0, "label_smoothing": 0.1},
              "hardware": "8 x 40-80 GB GPUs (A100 class); DeiT-T about 1-2 days per cell, DeiT-S/Swin-T 2-4 days"}
     return Profile(name, model, {"img_size": 224, "drop_path_rate": drop_path}, recipe, throughput_batch=256,

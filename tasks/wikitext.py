@@ -54,6 +54,7 @@ class WikiText(Task):
                        grad_clip=1.0, eval_batch_size=8, scale_lr_with_batch=True),
                 throughput_batch=8, timing_s_per_model=20.0,
                 extra={"seq_len": 1024, "tokenizer": "bpe:32768", "generation": {"prompt": 128, "new_tokens": 64},
+                       "amp": "bf16",
                        "hardware": "8 x 40-80 GB GPUs; about 1 day per cell (3.3B tokens seen)"})
         return out
 
@@ -81,10 +82,11 @@ class WikiText(Task):
         return data.windows("train", profile.extra["seq_len"], profile.recipe.batch_size, seed + 1000 * rank)
 
     # -- model, loss, metrics -----------------------------------------------------------------
-    def build_model(self, variant, profile, data, variant_kwargs):  # type: ignore[override]
-        from suite.models.create import create_model
-        return create_model(profile.model, variant, variant_kwargs=variant_kwargs,
-                            vocab_size=data.tokenizer.vocab_size, **profile.model_kwargs)
+    def model_args(self, variant, profile, data, variant_kwargs):  # type: ignore[override]
+        args = super().model_args(variant, profile, data, variant_kwargs)
+        args["kwargs"] |= {"vocab_size": data.tokenizer.vocab_size}
+        args["call"] = "logits"  # timed and exported as ids -> logits, without the KV cache
+        return args
 
     def forward(self, model: nn.Module, batch: Any) -> torch.Tensor:
         return model(input_ids=batch).logits
@@ -114,6 +116,10 @@ class WikiText(Task):
 
     def sample_inputs(self, data: Any, n: int, device: torch.device) -> Any:
         ids, _ = next(iter(data.chunks("test", 64, n)))
+        return ids.to(device)
+
+    def eval_inputs(self, data: Any, n: int, device: torch.device, profile: Profile) -> Any:
+        ids, _ = next(iter(data.chunks("test", profile.extra["seq_len"], n)))
         return ids.to(device)
 
     def input_spec(self, profile: Profile, data: Any) -> dict[str, Any]:

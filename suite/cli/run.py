@@ -48,6 +48,12 @@ def parser() -> Parser:
     p.add_argument("--nproc-per-node", type=int, default=1, help="train each cell with N processes (torchrun, DDP)")
     p.add_argument("--sync-bn", action="store_true", help="with --nproc-per-node > 1: BN-family statistics "
                    "averaged over processes (default: per process)")
+    p.add_argument("--runtime", default="eager", metavar="R,...", help="runtimes every deployed model is measured "
+                   "under: eager (default), compile, onnxruntime, cudagraphs (see --list)")
+    p.add_argument("--precision", default="fp32", metavar="P,...", help="inference precisions: fp32 (default), bf16, "
+                   "fp16; quality is evaluated again in each")
+    p.add_argument("--amp", default=None, choices=["bf16", "fp16", "none"], help="train under autocast (CUDA only; "
+                   "the paper profiles default to their recipe's, 'none' turns it off)")
     p.add_argument("--inline", action="store_true", help="run cells, timing and memory in this process (for a "
                    "debugger or quick checks: no isolation, memory figures are the whole process's)")
     p.add_argument("--shard", default=None, metavar="I/N", help="run shard I of N: whole (task, seed) groups, "
@@ -87,8 +93,14 @@ def run_config(args: argparse.Namespace) -> Any:
     for t in tasks:
         TASKS.get(t)
     seeds = parse_seeds(args.seeds)
+    device = resolve_device(args.device)
     check_positive([("--max-steps", args.max_steps), ("--threads", args.threads), ("--batch-size", args.batch_size),
                     ("--throughput-batch", args.throughput_batch), ("--nproc-per-node", args.nproc_per_node)])
+    from suite.measure.runtimes import check_names
+    runtimes, precisions = parse_list(args.runtime, "--runtime"), parse_list(args.precision, "--precision")
+    check_names(runtimes, precisions)
+    if args.amp in ("bf16", "fp16") and device != "cuda":
+        raise UsageError(f"--amp {args.amp} trains under CUDA autocast; use --device cuda, or leave --amp out on CPU")
     if args.inline and args.nproc_per_node > 1:
         raise UsageError("--inline runs one process; drop --inline to train with --nproc-per-node > 1 (torchrun)")
     overrides = parse_overrides(args.overrides, variants)
@@ -98,14 +110,14 @@ def run_config(args: argparse.Namespace) -> Any:
     for t in tasks:
         TASKS.get(t)().profile(args.profile, args.data_root)
     shard = parse_shard(args.shard) if args.shard is not None else None
-    device = resolve_device(args.device)
     return RunConfig(tasks=tasks, variants=variants, seeds=seeds,
                      out=resolve_out(args.out, args.resume, args.profile, device), profile=args.profile,
                      device=device, data_root=args.data_root, resume=args.resume, max_steps=args.max_steps,
                      timing_s_per_model=args.timing_seconds, threads=args.threads, cell_timeout_s=args.cell_timeout,
                      variant_kwargs=overrides, batch_size=args.batch_size, throughput_batch=args.throughput_batch,
                      nproc_per_node=args.nproc_per_node, sync_bn=args.sync_bn, shard=shard,
-                     launch="inline" if args.inline else "subprocess")
+                     launch="inline" if args.inline else "subprocess", runtimes=runtimes, precisions=precisions,
+                     amp=args.amp)
 
 
 def parse_overrides(items: list[str], variants: list[str]) -> dict[str, dict[str, Any]]:
@@ -161,6 +173,10 @@ def listing() -> str:
     lines += [f"  {n:10s} {describe(c)}" for n, c in NORMS.items()]
     lines += ["attention (use as --variants NORM+NAME):"]
     lines += [f"  {n:10s} {describe(c)}" for n, c in ATTENTION.items()] or ["  (none registered)"]
+    from suite.measure.runtimes import PRECISIONS, RUNTIMES
+    lines += ["runtimes (use as --runtime NAME,...):"]
+    lines += [f"  {n:12s} {describe(c)}" for n, c in RUNTIMES.items()]
+    lines += [f"precisions (use as --precision NAME,...): {', '.join(PRECISIONS)}"]
     lines += ["tasks (use as --tasks NAME):"]
     lines += [f"  {n:14s} {describe(c)}{'' if getattr(c, 'default', True) else ' [not in the default sweep]'}"
               for n, c in TASKS.items()]

@@ -20,11 +20,13 @@ def count_flops(model: nn.Module, inputs: Any) -> int:
     return int(counter.get_total_flops())
 
 
-def make_input(spec: dict[str, Any], batch: int, device: torch.device | str) -> Any:
-    """A random model input from a task's input spec (fixed seed: every model sees the same)."""
+def make_input(spec: dict[str, Any], batch: int, device: torch.device | str,
+               dtype: torch.dtype = torch.float32) -> Any:
+    """A random model input from a task's input spec (fixed seed: every model sees the same);
+    images in ``dtype`` (the precision measured), token ids as integers."""
     g = torch.Generator().manual_seed(1234)
     if spec["kind"] == "image":
-        return torch.randn(batch, *spec["shape"], generator=g).to(device)
+        return torch.randn(batch, *spec["shape"], generator=g).to(device=device, dtype=dtype)
     if spec["kind"] == "tokens":
         return torch.randint(0, spec["vocab_size"], (batch, spec["seq_len"]), generator=g).to(device)
     raise ValueError(f"unknown input kind {spec['kind']!r}")

@@ -1,15 +1,19 @@
 """Interleaved timing of a group of deployed models, a worker of ``suite.sweep.launch``.
 
 ``python -m suite.measure.timing_worker SPEC.json``: a group is the variants of one task and
-seed; they are loaded into one process and timed in rounds (``suite.measure.interleave``),
-so each variant's ratio to the baseline is paired. Writes ``spec["out"]`` with one entry
-per model plus the device and host state (``{"error": ...}`` when it fails).
+seed under one runtime and precision; they are built into one process (``suite.measure.prepare``)
+and timed in rounds (``suite.measure.interleave``), so each variant's ratio to the baseline is
+paired inside one process and one runtime. Writes ``spec["out"]`` with one entry per model
+(timing, build cost, agreement with eager fp32) plus the device and host state, the models
+that could not be built (``failed``), or ``{"error": ...}`` when the group fails as a whole.
 """
 from __future__ import annotations
 
 import os
 import sys
 import time
+import traceback
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,30 +23,56 @@ from suite.env import now_iso
 from suite.measure.alloc import steady_malloc
 from suite.measure.inputs import make_input
 from suite.measure.interleave import TimingConfig, time_interleaved
-from suite.measure.worker import run_worker
+from suite.measure.prepare import Prepared, prepare, probe_batch
+from suite.measure.runtimes import PRECISIONS
+from suite.measure.worker import describe_error, run_worker
 
 
 def run_group(spec: dict[str, Any]) -> dict[str, Any]:
+    """Build every model of the group under the spec's runtime and precision, then time them
+    interleaved. A model that cannot be built is reported in ``failed`` and left out; the rest
+    are still timed (without it, and without ratios when it was the baseline)."""
     malloc = steady_malloc()
     device = torch.device(spec["device"])
-    models = {name: torch.load(path, map_location=device, weights_only=False).eval()
-              for name, path in spec["models"].items()}
+    runtime, precision = spec.get("runtime", "eager"), spec.get("precision", "fp32")
+    dtype = PRECISIONS[precision]
     cfg = TimingConfig(**spec["timing"])
+    examples = [make_input(spec["input_spec"], b, device, dtype) for b in (1, cfg.throughput_batch)]
+    probe = torch.load(spec["probe"], weights_only=True) if spec.get("probe") else None
+    probe = None if probe is None else probe_batch(probe, cfg.throughput_batch).to(device)
+    prepared: dict[str, Prepared] = {}
+    failed: dict[str, str] = {}
+    for name, folder in spec["models"].items():
+        try:
+            prepared[name] = prepare(Path(folder), device=device, runtime=runtime, precision=precision,
+                                     examples=examples, threads=spec.get("threads"), probe=probe)
+        except Exception as e:  # noqa: BLE001 - this model's row records it; the group goes on
+            traceback.print_exc()
+            failed[name] = f"{runtime} could not build it: {describe_error(e)}"
+    out: dict[str, Any] = {"started_at": now_iso(), "config": {**spec["timing"], **malloc}, "failed": failed,
+                           "runtime": runtime, "precision": precision, "models": {}}
+    if not prepared:
+        return out
+    baseline = spec.get("baseline") if spec.get("baseline") in prepared else None
     state_before = _gpu_state(device)
     host = HostLoad()
-    bar = tqdm(desc=f"timing {len(models)} models", unit="round", leave=False, mininterval=1.0)
-    timings = time_interleaved(models, lambda b: make_input(spec["input_spec"], b, device), cfg, device,
-                               baseline=spec.get("baseline"),
-                               progress=lambda r, s: bar.update(1))
+    bar = tqdm(desc=f"timing {len(prepared)} models ({runtime}, {precision})", unit="round", leave=False,
+               mininterval=1.0)
+    timings = time_interleaved({n: p.built.fn for n, p in prepared.items()},
+                               lambda b: make_input(spec["input_spec"], b, device, dtype), cfg, device,
+                               baseline=baseline, progress=lambda r, s: bar.update(1))
     bar.close()
     rows = {n: t.as_row(spec["unit"], spec["input_spec"].get("items", 1)) for n, t in timings.items()}
+    for n, p in prepared.items():
+        rows[n]["runtime_info"] = {"build_s": p.built.build_s, **p.built.info}
+        rows[n]["agreement"] = p.agreement
     gen = spec["input_spec"].get("generation")
-    if gen:
-        for n, g in time_generation(models, gen, spec, device).items():
+    if gen and runtime == "eager":  # generation (a Python loop over the KV cache) is timed in eager only
+        lms = {n: p.model for n, p in prepared.items()}
+        for n, g in time_generation(lms, gen, spec, device, baseline).items():
             rows[n]["generation"] = g
-    return {"started_at": spec.get("started_at") or now_iso(), "config": {**spec["timing"], **malloc},
-            "gpu_state": {"before": state_before, "after": _gpu_state(device)}, "host_state": host.finish(),
-            "models": rows}
+    return out | {"gpu_state": {"before": state_before, "after": _gpu_state(device)}, "host_state": host.finish(),
+                  "models": rows}
 
 
 class HostLoad:
@@ -88,14 +118,14 @@ class Generate(torch.nn.Module):
 
 
 def time_generation(models: dict[str, Any], gen: dict[str, int], spec: dict[str, Any],
-                    device: torch.device) -> dict[str, dict[str, Any]]:
+                    device: torch.device, baseline: str | None) -> dict[str, dict[str, Any]]:
     """Latency per generated token at batch 1, the models interleaved as for the forward timing."""
     k = int(gen["new_tokens"])
     wrapped = {n: Generate(m, k).eval() for n, m in models.items()}
     prompt = {**spec["input_spec"], "seq_len": int(gen["prompt"])}
     cfg = TimingConfig(**{**spec["timing"], "budget_s": spec["timing"]["budget_s"] / 2, "measure_throughput": False,
                           "throughput_batch": 1})
-    t = time_interleaved(wrapped, lambda b: make_input(prompt, b, device), cfg, device, baseline=spec.get("baseline"))
+    t = time_interleaved(wrapped, lambda b: make_input(prompt, b, device), cfg, device, baseline=baseline)
     return {n: {"prompt_tokens": int(gen["prompt"]), "new_tokens": k, "p50_ms": r.summary["p50_ms"],
                 "ms_per_token": r.summary["p50_ms"] / k,
                 "ratio": None if r.ratio is None else {"baseline": r.ratio.baseline, "value": r.ratio.value,

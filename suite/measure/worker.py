@@ -5,6 +5,7 @@ stderr), so the sweep records it in the row and goes on.
 """
 from __future__ import annotations
 
+import re
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,23 @@ def run_worker(spec_path: str, work: Callable[[dict[str, Any]], dict[str, Any]])
         result = work(spec)
     except Exception as e:  # noqa: BLE001 - reported in the row, the sweep goes on
         traceback.print_exc()
-        result = {"error": f"{type(e).__name__}: {e}".splitlines()[0][:300]}
+        result = {"error": describe_error(e)}
     jsonio.write_atomic(spec["out"], result)
     return 0
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def describe_error(e: BaseException, limit: int = 400) -> str:
+    """One line: the exception's type and first line, and its root cause when it wraps one
+    (an export error wraps what torch.export tripped over); terminal colours removed."""
+    def line(x: BaseException) -> str:
+        text = ANSI.sub("", str(x)).strip().splitlines()
+        return f"{type(x).__name__}: {text[0] if text else ''}".strip()
+
+    root = e
+    while root.__cause__ is not None and root.__cause__ is not root:
+        root = root.__cause__
+    out = line(e) if root is e else f"{line(e)} (cause: {line(root)})"
+    return out[:limit]

@@ -25,6 +25,10 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "timm": ("provenance", "libraries", "timm"),
     "transformers": ("provenance", "libraries", "transformers"),
     "schema_version": ("schema_version",),
+    # a row is one runtime and precision; a runtime's own version changes its numbers like torch's does
+    "runtime": ("runtime",),
+    "precision": ("precision",),
+    "onnxruntime": ("runtime_info", "onnxruntime"),
 }
 #: quality is only comparable on the same data; shards of one sweep differ here by task
 DATA_FIELDS: dict[str, tuple[str, ...]] = {"dataset": ("dataset", "fingerprint")}

@@ -17,8 +17,8 @@ from tabulate import tabulate
 
 from suite.env import now_iso
 from suite.measure.gpu import state_flag, state_warnings
-from suite.measure.interleave import ratio_ci
-from suite.report.plots import pareto_plots
+from suite.report.matrix import deployment_matrices, machine, pooled_ratio
+from suite.report.plots import matrix_heatmaps, pareto_plots
 from suite.report.rows import METRIC_LABEL, Row, latest_rows
 
 ARROW = {"higher": "↑", "lower": "↓"}
@@ -31,7 +31,7 @@ def write_reports(rows: list[dict[str, Any]], out_dir: Path,
     rows = latest_rows(rows)
     out_dir = Path(out_dir)
     flat_table(rows).to_csv(out_dir / "table.csv", index=False)
-    links = pareto_plots(rows, out_dir) + list(extra_links or [])
+    links = pareto_plots(rows, out_dir) + matrix_heatmaps(rows, out_dir) + list(extra_links or [])
     md = leaderboard_markdown(rows)
     if links:
         md += "\n## Plots\n\n" + "\n".join(f"- [{title}]({name})" for title, name in links) + "\n"
@@ -56,7 +56,13 @@ def leaderboard_markdown(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         sections.setdefault(_section_key(r), []).append(r)
     for key, section in sections.items():
-        parts += [f"## {key[0]} · profile {key[1]} · {key[2]} · data: {key[3]}", "", _section_table(section), ""]
+        task, profile, where, data, runtime, precision = key
+        parts += [f"## {task} · profile {profile} · {where} · {runtime} {precision} · data: {data}", ""]
+        if (runtime, precision) != ("eager", "fp32"):
+            parts += [f"Quality: the deployed model evaluated in {precision} with eager PyTorch (Δ: against fp32); "
+                      f"`agree`: max |{runtime} {precision} - eager fp32| / max |eager fp32| on real eval inputs; "
+                      f"`build s`: compile/export seconds, never in the latency.", ""]
+        parts += [_section_table(section), ""]
         views = [Row(r) for r in section]
         notes = [f"- `{r.variant}` seed {r.seed}: **{r.status}**: {r.message}".rstrip(": ") for r in views if not r.ok]
         notes += [f"- ⚠ `{r.variant}` seed {r.seed}: measured {' and '.join(state_warnings(r.gpu_state))}; "
@@ -64,6 +70,7 @@ def leaderboard_markdown(rows: list[dict[str, Any]]) -> str:
         notes += [f"- ⚠ `{r.variant}` seed {r.seed}: {host_warning(r.d)}; its latency may be inflated"
                   for r in views if r.ok and host_warning(r.d)]
         parts += notes + ([""] if notes else [])
+    parts += deployment_matrices(rows)
     return "\n".join(parts)
 
 
@@ -79,14 +86,9 @@ def host_warning(r: dict[str, Any]) -> str:
     return f"measured while other processes used {100 * frac:.0f}% of the machine's CPU time"
 
 
-def _section_key(r: dict[str, Any]) -> tuple[str, str, str, str]:
+def _section_key(r: dict[str, Any]) -> tuple[str, str, str, str, str, str]:
     row = Row(r)
-    dev = row.device_info
-    if row.device == "cuda":
-        where = f"GPU: {dev.get('name', '?')} (driver {dev.get('driver', '?')})"
-    else:
-        where = f"CPU: {dev.get('cpu', '?')}, {dev.get('torch_threads', '?')} threads"
-    return row.task, row.profile, where, row.dataset_label
+    return row.task, row.profile, machine(row), row.dataset_label, row.runtime, row.precision
 
 
 def _section_table(rows: list[dict[str, Any]]) -> str:
@@ -117,6 +119,15 @@ def _line(variant: str, vrows: list[Row], better: dict[str, str], base: str, uni
     for m, direction in better.items():
         vals = [r.quality[m] for r in ok if m in r.quality]
         line[f"{METRIC_LABEL.get(m, m)} {ARROW[direction]}"] = _mean_std(vals)
+    if any(r.precision != "fp32" for r in vrows):
+        primary = next((r.primary_metric for r in ok if r.primary_metric), None)
+        deltas = [r.quality_delta[primary] for r in ok if primary in r.quality_delta]
+        label = METRIC_LABEL.get(primary or "", primary or "")
+        line[f"Δ {label}"] = _fmt(float(np.mean(deltas)) if deltas else None, 2)
+    if any(r.runtime != "eager" or r.precision != "fp32" for r in vrows):
+        agree = [a for a in (r.agreement for r in ok) if a is not None]
+        line["agree"] = f"{max(agree):.1e}" if agree else "-"
+        line["build s"] = _fmt(_median([r.build_s for r in ok]), 1)
     line["p50 ms ↓"] = _fmt(_median([r.latency_p50 for r in ok]), 3)
     line[f"ratio to {base} ↓ [95% CI]"] = _ratio(ok, base)
     line[f"{unit} ↑"] = _fmt(_median([r.throughput for r in ok]), 1)
@@ -134,11 +145,8 @@ def _line(variant: str, vrows: list[Row], better: dict[str, str], base: str, uni
 
 
 def _ratio(ok: list[Row], base: str) -> str:
-    logs = [x for r in ok if r.ratio_baseline == base for x in r.log_ratios]
-    if not logs:
-        return "-"
-    ci = ratio_ci(logs, baseline=base)
-    return f"{ci.value:.3f} [{ci.lo:.3f}, {ci.hi:.3f}]"
+    ci = pooled_ratio(ok, base)
+    return "-" if ci is None else f"{ci.value:.3f} [{ci.lo:.3f}, {ci.hi:.3f}]"
 
 
 def _mean_std(vals: list[float]) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from suite.report.matrix import machine, matrix_cells
 from suite.report.rows import METRIC_LABEL, Row, cell_label, latest_rows
 
 
@@ -108,3 +109,50 @@ def trend_plot(trends: list[dict[str, Any]], metric: str, unit_label: str, path:
     fig.tight_layout()
     fig.savefig(path)
     return path
+
+
+def matrix_heatmaps(rows: list[dict[str, Any]], out_dir: Path) -> list[tuple[str, str]]:
+    """The deployment matrix of each task as a heat map: variants x (runtime, precision), the
+    colour the log of the latency ratio to ``ln`` (blue faster, red slower), the ratio printed."""
+    groups: dict[tuple, list[Row]] = {}
+    for r in map(Row, latest_rows(rows)):
+        groups.setdefault((r.task, r.profile, r.device, r.dataset_kind, machine(r)), []).append(r)
+    links = []
+    for (task, profile, device, kind, where), views in groups.items():
+        columns = list(dict.fromkeys((r.runtime, r.precision) for r in views))
+        if len(columns) < 2:
+            continue
+        cells = matrix_cells(views, columns)
+        name = f"matrix-{slug(task, profile, device, kind)}.png"
+        title = f"{task} · {profile} · {where} · {kind}: latency / ln per runtime and precision"
+        _draw_matrix(cells, columns, title, Path(out_dir) / name)
+        links.append((title, name))
+    return links
+
+
+def _draw_matrix(cells: dict[str, dict[tuple[str, str], Any]], columns: list[tuple[str, str]], title: str,
+                 path: Path) -> None:
+    variants = list(cells)
+    values = np.full((len(variants), len(columns)), np.nan)
+    for i, v in enumerate(variants):
+        for j, col in enumerate(columns):
+            c = cells[v][col]
+            if not isinstance(c, str) and c.value and np.isfinite(c.value):
+                values[i, j] = np.log2(c.value)
+    span = max(0.05, float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 0.05)
+    fig = Figure(figsize=(1.3 + 1.1 * len(columns), 1.2 + 0.45 * len(variants)), dpi=110)
+    ax = fig.subplots()
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="RdBu_r", vmin=-span, vmax=span, aspect="auto")
+    image.cmap.set_bad("0.85")
+    for i, v in enumerate(variants):
+        for j, col in enumerate(columns):
+            c = cells[v][col]
+            dark = np.isfinite(values[i, j]) and abs(values[i, j]) > 0.6 * span
+            ax.text(j, i, c if isinstance(c, str) else f"{c.value:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if dark else "black")
+    ax.set_xticks(range(len(columns)), [f"{r}\n{p}" for r, p in columns], fontsize=7)
+    ax.set_yticks(range(len(variants)), variants, fontsize=8)
+    ax.set_title(title, fontsize=8)
+    fig.colorbar(image, ax=ax, label="log2(latency / ln)")
+    fig.tight_layout()
+    fig.savefig(path)

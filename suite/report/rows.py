@@ -23,7 +23,7 @@ from suite.errors import UsageError
 
 #: version of the row layout this suite writes; bump it (and add a migration) on any change
 #: of an existing field's meaning; added optional fields keep the version
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA_PATH = REPO_ROOT / "schema" / "row.schema.json"
 STATUSES = ("ok", "error", "diverged", "not-applicable")
 #: how tables and plots name the known quality metrics (others are shown by their key)
@@ -31,14 +31,20 @@ METRIC_LABEL = {"top1": "top-1 %", "top5": "top-5 %", "eval_loss": "eval loss", 
                 "ap50": "AP50", "ppl": "perplexity", "bpb": "bits/byte"}
 
 
-def cell_key(task: str, variant: str, seed: int, profile: str, device: str) -> str:
-    return f"{task}|{variant}|{seed}|{profile}|{device}"
+def cell_key(task: str, variant: str, seed: int, profile: str, device: str, runtime: str = "eager",
+             precision: str = "fp32") -> str:
+    """One row's identity: a trained cell measured under one runtime and precision."""
+    return f"{task}|{variant}|{seed}|{profile}|{device}|{runtime}|{precision}"
 
 
 def cell_label(key: str) -> str:
-    """``imagenet|un|0|smoke|cpu`` -> ``imagenet/un/s0`` (profile and device head the table)."""
-    task, variant, seed = key.split("|")[:3]
-    return f"{task}/{variant}/s{seed}"
+    """``imagenet|un|0|smoke|cpu|eager|fp32`` -> ``imagenet/un/s0``; another runtime or precision is
+    appended (``imagenet/un/s0 compile/bf16``); profile and device head the table."""
+    parts = key.split("|")
+    label = f"{parts[0]}/{parts[1]}/s{parts[2]}"
+    if len(parts) >= 7 and (parts[5], parts[6]) != ("eager", "fp32"):
+        label += f" {parts[5]}/{parts[6]}"
+    return label
 
 
 def latest_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -63,7 +69,18 @@ def _v1_to_v2(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-MIGRATIONS = {1: _v1_to_v2}
+def _v2_to_v3(row: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 measures each cell under runtimes and precisions: v2 rows were eager fp32."""
+    out = dict(row)
+    out["key"] = f"{row['key']}|eager|fp32"
+    out |= {"runtime": "eager", "precision": "fp32", "runtime_info": None, "agreement": None,
+            "quality_delta": {}, "schema_version": 3}
+    if isinstance(out.get("train"), dict):
+        out["train"] = {**out["train"], "amp": None}
+    return out
+
+
+MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def migrate(row: dict[str, Any], where: str = "a row") -> dict[str, Any]:
@@ -151,6 +168,26 @@ class Row:
     @property
     def device(self) -> str:
         return str(self.d.get("device", "?"))
+
+    @property
+    def runtime(self) -> str:
+        return str(self.d.get("runtime", "eager"))
+
+    @property
+    def precision(self) -> str:
+        return str(self.d.get("precision", "fp32"))
+
+    @property
+    def build_s(self) -> float | None:
+        return _num(self._part("runtime_info").get("build_s"))
+
+    @property
+    def agreement(self) -> float | None:
+        return _num(self._part("agreement").get("rel_err"))
+
+    @property
+    def quality_delta(self) -> dict[str, float]:
+        return {m: v for m, v in self._part("quality_delta").items() if _num(v) is not None}
 
     @property
     def status(self) -> str:

@@ -1,12 +1,14 @@
 """One cell = one (task, variant, seed): build, train, evaluate, deploy, check, save.
 
 A worker of ``suite.sweep.launch``: ``python -m suite.sweep.cell SPEC.json`` in its own
-process (or under torchrun, or inline). Writes ``result.json`` (and ``deployed.pt`` when
-the cell succeeds) into the cell's folder; timing and memory are measured afterwards from
-``deployed.pt`` by their own workers.
+process (or under torchrun, or inline). Writes ``result.json`` into the cell's folder and,
+when the cell succeeds, the deployed model as weights plus its build description
+(``suite.models.artifact``) and a few real eval inputs; timing and memory are measured
+afterwards from those files by their own workers, once per runtime and precision.
 """
 from __future__ import annotations
 
+import copy
 import os
 import random
 import sys
@@ -23,9 +25,11 @@ from suite import jsonio
 from suite.env import now_iso
 from suite.errors import Diverged, NotApplicable
 from suite.measure.inputs import count_flops, make_input
+from suite.measure.runtimes import PRECISIONS, precision_unsupported
+from suite.models.artifact import InPrecision, build, save_deployed
 from suite.models.create import count_params
 from suite.models.deploy import count_norm_modules, deploy, deploy_error
-from suite.sweep.config import CellSpec
+from suite.sweep.config import PROBE_FILE, PROBE_INPUTS, CellSpec
 from suite.sweep.distributed import finish, init_from_env, wrap
 from suite.sweep.train import train
 from suite.task import TASKS, to_device
@@ -64,14 +68,15 @@ def run_cell(spec: CellSpec, out: dict[str, Any] | None = None) -> dict[str, Any
     data = task.load(root, profile)
     out["dataset"] = asdict(data.info) | {"label": data.info.label}
     vkw = {**budget_kwargs(variant.norm_cls, profile.recipe.steps, task.family), **spec.variant_kwargs}
+    args = task.model_args(variant, profile, data, vkw)
     seed_everything(spec.seed)
-    model = task.build_model(variant, profile, data, vkw).to(device)
+    model = build(args).to(device)
     before_training(variant.norm_cls, model, TrainingContext(steps=profile.recipe.steps, family=task.family,
                                                              world_size=dist.world, sync_bn=spec.sync_bn))
     out["model"] = {"name": profile.model, "kwargs": profile.model_kwargs, "variant_kwargs": vkw,
                     "attention": getattr(model, "normbench_attention", None), "params_train": count_params(model)}
     stats = train(model, task, data, profile, device, spec.seed, desc=f"{spec.task}/{spec.variant}/s{spec.seed}",
-                  runner=wrap(model, dist, device), show=dist.main)
+                  runner=wrap(model, dist, device), show=dist.main, amp=training_amp(spec.amp, profile, device))
     finish()  # training was the collective part; rank 0 alone recalibrates, evaluates and deploys
     if not dist.main:
         return None
@@ -80,15 +85,47 @@ def run_cell(spec: CellSpec, out: dict[str, Any] | None = None) -> dict[str, Any
                    lambda batch: task.forward(model, to_device(batch, device)))
     out["quality"] = task.evaluate(model.eval(), data, profile, device)
     deployed = deploy(model)
+    out |= deployed_facts(task, profile, data, model, deployed, device)
+    out["model"].update(out.pop("model_deployed"))
+    out["precision_quality"] = precision_quality(task, deployed, data, profile, device, spec.precisions)
+    save_deployed(Path(spec.cell_dir), deployed, args)
+    torch.save(task.eval_inputs(data, PROBE_INPUTS, device, profile).cpu(), Path(spec.cell_dir) / PROBE_FILE)
+    return out
+
+
+def training_amp(requested: str | None, profile: Any, device: torch.device) -> str | None:
+    """Autocast dtype for training: ``--amp`` when given (``none`` turns it off), else the profile's
+    default (the paper profiles use it); CUDA only, so a CPU cell trains in full precision."""
+    amp = requested if requested is not None else profile.extra.get("amp")
+    return amp if device.type == "cuda" and amp in ("bf16", "fp16") else None
+
+
+def deployed_facts(task: Any, profile: Any, data: Any, model: torch.nn.Module, deployed: torch.nn.Module,
+                   device: torch.device) -> dict[str, Any]:
+    """The deploy check (deployed vs eval-form outputs on real inputs) and what timing needs to know."""
     probe, probe_dep = task.deploy_probe(model), task.deploy_probe(deployed)
-    out["deploy"] = {"rel_err": deploy_error(probe, probe_dep, task.sample_inputs(data, 16, device)),
-                     "norm_modules_left": count_norm_modules(probe_dep), "checked": type(probe).__name__}
     spec_in = task.input_spec(profile, data)
-    out["model"].update(params=count_params(deployed), flops=count_flops(deployed, make_input(spec_in, 1, device)))
-    out["input_spec"], out["throughput_batch"] = spec_in, profile.throughput_batch
-    out["timing_s_per_model"], out["throughput_unit"] = profile.timing_s_per_model, task.throughput_unit
-    out["metric_better"], out["primary_metric"] = task.metrics, task.primary_metric
-    torch.save(deployed.cpu(), Path(spec.cell_dir) / "deployed.pt")
+    return {"deploy": {"rel_err": deploy_error(probe, probe_dep, task.sample_inputs(data, 16, device)),
+                       "norm_modules_left": count_norm_modules(probe_dep), "checked": type(probe).__name__},
+            "model_deployed": {"params": count_params(deployed),
+                               "flops": count_flops(deployed, make_input(spec_in, 1, device))},
+            "input_spec": spec_in, "throughput_batch": profile.throughput_batch,
+            "timing_s_per_model": profile.timing_s_per_model, "throughput_unit": task.throughput_unit,
+            "metric_better": task.metrics, "primary_metric": task.primary_metric}
+
+
+def precision_quality(task: Any, deployed: torch.nn.Module, data: Any, profile: Any, device: torch.device,
+                      precisions: list[str]) -> dict[str, dict[str, Any]]:
+    """The task's quality of the deployed model run in each low precision this device supports."""
+    out: dict[str, dict[str, Any]] = {}
+    for p in precisions:
+        if p == "fp32" or precision_unsupported(device, p):
+            continue
+        try:
+            low = InPrecision(copy.deepcopy(deployed), PRECISIONS[p]).eval()
+            out[p] = task.evaluate(low, data, profile, device)
+        except Exception as e:  # noqa: BLE001 - this precision's rows record it; fp32 and the others go on
+            out[p] = {"error": f"{type(e).__name__}: {e}".splitlines()[0][:300]}
     return out
 
 

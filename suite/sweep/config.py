@@ -13,6 +13,8 @@ from suite.report.rows import cell_key
 from suite.sweep.shard import Shard
 
 LAUNCH_MODES = ("subprocess", "inline")
+#: real eval inputs a cell saves next to its deployed model, for the runtimes' agreement check
+PROBE_INPUTS, PROBE_FILE = 16, "probe_inputs.pt"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,10 +33,11 @@ class CellSpec:
     throughput_batch: int | None = None
     nproc_per_node: int = 1
     sync_bn: bool = False
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])  # evaluated after deploy
+    amp: str | None = None                # training autocast dtype ("bf16" | "fp16"), CUDA only
 
-    @property
-    def key(self) -> str:
-        return cell_key(self.task, self.variant, self.seed, self.profile, self.device)
+    def key(self, runtime: str = "eager", precision: str = "fp32") -> str:
+        return cell_key(self.task, self.variant, self.seed, self.profile, self.device, runtime, precision)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,6 +64,9 @@ class RunConfig:
     sync_bn: bool = False
     shard: Shard | None = None            # run only this shard's (task, seed) groups
     launch: str = "subprocess"            # "subprocess" (default) or "inline" (cells in the sweep's process)
+    runtimes: list[str] = field(default_factory=lambda: ["eager"])
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])
+    amp: str | None = None                # training autocast on CUDA; None: the profile's default
 
     def __post_init__(self) -> None:
         if self.launch not in LAUNCH_MODES:
@@ -70,6 +76,11 @@ class RunConfig:
     def baseline(self) -> str:
         return "ln" if "ln" in self.variants else self.variants[0]
 
+    @property
+    def measurements(self) -> list[tuple[str, str]]:
+        """Every (runtime, precision) each trained cell is measured under."""
+        return [(r, p) for r in self.runtimes for p in self.precisions]
+
     def cell(self, task: str, variant: str, seed: int) -> CellSpec:
         return CellSpec(task=task, variant=variant, seed=seed, profile=self.profile, device=self.device,
                         cell_dir=str(self.out / "cells" / f"{task}-{variant}-s{seed}"),
@@ -77,7 +88,7 @@ class RunConfig:
                         max_steps=self.max_steps, threads=self.threads,
                         variant_kwargs=dict(self.variant_kwargs.get(variant, {})), batch_size=self.batch_size,
                         throughput_batch=self.throughput_batch, nproc_per_node=self.nproc_per_node,
-                        sync_bn=self.sync_bn)
+                        sync_bn=self.sync_bn, precisions=list(self.precisions), amp=self.amp)
 
     def as_json(self) -> dict[str, Any]:
         return _jsonable(asdict(self))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,12 @@ from suite import jsonio
 from suite.env import now_iso
 from suite.errors import DataError, UsageError
 from suite.measure.env import provenance
+from suite.measure.runtimes import RUNTIMES, precision_unsupported
+from suite.models import artifact
 from suite.report.leaderboard import write_reports
 from suite.report.rows import SCHEMA_VERSION
 from suite.report.store import Store
-from suite.sweep.config import CellSpec, RunConfig
+from suite.sweep.config import PROBE_FILE, CellSpec, RunConfig
 from suite.sweep.launch import Launcher, worker_launcher
 from suite.sweep.record import make_row
 from suite.sweep.shard import shard_groups
@@ -49,9 +52,11 @@ def run_sweep(cfg: RunConfig) -> int:
                 if (task, seed) not in mine:
                     continue
                 specs = {v: cfg.cell(task, v, seed) for v in cfg.variants}
-                pending = [v for v in cfg.variants if specs[v].key not in done]
+                pending = {(v, r, p) for v in cfg.variants for r, p in cfg.measurements
+                           if specs[v].key(r, p) not in done}
                 if task in bad:
-                    rows = [make_row(ctx, specs[v], {"status": "error", "message": bad[task]}) for v in pending]
+                    rows: Iterable[dict] = (make_row(ctx, specs[v], {"status": "error", "message": bad[task]},
+                                                     runtime=r, precision=p) for v, r, p in sorted(pending))
                 else:
                     rows = _run_group(cfg, ctx, specs, pending)
                 for row in rows:
@@ -77,31 +82,52 @@ def _launcher(cfg: RunConfig) -> Launcher:
     return Launcher(mode=mode, nproc=cfg.nproc_per_node, timeout_s=cfg.cell_timeout_s)
 
 
-def _run_group(cfg: RunConfig, ctx: dict[str, Any], specs: dict[str, CellSpec], pending: list[str]) -> list[dict]:
+def _run_group(cfg: RunConfig, ctx: dict[str, Any], specs: dict[str, CellSpec],
+               pending: set[tuple[str, str, str]]) -> Iterator[dict]:
+    """Train the group's cells once, then measure them under every (runtime, precision): one
+    interleaved timing worker per pair, so every ratio is paired inside one runtime."""
     if not pending:
-        return []
+        return
     results: dict[str, dict[str, Any]] = {}
-    for v in pending:
-        results[v] = _cell_result(cfg, specs[v])
-        _log(specs[v], results[v])
+    for v in cfg.variants:
+        if any(v == pv for pv, _, _ in pending):
+            results[v] = _cell_result(cfg, specs[v])
+            _log(specs[v], results[v])
     base = cfg.baseline
     if base not in results:  # recorded earlier: reuse its deployed model for paired ratios
         prior = Path(specs[base].cell_dir) / "result.json"
-        if prior.exists() and (Path(specs[base].cell_dir) / "deployed.pt").exists():
+        if prior.exists() and artifact.exists(Path(specs[base].cell_dir)):
             results[base] = jsonio.read(prior)
     ok = {v: r for v, r in results.items() if r["status"] == "ok"}
-    timing = _timing(cfg, specs, ok, base if base in ok else None) if ok else {}
-    rows = []
-    for v in pending:
-        r = results[v]
-        if r["status"] == "ok":
-            r["memory"] = _memory(cfg, specs[v], r)
-            if "error" in timing:
-                r |= {"status": "error", "message": f"timing failed: {timing['error']}"}
-            elif "error" in r["memory"]:
-                r |= {"status": "error", "message": f"memory probe failed: {r['memory']['error']}"}
-        rows.append(make_row(ctx, specs[v], r, timing))
-    return rows
+    device = _torch_device(cfg.device)
+    for runtime, precision in cfg.measurements:
+        todo = [v for v in cfg.variants if (v, runtime, precision) in pending]
+        if not todo:
+            continue
+        reason = RUNTIMES.get(runtime).unsupported(device, precision) or precision_unsupported(device, precision)
+        timing = {} if reason or not ok else _timing(cfg, specs, ok, base if base in ok else None, runtime, precision)
+        for v in todo:
+            r = dict(results[v])
+            if r["status"] == "ok":
+                r |= {"status": "not-applicable", "message": reason} if reason else \
+                    _measured(cfg, specs[v], r, timing, runtime, precision)
+            yield make_row(ctx, specs[v], r, timing, runtime=runtime, precision=precision)
+
+
+def _measured(cfg: RunConfig, spec: CellSpec, r: dict[str, Any], timing: dict[str, Any], runtime: str,
+              precision: str) -> dict[str, Any]:
+    """What a measured (cell, runtime, precision) adds to the cell's result: memory, or why it failed."""
+    if "error" in timing:
+        return {"status": "error", "message": f"timing failed: {timing['error']}"}
+    if spec.variant in (timing.get("failed") or {}):
+        return {"status": "error", "message": timing["failed"][spec.variant]}
+    low = (r.get("precision_quality") or {}).get(precision, {}) if precision != "fp32" else {}
+    if "error" in low:
+        return {"status": "error", "message": f"{precision} evaluation failed: {low['error']}"}
+    memory = _memory(cfg, spec, r, runtime, precision)
+    if "error" in memory:
+        return {"status": "error", "message": f"memory probe failed: {memory['error']}", "memory": memory}
+    return {"memory": memory}
 
 
 def _cell_result(cfg: RunConfig, spec: CellSpec) -> dict[str, Any]:
@@ -109,7 +135,7 @@ def _cell_result(cfg: RunConfig, spec: CellSpec) -> dict[str, Any]:
     res_path, spec_path = d / "result.json", d / "spec.json"
     if res_path.exists() and spec_path.exists() and jsonio.read(spec_path) == spec.as_json():
         prior = jsonio.read(res_path)  # a finished cell from a run killed before its rows landed
-        if prior.get("status") == "ok" and (d / "deployed.pt").exists():
+        if prior.get("status") == "ok" and artifact.exists(d):
             return prior
     d.mkdir(parents=True, exist_ok=True)
     res_path.unlink(missing_ok=True)
@@ -120,15 +146,17 @@ def _cell_result(cfg: RunConfig, spec: CellSpec) -> dict[str, Any]:
     return {"status": "error", "message": err or "cell process ended without writing its result"}
 
 
-def _memory(cfg: RunConfig, spec: CellSpec, result: dict[str, Any]) -> dict[str, Any]:
+def _memory(cfg: RunConfig, spec: CellSpec, result: dict[str, Any], runtime: str, precision: str) -> dict[str, Any]:
     d = Path(spec.cell_dir)
-    out = d / "memory.json"
-    probe = {"model_path": str(d / "deployed.pt"), "input_spec": result["input_spec"],
-             "batch": result["throughput_batch"], "device": cfg.device, "threads": cfg.threads, "out": str(out)}
-    jsonio.write_atomic(d / "memory_spec.json", probe)
+    out = d / f"memory-{runtime}-{precision}.json"
+    probe = {"model": str(d), "input_spec": result["input_spec"], "batch": result["throughput_batch"],
+             "device": cfg.device, "threads": cfg.threads, "runtime": runtime, "precision": precision,
+             "out": str(out)}
+    spec_path = d / f"memory-{runtime}-{precision}-spec.json"
+    jsonio.write_atomic(spec_path, probe)
     out.unlink(missing_ok=True)
     launcher = worker_launcher(_launcher(cfg))
-    err = launcher.run("suite.measure.memory_worker", d / "memory_spec.json")
+    err = launcher.run("suite.measure.memory_worker", spec_path)
     if not out.exists():
         return {"error": err or "no output"}
     memory = jsonio.read(out)
@@ -137,15 +165,18 @@ def _memory(cfg: RunConfig, spec: CellSpec, result: dict[str, Any]) -> dict[str,
     return memory
 
 
-def _timing(cfg: RunConfig, specs: dict[str, CellSpec], ok: dict[str, dict], baseline: str | None) -> dict:
+def _timing(cfg: RunConfig, specs: dict[str, CellSpec], ok: dict[str, dict], baseline: str | None,
+            runtime: str, precision: str) -> dict:
     first = next(iter(ok.values()))
     group_dir = Path(specs[next(iter(ok))].cell_dir).parent
     some = next(iter(specs.values()))
-    name = f"timing-{some.task}-s{some.seed}"
+    name = f"timing-{some.task}-s{some.seed}-{runtime}-{precision}"
     per_model = cfg.timing_s_per_model or first["timing_s_per_model"]
-    spec = {"models": {v: str(Path(specs[v].cell_dir) / "deployed.pt") for v in ok},
-            "baseline": baseline, "device": cfg.device, "threads": cfg.threads,
+    probe = Path(specs[baseline or next(iter(ok))].cell_dir) / PROBE_FILE
+    spec = {"models": {v: specs[v].cell_dir for v in ok}, "baseline": baseline, "device": cfg.device,
+            "threads": cfg.threads, "runtime": runtime, "precision": precision,
             "input_spec": first["input_spec"], "unit": first["throughput_unit"],
+            "probe": str(probe) if probe.exists() else None,
             "timing": {"budget_s": per_model * len(ok), "throughput_batch": first["throughput_batch"],
                        "warmup_s": min(1.0, per_model / 4)},
             "out": str(group_dir / f"{name}.json")}

@@ -24,12 +24,21 @@ class TrainStats:
     step_ms: float          # median wall time of an optimizer step (forward, backward, update)
     final_loss: float
     loss_curve: list[float]  # mean loss per 1/20th of the run
+    amp: str | None = None   # autocast dtype of the forward pass (CUDA), None in full precision
 
 
 def train(model: nn.Module, task: Task, data: Any, profile: Profile, device: torch.device, seed: int,
-          desc: str = "train", runner: nn.Module | None = None, show: bool = True) -> TrainStats:
-    """Train ``model`` in place; ``runner`` (e.g. its DDP wrapper) is what the loss calls."""
+          desc: str = "train", runner: nn.Module | None = None, show: bool = True,
+          amp: str | None = None) -> TrainStats:
+    """Train ``model`` in place; ``runner`` (e.g. its DDP wrapper) is what the loss calls.
+
+    ``amp`` ("bf16" | "fp16", CUDA only) runs the forward pass under autocast, as the DeiT
+    recipe does; fp16 scales the loss (``torch.amp.GradScaler``) so small gradients survive.
+    """
     r = profile.recipe
+    amp = amp if device.type == "cuda" else None
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp or "")
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
     runner = model if runner is None else runner
     model.train()
     runner.train()
@@ -44,15 +53,18 @@ def train(model: nn.Module, task: Task, data: Any, profile: Profile, device: tor
     for step in bar:
         t0 = time.perf_counter()
         batch = to_device(next(batches), device)
-        loss = task.loss(runner, batch, profile)
-        agreed = mean_across(loss)  # every process must take the same decision
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            loss = task.loss(runner, batch, profile)
+        agreed = mean_across(loss.float())  # every process must take the same decision
         if not torch.isfinite(agreed):
             raise Diverged(f"non-finite loss {agreed.item()} at step {step + 1} of {r.steps}")
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
         if r.grad_clip:
+            scaler.unscale_(opt)
             nn.utils.clip_grad_norm_(model.parameters(), r.grad_clip)
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
         sched.step_update(step + 1)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -65,4 +77,4 @@ def train(model: nn.Module, task: Task, data: Any, profile: Profile, device: tor
     curve = [sum(losses[i:i + chunk]) / len(losses[i:i + chunk]) for i in range(0, len(losses), chunk)]
     steady = sorted(step_times[len(step_times) // 10:]) or sorted(step_times)
     return TrainStats(r.steps, time.perf_counter() - t_start, 1e3 * steady[len(steady) // 2],
-                      losses[-1], curve)
+                      losses[-1], curve, amp)
