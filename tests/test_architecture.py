@@ -12,11 +12,11 @@ from conftest import ROOT
 PACKAGES = ("suite", "tasks")
 
 #: who may import whom (module-name prefixes); mirrors the docstring of each package's __init__
-CORE = ("suite.errors", "suite.registry", "suite.jsonio", "suite.env")
+CORE = ("suite.errors", "suite.registry", "suite.jsonio", "suite.env", "suite.launch")
 VARIANT_CONTRACT = ("suite.variants.__init__", "suite.variants.base", "suite.variants.masking",
                     "suite.variants.tokenbn", "suite.variants.rmsnorm")
 ALLOWED = {
-    "suite.errors": (), "suite.registry": CORE, "suite.jsonio": CORE, "suite.env": CORE,
+    "suite.errors": (), "suite.registry": CORE, "suite.jsonio": CORE, "suite.env": CORE, "suite.launch": CORE,
     "suite.variants.norms": CORE + ("suite.variants", "suite.models"),
     "suite.variants.attention": CORE + ("suite.variants", "suite.models"),
     "suite.variants": CORE + VARIANT_CONTRACT,
@@ -27,7 +27,8 @@ ALLOWED = {
     "suite.regression": CORE + ("suite.measure", "suite.report", "suite.regression"),
     "suite.sweep": CORE + ("suite.task", "suite.variants", "suite.models", "suite.measure", "suite.report",
                            "suite.sweep"),
-    "suite.bench": CORE + ("suite.variants", "suite.models", "suite.measure", "suite.bench"),
+    "suite.bench": CORE + ("suite.variants", "suite.models", "suite.measure", "suite.report", "suite.regression",
+                           "suite.bench"),
     "suite.cli": ("suite",),
     "suite.__init__": CORE + ("suite.models", "suite.variants"),
     "tasks": CORE + ("suite.task", "suite.variants", "suite.models", "tasks"),

@@ -1,14 +1,18 @@
-"""``run_suite.py deploy-bench``: deployed latency of every variant on one architecture.
+"""``run_suite.py deploy-bench``: deployed latency of every variant on one architecture, per runtime and precision.
 
 Each variant's model (random init, a few train-mode forwards so running statistics exist)
-is deployed, and all deployed models are timed together in interleaved rounds: batch 1
-(latency) and batch ``batch`` (throughput pass). Each variant is reported as a ratio to
-``none`` (identity norms: the cost-free lower bound) and to ``ln``, paired per round, with
-95% intervals. A faithful fold costs nothing, so folded variants should sit at 1.00 of
-``none``.
+is deployed and saved like a sweep's cell (weights plus build description). Then, for every
+(runtime, precision), one timing worker process builds all deployed models under that
+runtime and times them together in interleaved rounds: batch 1 (latency) and batch
+``batch`` (throughput pass). Each variant is reported as a ratio to ``none`` (identity norms:
+the cost-free lower bound) and to ``ln``, paired per round, with 95% intervals, next to what
+building it cost (compile, export) and how closely it reproduces eager fp32 (agreement, on
+random inputs of the timed shape). A faithful fold costs nothing, so folded variants should
+sit at 1.00 of ``none``.
 """
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,68 +20,206 @@ import numpy as np
 import torch
 from tabulate import tabulate
 
+from suite import jsonio
 from suite.bench.common import BenchSetup, report_dir, setup, write_report
+from suite.env import now_iso
+from suite.launch import Launcher
 from suite.measure.inputs import make_input
-from suite.measure.interleave import TimingConfig, ratio_ci, time_interleaved
-from suite.models.create import create_model
+from suite.measure.interleave import ratio_ci
+from suite.measure.runtimes import RUNTIMES, precision_unsupported
+from suite.models.artifact import save_deployed
+from suite.models.create import LM_CONFIGS, create_model
 from suite.models.deploy import deploy
+from suite.regression.nightly import NightlyOptions, finish
+from suite.report.rows import SCHEMA_VERSION, cell_key
+from suite.report.store import Store
 from suite.variants import NORMS, parse_variant
 from suite.variants.base import budget_kwargs
 
 BASELINES = ("none", "ln")
+PROBE_SEED = 99  # agreement inputs: random like the timing inputs, but not the same tensors
 
 
-def build_deployed(model_name: str, variant: str, img_size: int, device: Any) -> Any:
-    torch.manual_seed(0)
+def build_args(model_name: str, variant: str, img_size: int) -> dict[str, Any]:
+    """The build description of a deploy-bench model (the same format a sweep's cell saves)."""
     v = parse_variant(variant)
-    model = create_model(model_name, v, variant_kwargs=budget_kwargs(v.norm_cls, 100), img_size=img_size).to(device)
+    lm = model_name in LM_CONFIGS
+    return {"factory": "model", "name": model_name, "variant": v.name,
+            "variant_kwargs": budget_kwargs(v.norm_cls, 100, "lm" if lm else "vision"),
+            "kwargs": {} if lm else {"img_size": img_size}, "call": "logits" if lm else "module"}
+
+
+def input_spec(model_name: str, img_size: int, seq_len: int) -> dict[str, Any]:
+    if model_name in LM_CONFIGS:
+        vocab = LM_CONFIGS[model_name][1]["vocab_size"]
+        return {"kind": "tokens", "seq_len": seq_len, "vocab_size": vocab, "items": seq_len}
+    return {"kind": "image", "shape": [3, img_size, img_size]}
+
+
+def build_deployed(args: dict[str, Any], spec: dict[str, Any], device: Any) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = create_model(args["name"], args["variant"], variant_kwargs=args["variant_kwargs"],
+                         **args["kwargs"]).to(device)
+    x = make_input(spec | ({"seq_len": min(spec["seq_len"], 64)} if spec["kind"] == "tokens" else {}), 4, device)
     with torch.no_grad():
         for _ in range(3):  # running statistics and schedules move off their init
-            model.train()(torch.randn(4, 3, img_size, img_size, device=device))
+            model.train()(x)
     return deploy(model.eval())
 
 
-def run_deploy_bench(*, model: str, img_size: int, variants: list[str] | None, batch: int, seconds: float,
-                     device: str, threads: int | None, out: Path | None, results_dir: Path) -> int:
+def run_deploy_bench(*, model: str, img_size: int, seq_len: int, variants: list[str] | None, batch: int,
+                     seconds: float, runtimes: list[str], precisions: list[str], device: str, threads: int | None,
+                     out: Path | None, results_dir: Path, nightly: NightlyOptions | None = None) -> int:
     bench = setup(device, threads)
     names = list(variants) if variants else NORMS.names()
     names += [b for b in BASELINES if b not in names]
-    models = {v: build_deployed(model, v, img_size, bench.device) for v in names}
-    spec = {"kind": "image", "shape": [3, img_size, img_size]}
-    cfg = TimingConfig(budget_s=seconds, throughput_batch=batch)
-    t = time_interleaved(models, lambda b: make_input(spec, b, bench.device), cfg, bench.device)
-    rows = []
+    folder = report_dir(out, results_dir, "deploy-bench", device)
+    spec_in = input_spec(model, img_size, seq_len)
+    models_dir = folder / "models"
     for v in names:
-        row: dict[str, Any] = {"variant": v, "p50_b1_ms": t[v].summary["p50_ms"],
-                               f"median_b{batch}_ms": float(np.median(t[v].throughput_round_ms)),
-                               "params": sum(p.numel() for p in models[v].parameters())}
+        args = build_args(model, v, img_size)
+        (models_dir / v).mkdir(parents=True, exist_ok=True)
+        save_deployed(models_dir / v, build_deployed(args, spec_in, bench.device).cpu(), args)
+    torch.save(make_input(spec_in, batch, "cpu", seed=PROBE_SEED), folder / "probe_inputs.pt")
+    groups: dict[str, dict[str, Any]] = {}
+    for runtime in runtimes:
+        for precision in precisions:
+            label = f"{runtime} {precision}"
+            reason = RUNTIMES.get(runtime).unsupported(bench.device, precision) or \
+                precision_unsupported(bench.device, precision)
+            if reason:
+                groups[label] = {"not_applicable": reason}
+                continue
+            spec = {"models": {v: str(models_dir / v) for v in names}, "baseline": "ln", "device": device,
+                    "threads": threads, "runtime": runtime, "precision": precision, "input_spec": spec_in,
+                    "unit": "items/s", "probe": str(folder / "probe_inputs.pt"),
+                    "timing": {"budget_s": seconds, "throughput_batch": batch, "warmup_s": 1.0},
+                    "out": str(folder / f"timing-{runtime}-{precision}.json")}
+            jsonio.write_atomic(folder / f"timing-{runtime}-{precision}-spec.json", spec)
+            err = Launcher(mode="subprocess").run("suite.measure.timing_worker",
+                                                  folder / f"timing-{runtime}-{precision}-spec.json")
+            result = jsonio.read(spec["out"]) if Path(spec["out"]).exists() else {"error": err or "no output"}
+            groups[label] = summarize(result, names, batch) | {"raw": result}
+            print(f"{label}: {len(groups[label].get('rows', []))} variant(s) timed", flush=True)
+    md = render(groups, model=model, spec=spec_in, batch=batch, seconds=seconds, bench=bench)
+    raw = {label: g.pop("raw", None) for label, g in groups.items()}
+    write_report(folder, md, {"args": {"model": model, "img_size": img_size, "seq_len": seq_len,
+                                       "variants": names, "batch": batch, "seconds": seconds,
+                                       "runtimes": runtimes, "precisions": precisions, "device": device,
+                                       "threads": threads},
+                              "input_spec": spec_in, "groups": groups}, bench)
+    rows = bench_rows(raw, groups, model=model, spec=spec_in, names=names, device=device, bench=bench)
+    store = Store(folder, schema=False)  # bench rows carry timing only (no training, no quality)
+    for row in rows:
+        store.append(row)
+    return 0 if nightly is None else finish(folder, rows, nightly)
+
+
+def bench_rows(raw: dict[str, Any], groups: dict[str, dict[str, Any]], *, model: str, spec: dict[str, Any],
+               names: list[str], device: str, bench: BenchSetup) -> list[dict[str, Any]]:
+    """One row per (variant, runtime, precision), shaped like a sweep's rows where it matters for
+    ``compare`` and the history: key, status, latency and throughput with their per-round data,
+    the ratio to ``ln``, runtime facts, agreement, provenance."""
+    task = f"deploy-bench:{model}"
+    size = f"{spec['seq_len']}tok" if spec["kind"] == "tokens" else f"{spec['shape'][-1]}px"
+    run_id, now = uuid.uuid4().hex[:12], now_iso()
+    rows = []
+    for label, g in groups.items():
+        runtime, precision = label.split()
+        result = raw.get(label) or {}
+        for v in names:
+            m = (result.get("models") or {}).get(v)
+            why = g.get("not_applicable") or g.get("error") or (result.get("failed") or {}).get(v)
+            status = "ok" if m else ("not-applicable" if "not_applicable" in g else "error")
+            parsed = parse_variant(v)
+            rows.append({
+                "schema_version": SCHEMA_VERSION, "run_id": run_id,
+                "key": cell_key(task, v, 0, size, device, runtime, precision), "task": task, "variant": v,
+                "norm": parsed.norm, "attention": parsed.attention, "seed": 0, "profile": size, "device": device,
+                "status": status, "message": "" if m else str(why or "not measured"), "runtime": runtime,
+                "precision": precision, "quality": {}, "quality_delta": {}, "primary_metric": None,
+                "metric_better": {}, "latency": (m or {}).get("latency"), "throughput": (m or {}).get("throughput"),
+                "runtime_info": (m or {}).get("runtime_info"), "agreement": (m or {}).get("agreement"),
+                "dataset": {"kind": "embedded", "path": None, "label": "random inputs (deploy-bench)"},
+                "gpu_state": result.get("gpu_state"), "host_state": result.get("host_state"),
+                "provenance": {"schema_version": SCHEMA_VERSION, **bench.provenance}, "recorded_at": now})
+    return rows
+
+
+def summarize(result: dict[str, Any], names: list[str], batch: int) -> dict[str, Any]:
+    """Per variant: latencies, ratios to ``ln`` and ``none`` (paired per round), build cost, agreement."""
+    if "error" in result:
+        return {"error": result["error"]}
+    models = result.get("models", {})
+    rows = []
+    for v in [n for n in names if n in models]:
+        m = models[v]
+        row: dict[str, Any] = {"variant": v, "p50_b1_ms": m["latency"]["p50_ms"],
+                               f"median_b{batch}_ms": float(np.median(m["throughput"]["round_ms"])),
+                               "build_s": (m.get("runtime_info") or {}).get("build_s"),
+                               "agreement": (m.get("agreement") or {}).get("rel_err"),
+                               "runtime_info": m.get("runtime_info")}
         for base in BASELINES:
-            for tag, series, ref in (("b1", t[v].latency_round_ms, t[base].latency_round_ms),
-                                     (f"b{batch}", t[v].throughput_round_ms, t[base].throughput_round_ms)):
-                r = ratio_ci(np.log(series) - np.log(ref), baseline=base)
+            if base not in models:
+                continue
+            for tag, key in (("b1", "latency"), (f"b{batch}", "throughput")):
+                r = ratio_ci(np.log(m[key]["round_ms"]) - np.log(models[base][key]["round_ms"]), baseline=base)
                 row[f"{tag}_vs_{base}"] = [r.value, r.lo, r.hi]
         rows.append(row)
-    rounds = len(t[names[0]].latency_round_ms)
-    args = {"model": model, "img_size": img_size, "variants": variants, "batch": batch, "seconds": seconds,
-            "device": device, "threads": threads, "out": out}
-    md = render(rows, model=model, img_size=img_size, batch=batch, seconds=seconds, bench=bench, rounds=rounds)
-    write_report(report_dir(out, results_dir, "deploy-bench", device), md,
-                 {"args": {k: str(v) for k, v in args.items()}, "rows": rows, "rounds": rounds}, bench)
-    return 0
+    return {"rows": rows, "failed": result.get("failed", {}), "rounds": len(next(iter(models.values()))["latency"]
+                                                                           ["round_ms"]) if models else 0,
+            "host_state": result.get("host_state"), "gpu_state": result.get("gpu_state")}
 
 
-def render(rows: list[dict], *, model: str, img_size: int, batch: int, seconds: float, bench: BenchSetup,
-           rounds: int) -> str:
+def render(groups: dict[str, dict[str, Any]], *, model: str, spec: dict[str, Any], batch: int, seconds: float,
+           bench: BenchSetup) -> str:
     b = batch
 
-    def ci(x: list[float]) -> str:
-        return f"{x[0]:.3f} [{x[1]:.3f}, {x[2]:.3f}]"
+    def ci(x: list[float] | None) -> str:
+        return "-" if not x else f"{x[0]:.3f} [{x[1]:.3f}, {x[2]:.3f}]"
 
-    table = [{"variant": r["variant"], "b1 p50 ms": f"{r['p50_b1_ms']:.2f}", "b1 / none": ci(r["b1_vs_none"]),
-              "b1 / ln": ci(r["b1_vs_ln"]), f"b{b} ms": f"{r[f'median_b{b}_ms']:.1f}",
-              f"b{b} / none": ci(r[f"b{b}_vs_none"]), f"b{b} / ln": ci(r[f"b{b}_vs_ln"]),
-              "params M": f"{r['params'] / 1e6:.3f}"} for r in rows]
-    head = (f"Deployed latency, {model} at {img_size} px, {bench.where} "
-            f"({bench.threads} threads), {rounds} interleaved rounds, {seconds:.0f} s; "
-            f"ratios of per-round medians with 95% bootstrap intervals; lower is faster.")
-    return head + "\n\n" + tabulate(table, headers="keys", tablefmt="github", disable_numparse=True) + "\n"
+    size = f"{spec['seq_len']} tokens" if spec["kind"] == "tokens" else f"{spec['shape'][-1]} px"
+    parts = [f"Deployed latency, {model} at {size}, {bench.where} ({bench.threads} threads), per runtime and "
+             f"precision: one interleaved group each, {seconds:.0f} s; ratios of per-round medians with 95% "
+             f"bootstrap intervals; lower is faster. `build s`: compile/export/session seconds (never in the "
+             f"latency); `agree`: max |out - eager fp32| / max |eager fp32| on random inputs of the timed shape."]
+    for label, g in groups.items():
+        parts.append(f"### {label}")
+        if "not_applicable" in g or "error" in g:
+            parts.append(f"not-applicable: {g['not_applicable']}" if "not_applicable" in g else f"error: {g['error']}")
+            continue
+        table = [{"variant": r["variant"], "b1 p50 ms": f"{r['p50_b1_ms']:.2f}", "b1 / ln": ci(r.get("b1_vs_ln")),
+                  "b1 / none": ci(r.get("b1_vs_none")), f"b{b} ms": f"{r[f'median_b{b}_ms']:.1f}",
+                  f"b{b} / ln": ci(r.get(f"b{b}_vs_ln")), f"b{b} / none": ci(r.get(f"b{b}_vs_none")),
+                  "build s": "-" if r["build_s"] is None else f"{r['build_s']:.1f}",
+                  "agree": "-" if r["agreement"] is None else f"{r['agreement']:.1e}"} for r in g["rows"]]
+        busy = ((g.get("host_state") or {}).get("others_cpu_fraction") or 0.0)
+        flag = (f" ⚠ busy CPU: other processes used {100 * busy:.0f}% of the machine's CPU time while this group "
+                "was timed; its latencies may be inflated") if bench.device.type == "cpu" and busy > 0.2 else ""
+        parts.append(f"{g['rounds']} rounds{flag}\n\n" + tabulate(table, headers="keys", tablefmt="github",
+                                                                  disable_numparse=True))
+        parts += [f"- `{v}`: **error**: {why}" for v, why in g.get("failed", {}).items()]
+    matrix = deploy_matrix(groups)
+    if matrix:
+        parts += ["### Matrix: batch-1 latency / ln", matrix]
+    return "\n\n".join(parts) + "\n"
+
+
+def deploy_matrix(groups: dict[str, dict[str, Any]]) -> str:
+    """Variants as rows, (runtime, precision) as columns, the batch-1 ratio to ``ln`` in each cell."""
+    measured = {k: g for k, g in groups.items() if "rows" in g}
+    if len(measured) < 2:
+        return ""
+    variants = list(dict.fromkeys(r["variant"] for g in measured.values() for r in g["rows"]))
+    lines = []
+    for v in variants:
+        line = {"variant": v}
+        for label, g in groups.items():
+            row = next((r for r in g.get("rows", []) if r["variant"] == v), None)
+            if row is not None and row.get("b1_vs_ln"):
+                x = row["b1_vs_ln"]
+                line[label] = f"{x[0]:.3f} [{x[1]:.3f}, {x[2]:.3f}]"
+            else:
+                line[label] = "n/a" if "not_applicable" in g else "error"
+        lines.append(line)
+    return tabulate(lines, headers="keys", tablefmt="github", disable_numparse=True)

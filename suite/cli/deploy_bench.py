@@ -3,27 +3,49 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from suite.cli.common import RESULTS, Parser, add_device_arguments, check_positive, parse_list, resolve_device
+from suite.cli.common import (
+    RESULTS,
+    Parser,
+    add_device_arguments,
+    add_nightly_arguments,
+    check_positive,
+    nightly_options,
+    parse_list,
+    resolve_device,
+)
 
 
 def parser() -> Parser:
     p = Parser(prog="run_suite.py deploy-bench", description="Interleaved deployed latency of variants, as ratios.")
-    p.add_argument("--model", default="deit_tiny_patch16_224")
+    p.add_argument("--model", default="deit_tiny_patch16_224", help="a timm ViT/DeiT/Swin name or an LM config "
+                   "(gpt2-small, llama-small, ...)")
     p.add_argument("--img-size", type=int, default=224)
+    p.add_argument("--seq-len", type=int, default=1024, help="tokens per sequence for a language model")
     p.add_argument("--variants", default=None, help="comma list (default: every registered norm)")
-    p.add_argument("--batch", type=int, default=32, help="the second batch size (the first is 1)")
-    p.add_argument("--seconds", type=float, default=300.0, help="interleaved timing budget, all variants together")
+    p.add_argument("--batch", type=int, default=8, help="the second batch size (the first is 1)")
+    p.add_argument("--seconds", type=float, default=60.0, help="interleaved timing budget of each (runtime, "
+                   "precision) group, all variants together")
+    p.add_argument("--runtime", default="eager", metavar="R,...", help="runtimes (see run_suite.py --list)")
+    p.add_argument("--precision", default="fp32", metavar="P,...", help="fp32, bf16, fp16")
     add_device_arguments(p)
-    p.add_argument("--out", type=Path, default=None, help="folder for report.json and report.md")
+    p.add_argument("--out", type=Path, default=None, help="folder for report.json, report.md and rows.jsonl")
+    add_nightly_arguments(p)  # --compare, --fail-on-regression, --history, --window: judged like a sweep
     return p
 
 
 def command(argv: list[str]) -> int:
     from suite.bench.deploy_bench import run_deploy_bench
+    from suite.measure.runtimes import check_names
+    from suite.models.create import check_model_name
     from suite.variants import parse_variant
     args = parser().parse_args(argv)
-    check_positive([("--img-size", args.img_size), ("--batch", args.batch), ("--threads", args.threads)])
+    check_positive([("--img-size", args.img_size), ("--seq-len", args.seq_len), ("--batch", args.batch),
+                    ("--threads", args.threads)])
+    check_model_name(args.model)
     variants = [parse_variant(v).name for v in parse_list(args.variants, "--variants")] if args.variants else None
-    return run_deploy_bench(model=args.model, img_size=args.img_size, variants=variants, batch=args.batch,
-                            seconds=args.seconds, device=resolve_device(args.device), threads=args.threads,
-                            out=args.out, results_dir=RESULTS)
+    runtimes, precisions = parse_list(args.runtime, "--runtime"), parse_list(args.precision, "--precision")
+    check_names(runtimes, precisions)
+    return run_deploy_bench(model=args.model, img_size=args.img_size, seq_len=args.seq_len, variants=variants,
+                            batch=args.batch, seconds=args.seconds, runtimes=runtimes, precisions=precisions,
+                            device=resolve_device(args.device), threads=args.threads, out=args.out,
+                            results_dir=RESULTS, nightly=nightly_options(args))

@@ -21,10 +21,10 @@ def count_flops(model: nn.Module, inputs: Any) -> int:
 
 
 def make_input(spec: dict[str, Any], batch: int, device: torch.device | str,
-               dtype: torch.dtype = torch.float32) -> Any:
+               dtype: torch.dtype = torch.float32, seed: int = 1234) -> Any:
     """A random model input from a task's input spec (fixed seed: every model sees the same);
     images in ``dtype`` (the precision measured), token ids as integers."""
-    g = torch.Generator().manual_seed(1234)
+    g = torch.Generator().manual_seed(seed)
     if spec["kind"] == "image":
         return torch.randn(batch, *spec["shape"], generator=g).to(device=device, dtype=dtype)
     if spec["kind"] == "tokens":

@@ -1,6 +1,6 @@
 """Peak inference memory of one deployed model under one runtime and precision, alone in a fresh process.
 
-A worker of ``suite.sweep.launch`` (``python -m suite.measure.memory_worker SPEC.json``): reads
+A worker of ``suite.launch`` (``python -m suite.measure.memory_worker SPEC.json``): reads
 the model back, builds it under the runtime (``suite.measure.prepare``), then runs a few
 forwards at the task's batch and writes one JSON object to ``spec["out"]`` (``{"error": ...}``
 when it fails). The peak is taken over the forwards only: on CPU the kernel's high-water mark

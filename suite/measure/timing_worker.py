@@ -1,4 +1,4 @@
-"""Interleaved timing of a group of deployed models, a worker of ``suite.sweep.launch``.
+"""Interleaved timing of a group of deployed models, a worker of ``suite.launch``.
 
 ``python -m suite.measure.timing_worker SPEC.json``: a group is the variants of one task and
 seed under one runtime and precision; they are built into one process (``suite.measure.prepare``)

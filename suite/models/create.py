@@ -55,12 +55,17 @@ def create_model(name: str, variant: str | Variant = "ln", *, variant_kwargs: di
     return model
 
 
-def _build_base(name: str, model_kwargs: dict[str, Any]) -> nn.Module:
-    if name in LM_CONFIGS:
-        return build_lm(name, **model_kwargs)
-    if not name.startswith(SUPPORTED_TIMM_PREFIXES) or not timm.is_model(name):
+def check_model_name(name: str) -> None:
+    """``UsageError`` (one line, the fix) unless ``name`` is a supported timm name or LM config."""
+    if name not in LM_CONFIGS and (not name.startswith(SUPPORTED_TIMM_PREFIXES) or not timm.is_model(name)):
         raise UsageError(f"unsupported model {name!r}: use a timm ViT/DeiT/Swin name (e.g. vit_tiny_patch16_224, "
                          f"deit_small_patch16_224, swin_tiny_patch4_window7_224) or one of {', '.join(LM_CONFIGS)}")
+
+
+def _build_base(name: str, model_kwargs: dict[str, Any]) -> nn.Module:
+    check_model_name(name)
+    if name in LM_CONFIGS:
+        return build_lm(name, **model_kwargs)
     return timm.create_model(name, pretrained=False, **model_kwargs)
 
 

@@ -1,6 +1,6 @@
 """One cell = one (task, variant, seed): build, train, evaluate, deploy, check, save.
 
-A worker of ``suite.sweep.launch``: ``python -m suite.sweep.cell SPEC.json`` in its own
+A worker of ``suite.launch``: ``python -m suite.sweep.cell SPEC.json`` in its own
 process (or under torchrun, or inline). Writes ``result.json`` into the cell's folder and,
 when the cell succeeds, the deployed model as weights plus its build description
 (``suite.models.artifact``) and a few real eval inputs; timing and memory are measured

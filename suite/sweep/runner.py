@@ -3,7 +3,7 @@
 For each (task, seed) group: run the pending cells (train/eval/deploy), measure each
 deployed model's memory alone, then time the group's deployed models interleaved in one
 worker, and append one row per cell. A cell that fails is a row with its status and
-message; the sweep goes on. Workers are started by ``suite.sweep.launch``.
+message; the sweep goes on. Workers are started by ``suite.launch``.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import Any
 from suite import jsonio
 from suite.env import now_iso
 from suite.errors import DataError, UsageError
+from suite.launch import Launcher, worker_launcher
 from suite.measure.env import provenance
 from suite.measure.runtimes import RUNTIMES, precision_unsupported
 from suite.models import artifact
@@ -23,7 +24,6 @@ from suite.report.leaderboard import write_reports
 from suite.report.rows import SCHEMA_VERSION
 from suite.report.store import Store
 from suite.sweep.config import PROBE_FILE, CellSpec, RunConfig
-from suite.sweep.launch import Launcher, worker_launcher
 from suite.sweep.record import make_row
 from suite.sweep.shard import shard_groups
 from suite.task import TASKS

@@ -1,4 +1,4 @@
-"""One launcher for every worker of a sweep: cells, the timing group, the memory probe.
+"""One launcher for every worker: cells, timing groups, memory probes (sweeps and deploy-bench).
 
 A worker is a module with ``main(spec_path) -> int`` that reads a JSON spec and writes its
 result to a file the caller names; the launcher only starts it and reports how it ended.
