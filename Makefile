@@ -4,8 +4,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?= --variants ln,un,prepbn,crms
+# gpu-check runs with a Python that already has torch and the dependencies (a GPU machine with no
+# package registry): the venv's when it exists, else python3; nothing is installed
+GPU_PY ?= $(shell test -x $(PY) && echo $(PY) || echo python3)
 
-.PHONY: run test lint bench venv clean-venv
+.PHONY: run test lint bench gpu-check venv clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,6 +31,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) run_suite.py calibrate --seconds 60
 	$(PY) -m pytest benchmarks --benchmark-only --benchmark-group-by=group -q
+
+gpu-check:
+	$(GPU_PY) run_suite.py gpu-check $(GPU_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

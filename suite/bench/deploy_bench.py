@@ -76,10 +76,13 @@ def run_deploy_bench(*, model: str, img_size: int, seq_len: int, variants: list[
     folder = report_dir(out, results_dir, "deploy-bench", device)
     spec_in = input_spec(model, img_size, seq_len)
     models_dir = folder / "models"
+    params = {}
     for v in names:
         args = build_args(model, v, img_size)
         (models_dir / v).mkdir(parents=True, exist_ok=True)
-        save_deployed(models_dir / v, build_deployed(args, spec_in, bench.device).cpu(), args)
+        deployed = build_deployed(args, spec_in, bench.device).cpu()
+        params[v] = sum(p.numel() for p in deployed.parameters())
+        save_deployed(models_dir / v, deployed, args)
     torch.save(make_input(spec_in, batch, "cpu", seed=PROBE_SEED), folder / "probe_inputs.pt")
     groups: dict[str, dict[str, Any]] = {}
     for runtime in runtimes:
@@ -99,7 +102,7 @@ def run_deploy_bench(*, model: str, img_size: int, seq_len: int, variants: list[
             err = Launcher(mode="subprocess").run("suite.measure.timing_worker",
                                                   folder / f"timing-{runtime}-{precision}-spec.json")
             result = jsonio.read(spec["out"]) if Path(spec["out"]).exists() else {"error": err or "no output"}
-            groups[label] = summarize(result, names, batch) | {"raw": result}
+            groups[label] = summarize(result, names, batch, params) | {"raw": result}
             print(f"{label}: {len(groups[label].get('rows', []))} variant(s) timed", flush=True)
     md = render(groups, model=model, spec=spec_in, batch=batch, seconds=seconds, bench=bench)
     raw = {label: g.pop("raw", None) for label, g in groups.items()}
@@ -146,7 +149,7 @@ def bench_rows(raw: dict[str, Any], groups: dict[str, dict[str, Any]], *, model:
     return rows
 
 
-def summarize(result: dict[str, Any], names: list[str], batch: int) -> dict[str, Any]:
+def summarize(result: dict[str, Any], names: list[str], batch: int, params: dict[str, int]) -> dict[str, Any]:
     """Per variant: latencies, ratios to ``ln`` and ``none`` (paired per round), build cost, agreement."""
     if "error" in result:
         return {"error": result["error"]}
@@ -158,7 +161,7 @@ def summarize(result: dict[str, Any], names: list[str], batch: int) -> dict[str,
                                f"median_b{batch}_ms": float(np.median(m["throughput"]["round_ms"])),
                                "build_s": (m.get("runtime_info") or {}).get("build_s"),
                                "agreement": (m.get("agreement") or {}).get("rel_err"),
-                               "runtime_info": m.get("runtime_info")}
+                               "runtime_info": m.get("runtime_info"), "params": params.get(v)}
         for base in BASELINES:
             if base not in models:
                 continue
@@ -192,7 +195,8 @@ def render(groups: dict[str, dict[str, Any]], *, model: str, spec: dict[str, Any
                   "b1 / none": ci(r.get("b1_vs_none")), f"b{b} ms": f"{r[f'median_b{b}_ms']:.1f}",
                   f"b{b} / ln": ci(r.get(f"b{b}_vs_ln")), f"b{b} / none": ci(r.get(f"b{b}_vs_none")),
                   "build s": "-" if r["build_s"] is None else f"{r['build_s']:.1f}",
-                  "agree": "-" if r["agreement"] is None else f"{r['agreement']:.1e}"} for r in g["rows"]]
+                  "agree": "-" if r["agreement"] is None else f"{r['agreement']:.1e}",
+                  "params M": "-" if r["params"] is None else f"{r['params'] / 1e6:.3f}"} for r in g["rows"]]
         busy = ((g.get("host_state") or {}).get("others_cpu_fraction") or 0.0)
         flag = (f" ⚠ busy CPU: other processes used {100 * busy:.0f}% of the machine's CPU time while this group "
                 "was timed; its latencies may be inflated") if bench.device.type == "cpu" and busy > 0.2 else ""

@@ -11,7 +11,7 @@ from suite.errors import UsageError
 
 #: subcommand -> the module under ``suite.cli`` whose ``command(argv)`` runs it
 SUBCOMMANDS = {"calibrate": "calibrate", "deploy-bench": "deploy_bench", "scaling": "scaling", "merge": "merge",
-               "compare": "compare", "history": "history"}
+               "compare": "compare", "history": "history", "gpu-check": "gpu_check"}
 
 
 def main(argv: list[str] | None = None) -> int:

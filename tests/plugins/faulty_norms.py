@@ -28,3 +28,44 @@ class NaNNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * float("nan")
+
+
+@torch.library.custom_op("normbench_test::scaled_rms", mutates_args=())
+def _scaled_rms(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """An operator ONNX has no translation for: torch.compile calls it opaquely, export fails."""
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+
+
+@_scaled_rms.register_fake
+def _(x: torch.Tensor, eps: float) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+def _scaled_rms_backward(ctx, grad: torch.Tensor):
+    (x,) = ctx.saved_tensors
+    with torch.enable_grad():
+        x = x.detach().requires_grad_()
+        y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + ctx.eps)
+        (gx,) = torch.autograd.grad(y, x, grad)
+    return gx, None
+
+
+def _scaled_rms_setup(ctx, inputs, output) -> None:
+    ctx.save_for_backward(inputs[0])
+    ctx.eps = inputs[1]
+
+
+_scaled_rms.register_autograd(_scaled_rms_backward, setup_context=_scaled_rms_setup)
+
+
+@register_norm("noexport")
+class NoExport(nn.Module):
+    """Test plugin: an RMS norm through a custom operator that ONNX export cannot translate."""
+
+    def __init__(self, dim: int, *, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _scaled_rms(x, self.eps) * self.weight
