@@ -1,4 +1,4 @@
-"""Named registries for plugins (norms, attention, tasks).
+"""Named registries for plugins (norms, attention, placements, tasks).
 
 One registry per kind of plugin. Entries come from three places, discovered lazily on the
 first lookup: the modules of an in-tree package (one file per entry, each registering itself
@@ -37,8 +37,9 @@ class Registry:
     # -- registration -----------------------------------------------------------------
     def register(self, name: str, obj: Any = None) -> Callable[[Any], Any] | Any:
         """Register ``obj`` under ``name``; usable as ``@registry.register("name")``."""
-        if not name or any(c in name for c in "+, ") or name != name.strip():
-            raise ValueError(f"invalid {self.kind} name {name!r}: no spaces, commas or '+'")
+        if not name or any(c in name for c in "+,@ ") or name != name.strip():
+            raise ValueError(f"invalid {self.kind} name {name!r}: no spaces, commas, '+' or '@' (they compose "
+                             f"variant names: norm[+attention][@placement])")
 
         def add(o: Any) -> Any:
             if name in self._entries and self._entries[name] is not o:

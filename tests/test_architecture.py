@@ -19,6 +19,7 @@ ALLOWED = {
     "suite.errors": (), "suite.registry": CORE, "suite.jsonio": CORE, "suite.env": CORE, "suite.launch": CORE,
     "suite.variants.norms": CORE + ("suite.variants", "suite.models"),
     "suite.variants.attention": CORE + ("suite.variants", "suite.models"),
+    "suite.variants.placements": CORE + ("suite.variants", "suite.models"),
     "suite.variants": CORE + VARIANT_CONTRACT,
     "suite.models": CORE + VARIANT_CONTRACT + ("suite.models",),
     "suite.task": CORE + ("suite.variants", "suite.models"),
@@ -98,7 +99,8 @@ def test_top_level_is_small_and_every_package_says_what_it_may_import() -> None:
 
 def test_the_core_never_names_a_variant() -> None:
     """Plugins own their special cases: the harness asks them through hooks."""
-    names = ("prepbn", "TokenBatchNorm", "slab_convention", "SwinSLABlock", "apply_sla")
+    names = ("prepbn", "TokenBatchNorm", "slab_convention", "SwinSLABlock", "apply_sla", "derf", "lns", "qknorm",
+             "peri", "dyt", "DyT", "Derf", "PeriLN", "QKNorm")
     for name, path in modules().items():
         if name.startswith(("suite.variants", "suite.bench", "suite.cli")) or name.startswith("tasks"):
             continue

@@ -82,7 +82,8 @@ def test_patch_embed_norm_after_a_conv_keeps_the_conv_bias_term() -> None:
 
 
 def test_non_foldable_variants_deploy_as_themselves() -> None:
-    for variant in ("ln", "rms", "dyt"):
+    # (point-wise norms such as dyt fold their affine and keep a core: tests/test_new_variants.py)
+    for variant in ("ln", "rms", "lns"):
         model = create_model(*FAMILIES["deit-cls"][:1], variant, **FAMILIES["deit-cls"][1]).eval()
         deployed = deploy(model)
         assert count_norm_modules(deployed) == count_norm_modules(model) == 5

@@ -25,7 +25,7 @@ def test_unknown_name_lists_known_and_closest() -> None:
         reg.get("prepnb")
 
 
-@pytest.mark.parametrize("bad", ["", "a+b", "a,b", " a"])
+@pytest.mark.parametrize("bad", ["", "a+b", "a,b", " a", "a@b"])
 def test_invalid_names(bad: str) -> None:
     with pytest.raises(ValueError):
         Registry("widget", None, "x").register(bad, object)
@@ -49,7 +49,14 @@ def test_plugins_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_parse_variant() -> None:
     assert parse_variant("ln").name == "ln" and parse_variant("ln").attention is None
-    with pytest.raises(UsageError, match="malformed variant"):
+    for bad in ("ln+", "ln++sla", "ln@", "ln@peri@peri", "+sla", "ln+qknorm+qknorm"):
+        with pytest.raises(UsageError, match="malformed variant"):
+            parse_variant(bad)
+    with pytest.raises(UsageError, match="unknown attention"):
         parse_variant("ln+a+b")
+    with pytest.raises(UsageError, match="unknown placement"):
+        parse_variant("ln@nowhere")
+    with pytest.raises(UsageError, match="two attention mechanisms"):
+        parse_variant("ln+sla+softmax")
     with pytest.raises(UsageError, match="unknown norm"):
         parse_variant("nope")

@@ -28,7 +28,7 @@ def parser() -> Parser:
                "measure; append rows; print the leaderboard. Subcommands: calibrate, deploy-bench, scaling, merge, "
                "compare, history.")
     p.add_argument("--variants", default=DEFAULT_VARIANTS,
-                   help=f"comma list, norm or norm+attention (default {DEFAULT_VARIANTS})")
+                   help=f"comma list of norm[+attention][@placement] (default {DEFAULT_VARIANTS})")
     p.add_argument("--tasks", default=None, help="comma list (default: the default tasks, see --list)")
     p.add_argument("--profile", default="smoke", help="smoke (embedded data, minutes on CPU) or paper")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -168,11 +168,14 @@ def resolve_out(out: Path | None, resume: bool, profile: str, device: str) -> Pa
 def listing() -> str:
     from suite.registry import describe
     from suite.task import TASKS
-    from suite.variants import ATTENTION, NORMS
+    from suite.variants import ATTENTION, NORMS, PLACEMENTS
     lines = ["norms (use as --variants NAME):"]
     lines += [f"  {n:10s} {describe(c)}" for n, c in NORMS.items()]
-    lines += ["attention (use as --variants NORM+NAME):"]
-    lines += [f"  {n:10s} {describe(c)}" for n, c in ATTENTION.items()] or ["  (none registered)"]
+    lines += ["attention (use as --variants NORM+NAME; modifiers combine with a mechanism: NORM+MECHANISM+MODIFIER):"]
+    lines += [f"  {n:10s} {describe(c)}{' [modifier]' if getattr(c, 'modifier', False) else ''}"
+              for n, c in ATTENTION.items()] or ["  (none registered)"]
+    lines += ["placements (use as --variants NORM@NAME or NORM+ATTENTION@NAME; default: the model's own, Pre-LN):"]
+    lines += [f"  @{n:9s} {describe(c)}" for n, c in PLACEMENTS.items()] or ["  (none registered)"]
     from suite.measure.runtimes import PRECISIONS, RUNTIMES
     lines += ["runtimes (use as --runtime NAME,...):"]
     lines += [f"  {n:12s} {describe(c)}" for n, c in RUNTIMES.items()]

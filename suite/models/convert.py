@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from suite.models.arch import Adapter, NotConvertible, Producer, find_adapter
-from suite.models.fold import conv1d_type, fold_into_consumer
+from suite.models.fold import carry_attachments, conv1d_type, fold_into_consumer
 from suite.models.surgery import replace_module
 from suite.variants.rmsnorm import CRMSNorm, RMSNorm
 
@@ -113,7 +113,7 @@ def _truncate_producer(model: nn.Module, p: Producer, k: int) -> None:
         new.weight.copy_(layer.weight[:, :k])
     if getattr(layer, "bias", None) is not None and p.kind != "embedding":
         new.bias.copy_(layer.bias[:k])
-    replace_module(model, p.name, new.to(layer.weight.device))
+    replace_module(model, p.name, carry_attachments(layer, new.to(layer.weight.device)))
 
 
 @torch.no_grad()
@@ -126,12 +126,12 @@ def _compress_consumer(layer: nn.Module, d: int) -> nn.Module:
         new.weight.copy_(w[:, :d - 1] - w[:, d - 1:d])
         if layer.bias is not None:
             new.bias.copy_(layer.bias)
-        return new
+        return carry_attachments(layer, new)
     w = layer.weight.double()  # HF Conv1D [in, out]
     new = conv1d_type()(w.shape[1], d - 1).to(device=layer.weight.device, dtype=layer.weight.dtype)
     new.weight.copy_(w[:d - 1] - w[d - 1:d])
     new.bias.copy_(layer.bias)
-    return new
+    return carry_attachments(layer, new)
 
 
 def convertible_adapter(model: nn.Module) -> Adapter:

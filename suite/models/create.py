@@ -7,8 +7,10 @@ import timm
 import torch.nn as nn
 
 from suite.errors import UsageError
+from suite.models.deploy import attach_reparam
 from suite.models.surgery import swap_norms
-from suite.variants import ATTENTION, Variant, parse_variant
+from suite.variants import ATTENTION, PLACEMENTS, Variant, parse_variant
+from suite.variants.base import check_placement
 
 SUPPORTED_TIMM_PREFIXES = ("vit_", "deit_", "deit3_", "swin_")
 
@@ -31,26 +33,43 @@ def create_model(name: str, variant: str | Variant = "ln", *, variant_kwargs: di
 
     ``name``: a timm ViT/DeiT/Swin name (``model_kwargs`` pass through to timm) or a named LM
     config from ``LM_CONFIGS`` (``model_kwargs`` override config fields). ``variant_kwargs``
-    go to the norm's constructor (e.g. ``{"total_steps": 1000}``). ``variant`` may name an
-    attention (``"prepbn+sla"``); ``attention_kwargs`` go to the attention plugin (for ``sla``,
-    ``{"slab_convention": True}`` builds a ViT/DeiT the SLAB-DeiT way: average pooling, no
-    class token). What the attention surgery did is kept in ``model.normbench_attention``.
+    go to the norm's constructor (e.g. ``{"total_steps": 1000}``). ``variant`` may name
+    attention plugins and a placement (``"prepbn+sla"``, ``"rms+qknorm@peri"``);
+    ``attention_kwargs`` go to the attention plugins (for ``sla``, ``{"slab_convention": True}``
+    builds a ViT/DeiT the SLAB-DeiT way: average pooling, no class token). What the attention
+    surgery did is kept in ``model.normbench_attention``, what the placement did in
+    ``model.normbench_placement``.
+
+    Order: the base model; the attention plugins (mechanism, then modifiers); the placement;
+    then the norm surgery, which replaces the model's own norms and those the plugins added
+    (they add norms of the model's own kind). A variant that does not apply raises
+    ``suite.errors.NotApplicable`` with the reason. The model gets a child module through which
+    timm's ``reparameterize_model`` deploys it (``suite.models.deploy.ReparamHandle``).
     """
     v = variant if isinstance(variant, Variant) else parse_variant(variant)
     attention_kwargs = dict(attention_kwargs or {})
-    attention = ATTENTION.get(v.attention) if v.attention is not None else None
-    adjust = getattr(attention, "adjust_model_kwargs", None)
-    if callable(adjust):  # an attention variant may need the base model built its way (e.g. SLAB-DeiT pooling)
-        model_kwargs = adjust(name, dict(model_kwargs), attention_kwargs)
-    model = _build_base(name, model_kwargs)
-    if attention is not None:
-        model.normbench_attention = attention.apply(model, attention_kwargs)  # type: ignore[assignment]
+    attentions = [ATTENTION.get(a) for a in v.attentions]
+    placement = PLACEMENTS.get(v.placement) if v.placement is not None else None
     norm_cls = v.norm_cls
+    if v.placement is not None:
+        check_placement(norm_cls, v.placement)
+    for attention in attentions:
+        adjust = getattr(attention, "adjust_model_kwargs", None)
+        if callable(adjust):  # an attention variant may need the base model built its way (e.g. SLAB-DeiT pooling)
+            model_kwargs = adjust(name, dict(model_kwargs), attention_kwargs)
+    model = _build_base(name, model_kwargs)
+    reports = [attention.apply(model, attention_kwargs) for attention in attentions]
+    if reports:
+        model.normbench_attention = (reports[0] if len(reports) == 1  # type: ignore[assignment]
+                                     else {"attention": v.attention, "parts": reports})
+    if placement is not None:
+        model.normbench_placement = placement.apply(model, {})  # type: ignore[assignment]
     prepare = getattr(norm_cls, "prepare_model", None)
     if callable(prepare):
         prepare(model, dict(variant_kwargs or {}))
     else:
         swap_norms(model, norm_cls, variant_kwargs)
+    attach_reparam(model)
     model.normbench_variant = v.name  # type: ignore[attr-defined]
     return model
 

@@ -1,10 +1,13 @@
 """The norm contract, as a base class plugins may (but need not) inherit from.
 
 The harness reads these class attributes with ``norm_trait`` so a plugin that does not
-subclass :class:`Norm` still works with the defaults.
+subclass :class:`Norm` still works with the defaults, and calls the hooks through the
+module-level helpers below (``budget_kwargs``, ``placement_kwargs``, ``check_placement``...),
+which accept older, shorter hook signatures.
 """
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +33,9 @@ class Norm(nn.Module):
     version = "1"
     #: eval form is a per-channel affine map ``a * x + b`` (``affine_form``) that deploy folds
     foldable = False
+    #: eval form is ``a * core(x) + b`` with ``core`` element-wise (``pointwise_form``): deploy folds
+    #: ``a, b`` into the next linear layer and keeps ``core`` alone
+    pointwise = False
     #: LayerNorm-like: inside ``create_model`` it inherits the eps of the LayerNorm it replaces
     ln_like = False
     #: False only for the baseline that keeps the model's own norm modules
@@ -52,30 +58,92 @@ class Norm(nn.Module):
         """
 
     @classmethod
-    def placement_kwargs(cls, family: str, replaced: nn.Module) -> dict[str, Any]:
-        """Keyword arguments for a placement: ``family`` is "vision" or "lm", ``replaced`` the old norm."""
+    def placement_kwargs(cls, family: str, replaced: nn.Module, layer: int | None = None) -> dict[str, Any]:
+        """Keyword arguments for one placement.
+
+        ``family`` is "vision" or "lm", ``replaced`` the module this norm takes the place of, and
+        ``layer`` the 1-based index of the block whose residual-stream input the norm reads (as the
+        architecture adapter reports it), None for norms outside blocks (final, patch-embed) and for
+        norms that do not read the stream (per-head query/key norms, sub-layer output norms).
+        """
         return {}
+
+    @classmethod
+    def check_placement(cls, placement: str) -> None:
+        """Raise ``suite.errors.NotApplicable`` (with the reason) if the norm cannot go ``@placement``."""
 
     def affine_form(self) -> tuple[torch.Tensor, torch.Tensor]:
         """For foldable norms: ``(a, b)`` with eval output ``a * x + b`` per channel."""
         raise NotImplementedError(f"{type(self).__name__} is not foldable")
 
+    def pointwise_form(self) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+        """For point-wise norms: ``(core, a, b)`` with eval output ``a * core(x) + b`` per channel."""
+        raise NotImplementedError(f"{type(self).__name__} is not point-wise")
 
-_DEFAULTS = {name: getattr(Norm, name) for name in ("version", "foldable", "ln_like", "replaces_model_norm")}
+    def fuse(self) -> nn.Module:
+        """The norm's own inference form (timm's ``reparameterize_model`` puts it in the norm's place).
+
+        ``deploy_form()`` where the norm has one, a :class:`ChannelAffine` for a foldable norm (one
+        multiply-add; inside a normbench model the model-level deploy then folds it into the next
+        linear layer), the norm itself otherwise.
+        """
+        return inference_form(self)
+
+
+class ChannelAffine(nn.Module):
+    """``a * x + b`` per channel: a foldable norm's eval form, standing on its own."""
+
+    foldable = True
+    a: torch.Tensor
+    b: torch.Tensor
+
+    def __init__(self, a: torch.Tensor, b: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("a", a.detach().clone())
+        self.register_buffer("b", b.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.a.to(x.dtype) + self.b.to(x.dtype)
+
+    def affine_form(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.a, self.b
+
+    def extra_repr(self) -> str:
+        return str(self.a.numel())
+
+
+_DEFAULTS = {name: getattr(Norm, name)
+             for name in ("version", "foldable", "pointwise", "ln_like", "replaces_model_norm")}
 
 
 def norm_trait(cls: type, name: str) -> Any:
     return getattr(cls, name, _DEFAULTS[name])
 
 
+@torch.no_grad()
+def inference_form(module: nn.Module) -> nn.Module:
+    """What a norm module computes in eval mode, as the smallest module on its own (see ``Norm.fuse``)."""
+    deploy_form = getattr(module, "deploy_form", None)
+    if callable(deploy_form):
+        return deploy_form()
+    affine = getattr(module, "affine_form", None)
+    if norm_trait(type(module), "foldable") and callable(affine) and not isinstance(module, ChannelAffine):
+        a, b = affine()
+        return ChannelAffine(a, b)
+    return module
+
+
+def _takes(fn: Callable[..., Any], name: str) -> bool:
+    params = inspect.signature(fn).parameters.values()
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in params)
+
+
 def budget_kwargs(cls: type, total_steps: int, family: str = "vision") -> dict[str, Any]:
     """The norm's keyword arguments derived from a run's step budget ({} if it has none)."""
-    import inspect
     fn = getattr(cls, "budget_kwargs", None)
     if not callable(fn):
         return {}
-    takes_family = "family" in inspect.signature(fn).parameters
-    return dict(fn(total_steps, family=family) if takes_family else fn(total_steps))
+    return dict(fn(total_steps, family=family) if _takes(fn, "family") else fn(total_steps))
 
 
 def before_training(cls: type, model: nn.Module, ctx: TrainingContext) -> None:
@@ -90,6 +158,16 @@ def after_training(cls: type, model: nn.Module, batches: Iterable[Any], forward:
         fn(model, batches, forward)
 
 
-def placement_kwargs(cls: type, family: str, replaced: nn.Module) -> dict[str, Any]:
+def placement_kwargs(cls: type, family: str, replaced: nn.Module, layer: int | None = None) -> dict[str, Any]:
+    """The norm's keywords for one placement; a hook written as ``(family, replaced)`` still works."""
     fn = getattr(cls, "placement_kwargs", None)
-    return dict(fn(family, replaced)) if callable(fn) else {}
+    if not callable(fn):
+        return {}
+    return dict(fn(family, replaced, layer=layer) if _takes(fn, "layer") else fn(family, replaced))
+
+
+def check_placement(cls: type, placement: str) -> None:
+    """Ask the norm whether it can go ``@placement``; it raises ``NotApplicable`` with the reason if not."""
+    fn = getattr(cls, "check_placement", None)
+    if callable(fn):
+        fn(placement)

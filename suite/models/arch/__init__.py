@@ -9,14 +9,25 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from suite.models.arch.base import Adapter, AttentionSite, FoldSite, NotConvertible, Producer, is_norm_slot
+from suite.models.arch.base import (
+    OUTPUT_NORM,
+    Adapter,
+    AttentionSite,
+    FoldSite,
+    HeadNormSite,
+    NotConvertible,
+    OutputSite,
+    Producer,
+    has_module,
+    is_norm_slot,
+)
 from suite.models.arch.gpt2 import GPT2Adapter
 from suite.models.arch.llama import LlamaAdapter
 from suite.models.arch.swin import SwinAdapter
 from suite.models.arch.vit import ViTAdapter
 
-__all__ = ["Adapter", "AttentionSite", "FoldSite", "NotConvertible", "Producer", "adapted_parts", "adapters",
-           "find_adapter", "is_norm_slot"]
+__all__ = ["OUTPUT_NORM", "Adapter", "AttentionSite", "FoldSite", "HeadNormSite", "NotConvertible", "OutputSite",
+           "Producer", "adapted_parts", "adapters", "find_adapter", "has_module", "is_norm_slot"]
 
 
 def adapters() -> list[Adapter]:

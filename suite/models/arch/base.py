@@ -5,6 +5,9 @@ from dataclasses import dataclass
 
 import torch.nn as nn
 
+#: the child that holds a sub-layer's output norm (a placement plugin adds it, and a hook of its own applies it)
+OUTPUT_NORM = "out_norm"
+
 
 @dataclass(frozen=True)
 class FoldSite:
@@ -12,8 +15,34 @@ class FoldSite:
 
     norm: str
     consumers: tuple[str, ...] = ()   # Linear / HF Conv1D layers that read the norm's output
-    after: str | None = None          # a conv whose output the norm normalizes (fold on its output side)
+    after: str | None = None          # a conv/linear whose output the norm normalizes (fold on its output side)
     stream: bool = True               # reads the residual stream (a Pre-LN conversion applies)
+    offset: int = 0                   # with ``after``: the first output channel of ``after`` the norm reads
+    groups: int = 1                   # with ``after``: consecutive groups (heads) the norm's affine repeats over
+
+
+@dataclass(frozen=True)
+class OutputSite:
+    """A sub-layer (attention or MLP) whose output joins the residual stream."""
+
+    module: str                       # path of the sub-layer module
+    last: str                         # its last linear map: the module's output is this map's output (eval mode)
+    width: int                        # channels of the output
+    layer: int                        # 1-based index of the block the sub-layer is in
+    tuple_output: bool = False        # the module returns a tuple whose first element is the output (HF attention)
+
+
+@dataclass(frozen=True)
+class HeadNormSite:
+    """Where a per-head query or key norm sits in one attention module."""
+
+    norm: str                         # path of the norm slot
+    proj: str                         # the projection whose output carries the queries (keys)
+    offset: int                       # first channel of the queries (keys) in the projection's output
+    heads: int                        # heads (key heads for keys under grouped-query attention)
+    head_dim: int
+    native: bool                      # True: the module's own forward applies the slot (timm q_norm/k_norm);
+                                      # False: the slot is a child of ``proj`` and a forward hook applies it
 
 
 @dataclass(frozen=True)
@@ -59,6 +88,40 @@ class Adapter:
         """Every attention module an attention variant may replace (default: none)."""
         return []
 
+    def norm_layers(self, model: nn.Module) -> dict[str, int]:
+        """Norms that read the residual stream at a block's sub-layer inputs -> 1-based block index."""
+        return {}
+
+    def output_sites(self, model: nn.Module) -> list[OutputSite]:
+        """Every sub-layer whose output joins the residual stream (default: none; raise to say why)."""
+        return []
+
+    def head_norm_sites(self, model: nn.Module) -> list[HeadNormSite]:
+        """Per-head query and key norm slots of every attention module (default: none; raise
+        ``NotImplementedError`` naming an attention module that has no such slot)."""
+        return []
+
+    def placed_fold_sites(self, model: nn.Module) -> list[FoldSite]:
+        """Fold sites of the norms that placements and attention variants add, where present: a sub-layer's
+        output norm (into its last linear map) and per-head query/key norms (into their projection)."""
+        sites = []
+        try:
+            outputs = self.output_sites(model)
+        except NotImplementedError:
+            outputs = []
+        for s in outputs:
+            name = f"{s.module}.{OUTPUT_NORM}"
+            if has_module(model, name):
+                sites.append(FoldSite(name, after=s.last, stream=False))
+        try:
+            heads = self.head_norm_sites(model)
+        except NotImplementedError:
+            heads = []
+        for h in heads:
+            if has_module(model, h.norm) and is_norm_slot(model.get_submodule(h.norm)):
+                sites.append(FoldSite(h.norm, after=h.proj, stream=False, offset=h.offset, groups=h.heads))
+        return sites
+
     def check_pre_ln(self, model: nn.Module) -> None:
         """Raise ``NotConvertible`` saying why the model is not a supported Pre-LN stack."""
         raise NotConvertible(f"{self.name} models are not supported by the Pre-LN conversions "
@@ -70,6 +133,14 @@ class Adapter:
 
 class NotConvertible(ValueError):
     """The model is not a Pre-LN stack the exact conversions support; the message says why."""
+
+
+def has_module(model: nn.Module, name: str) -> bool:
+    try:
+        model.get_submodule(name)
+    except AttributeError:
+        return False
+    return True
 
 
 def is_norm_slot(module: nn.Module) -> bool:

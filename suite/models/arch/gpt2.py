@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from suite.models.arch.base import Adapter, FoldSite, NotConvertible, Producer
+from suite.models.arch.base import Adapter, FoldSite, HeadNormSite, NotConvertible, OutputSite, Producer
 
 
 class GPT2Adapter(Adapter):
@@ -34,6 +34,36 @@ class GPT2Adapter(Adapter):
         for i in range(len(model.transformer.h)):
             out += [(f"transformer.h.{i}.attn.resid_dropout", "post"), (f"transformer.h.{i}.mlp.dropout", "post")]
         return out
+
+    def norm_layers(self, model: nn.Module) -> dict[str, int]:
+        return {f"transformer.h.{i}.{n}": i + 1 for i in range(len(model.transformer.h)) for n in ("ln_1", "ln_2")}
+
+    def output_sites(self, model: nn.Module) -> list[OutputSite]:
+        # GPT2Block: attn(...) returns (output, weights) and the output is added to the residual;
+        # the attention ends in c_proj -> resid_dropout, the MLP in c_proj -> dropout
+        self._no_cross_attention(model)
+        d = model.config.hidden_size
+        out = []
+        for i in range(len(model.transformer.h)):
+            p = f"transformer.h.{i}"
+            out += [OutputSite(f"{p}.attn", f"{p}.attn.c_proj", d, i + 1, tuple_output=True),
+                    OutputSite(f"{p}.mlp", f"{p}.mlp.c_proj", d, i + 1)]
+        return out
+
+    def head_norm_sites(self, model: nn.Module) -> list[HeadNormSite]:
+        # c_attn -> [q | k | v], each [B, N, heads * head_dim] viewed head-major as [B, N, heads, head_dim]
+        self._no_cross_attention(model)
+        out = []
+        for i, blk in enumerate(model.transformer.h):
+            a, p = blk.attn, f"transformer.h.{i}.attn.c_attn"
+            out += [HeadNormSite(f"{p}.q_norm", p, 0, a.num_heads, a.head_dim, native=False),
+                    HeadNormSite(f"{p}.k_norm", p, a.embed_dim, a.num_heads, a.head_dim, native=False)]
+        return out
+
+    def _no_cross_attention(self, model: nn.Module) -> None:
+        if getattr(model.config, "add_cross_attention", False):
+            raise NotImplementedError("GPT-2 with cross-attention: its blocks have a third sub-layer this suite "
+                                      "does not describe")
 
     def check_pre_ln(self, model: nn.Module) -> None:
         if getattr(model.config, "add_cross_attention", False):

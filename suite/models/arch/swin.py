@@ -38,6 +38,14 @@ class SwinAdapter(Adapter):
             sites.append(FoldSite("norm", ("head.fc",)))
         return sites
 
+    def norm_layers(self, model: nn.Module) -> dict[str, int]:
+        out, k = {}, 0
+        for s, stage in enumerate(model.layers):
+            for b in range(len(stage.blocks)):
+                k += 1
+                out.update({f"layers.{s}.blocks.{b}.norm1": k, f"layers.{s}.blocks.{b}.norm2": k})
+        return out
+
     def attention_sites(self, model: nn.Module) -> list[AttentionSite]:
         return [AttentionSite(f"layers.{s}.blocks.{b}", tuple(blk.input_resolution), stage=s, windowed=True)
                 for s, stage in enumerate(model.layers) for b, blk in enumerate(stage.blocks)]

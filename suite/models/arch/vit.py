@@ -3,7 +3,16 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from suite.models.arch.base import Adapter, AttentionSite, FoldSite, NotConvertible, Producer, is_norm_slot
+from suite.models.arch.base import (
+    Adapter,
+    AttentionSite,
+    FoldSite,
+    HeadNormSite,
+    NotConvertible,
+    OutputSite,
+    Producer,
+    is_norm_slot,
+)
 
 LINEAR_POOLS = ("token", "avg", "")
 
@@ -63,6 +72,37 @@ class ViTAdapter(Adapter):
         grid = tuple(model.patch_embed.grid_size)
         return [AttentionSite(f"blocks.{i}", grid, prefix_tokens=model.num_prefix_tokens)
                 for i in range(len(model.blocks))]
+
+    def norm_layers(self, model: nn.Module) -> dict[str, int]:
+        return {f"blocks.{i}.{n}": i + 1 for i in range(len(model.blocks)) for n in ("norm1", "norm2")}
+
+    def output_sites(self, model: nn.Module) -> list[OutputSite]:
+        # the attention output enters ls1 -> drop_path1 -> residual add; the MLP output ls2 -> drop_path2
+        from timm.models.vision_transformer import Block
+        out = []
+        for i, blk in enumerate(model.blocks):
+            p = f"blocks.{i}"
+            if type(blk) is not Block or not isinstance(getattr(blk.attn, "proj", None), nn.Linear) \
+                    or not isinstance(getattr(blk.mlp, "fc2", None), nn.Linear):
+                raise NotImplementedError(f"{p} is {type(blk).__name__} ({type(blk.attn).__name__}, "
+                                          f"{type(blk.mlp).__name__}): sub-layer outputs are known for Pre-LN "
+                                          "Blocks whose attention ends in proj and whose MLP ends in fc2")
+            out += [OutputSite(f"{p}.attn", f"{p}.attn.proj", blk.attn.proj.out_features, i + 1),
+                    OutputSite(f"{p}.mlp", f"{p}.mlp.fc2", blk.mlp.fc2.out_features, i + 1)]
+        return out
+
+    def head_norm_sites(self, model: nn.Module) -> list[HeadNormSite]:
+        # timm Attention: qkv -> [B, N, 3, heads, head_dim]; q_norm / k_norm act on the head_dim axis
+        out = []
+        for i, blk in enumerate(model.blocks):
+            attn, p = blk.attn, f"blocks.{i}.attn"
+            if not (hasattr(attn, "q_norm") and hasattr(attn, "k_norm") and isinstance(getattr(attn, "qkv", None),
+                                                                                       nn.Linear)):
+                raise NotImplementedError(f"{p} is {type(attn).__name__}, which has no per-head query/key norm slots")
+            width = attn.num_heads * attn.head_dim
+            out += [HeadNormSite(f"{p}.q_norm", f"{p}.qkv", 0, attn.num_heads, attn.head_dim, native=True),
+                    HeadNormSite(f"{p}.k_norm", f"{p}.qkv", width, attn.num_heads, attn.head_dim, native=True)]
+        return out
 
     def check_pre_ln(self, model: nn.Module) -> None:
         from timm.models.vision_transformer import Block

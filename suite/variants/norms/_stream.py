@@ -21,6 +21,7 @@ import torch.nn as nn
 from suite.errors import NotApplicable
 from suite.models.arch import NotConvertible
 from suite.models.surgery import replace_module, swap_norms
+from suite.variants.base import Norm
 from suite.variants.rmsnorm import rms_norm
 
 
@@ -36,7 +37,7 @@ class CenterHook:
         return output - output.mean(-1, keepdim=True)
 
 
-class StreamRMSNorm(nn.Module):
+class StreamRMSNorm(Norm):
     """RMSNorm with the LayerNorm's affine, for a zero-mean stream: ``g * x / rms(x) + beta``."""
 
     version = "1"
@@ -52,6 +53,14 @@ class StreamRMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return rms_norm(x, self.eps, self.weight) + self.bias
+
+    @classmethod
+    def check_placement(cls, placement: str) -> None:
+        raise NotApplicable(f"{cls.registered_name}@{placement}: {cls.registered_name} is an exact rewrite of a "
+                            "Pre-LN model; its training form and its conversion need every write to the residual "
+                            "stream to come from a linear producer that can be re-centred, and the placement "
+                            f"{placement!r} moves or adds norms (Peri-LN writes each sub-layer's output through a "
+                            "norm), so no exact RMSNorm form exists")
 
     @classmethod
     def prepare_model(cls, model: nn.Module, kwargs: dict[str, Any]) -> None:

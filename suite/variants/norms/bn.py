@@ -8,12 +8,12 @@ from __future__ import annotations
 import torch.nn as nn
 
 from suite.variants import register_norm
-from suite.variants.base import TrainingContext
+from suite.variants.base import Norm, TrainingContext
 from suite.variants.tokenbn import TokenBatchNorm, set_sync
 
 
 @register_norm("bn")
-class BatchNormTokens(TokenBatchNorm):
+class BatchNormTokens(TokenBatchNorm, Norm):
     """BatchNorm over tokens (momentum 0.1, eps 1e-5): the negative control; folded at deploy."""
 
     version = "1"

@@ -5,10 +5,11 @@ import torch
 import torch.nn as nn
 
 from suite.variants import register_norm
+from suite.variants.base import Norm
 
 
 @register_norm("none")
-class NoNorm(nn.Module):
+class NoNorm(Norm):
     """Identity: no normalization at all; the cost-free latency bound (may diverge in training)."""
 
     version = "1"

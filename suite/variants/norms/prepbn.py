@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 
 from suite.variants import register_norm
-from suite.variants.base import TrainingContext
+from suite.variants.base import Norm, TrainingContext
 from suite.variants.norms.repbn import LM_INIT, RepBN
 from suite.variants.rmsnorm import RMSNorm
 from suite.variants.tokenbn import set_sync
@@ -38,7 +38,7 @@ LM_WARMUP_FRACTION = 0.1
 
 
 @register_norm("prepbn")
-class PRepBN(nn.Module):
+class PRepBN(Norm):
     """Progressive LN -> RepBN (linear lambda schedule, optional LN-only warm-up); eval is RepBN, folded."""
 
     version = "1"
@@ -74,7 +74,7 @@ class PRepBN(nn.Module):
         return out
 
     @classmethod
-    def placement_kwargs(cls, family: str, replaced: nn.Module) -> dict[str, Any]:
+    def placement_kwargs(cls, family: str, replaced: nn.Module, layer: int | None = None) -> dict[str, Any]:
         out: dict[str, Any] = dict(LM_INIT) if family == "lm" else {}
         if type(replaced).__name__.endswith("RMSNorm"):
             out["base"] = "rms"

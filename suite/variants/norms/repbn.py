@@ -13,14 +13,14 @@ import torch
 import torch.nn as nn
 
 from suite.variants import register_norm
-from suite.variants.base import TrainingContext
+from suite.variants.base import Norm, TrainingContext
 from suite.variants.tokenbn import TokenBatchNorm, set_sync
 
 LM_INIT = {"eta_init": 0.0, "bn_weight_init": 0.0, "bn_bias_init": 0.0}
 
 
 @register_norm("repbn")
-class RepBN(nn.Module):
+class RepBN(Norm):
     """RepBN: BatchNorm over tokens plus a learnable scalar eta times the input; folded at deploy."""
 
     version = "1"
@@ -41,7 +41,7 @@ class RepBN(nn.Module):
         self.eta = nn.Parameter(torch.tensor(float(eta_init)))
 
     @classmethod
-    def placement_kwargs(cls, family: str, replaced: nn.Module) -> dict[str, Any]:
+    def placement_kwargs(cls, family: str, replaced: nn.Module, layer: int | None = None) -> dict[str, Any]:
         return dict(LM_INIT) if family == "lm" else {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,7 @@ import torch
 import torch.nn as nn
 
 from suite.variants import register_norm
+from suite.variants.base import Norm
 from suite.variants.masking import real_tokens
 
 REFERENCE_RUN_STEPS = 375_300
@@ -65,7 +66,7 @@ class _UNFunction(torch.autograd.Function):
 
 
 @register_norm("un")
-class UnifiedNorm(nn.Module):
+class UnifiedNorm(Norm):
     """Unified Normalization: windowed geometric-mean second moments, outlier filter, custom backward; folded."""
 
     version = "1"
@@ -93,7 +94,7 @@ class UnifiedNorm(nn.Module):
         return {"warmup_iters": max(1, round(4000 * scale)), "r_warmup": max(1, round(1000 * scale))}
 
     @classmethod
-    def placement_kwargs(cls, family: str, replaced: nn.Module) -> dict[str, Any]:
+    def placement_kwargs(cls, family: str, replaced: nn.Module, layer: int | None = None) -> dict[str, Any]:
         return {"outlier_filtration": False} if family == "lm" else {}
 
     def reset_schedule(self) -> None:

@@ -1,0 +1,1 @@
+"""One file per norm placement; each registers itself with ``@register_placement``."""
