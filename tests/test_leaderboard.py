@@ -71,3 +71,26 @@ def test_host_load_sees_a_competing_process() -> None:
     for p in procs:
         p.wait()
     assert busy["others_cpu_fraction"] > 0.5, busy  # one spinner per CPU: most of the machine
+
+
+def test_runtime_sections_and_the_deployment_matrix(tmp_path: Path) -> None:
+    rows = []
+    for runtime, shift in (("eager", 0.1), ("compile", -0.05)):
+        for variant, s in (("ln", 0.0), ("un", shift)):
+            r = row(variant, 0, 95.0, shift=s) | {"runtime": runtime, "precision": "fp32",
+                                                  "runtime_info": {"build_s": 2.0}, "agreement": {"rel_err": 1e-7}}
+            r["key"] += f"|{runtime}|fp32"
+            rows.append(r)
+    failed = row("un", 0, 95.0, status="error") | {"runtime": "onnxruntime", "precision": "fp32"}
+    failed["key"] += "|onnxruntime|fp32"
+    rows += [failed, row("ln", 0, 95.0) | {"runtime": "onnxruntime", "precision": "fp32", "key": "x|ln|onnx"}]
+    md = write_reports(rows, tmp_path)
+    assert "eager fp32 · data" in md and "compile fp32 · data" in md and "onnxruntime fp32 · data" in md
+    matrix = md[md.index("## Deployment matrix: imagenet"):].splitlines()
+    header = next(line for line in matrix if line.startswith("| variant"))
+    assert "eager fp32" in header and "compile fp32" in header and "onnxruntime fp32" in header
+    un = next(line for line in matrix if line.startswith("| un "))
+    cells = [c.strip() for c in un.split("|")[2:-1]]
+    assert cells[0].startswith("1.10") and cells[1].startswith("0.95") and cells[2] == "error"
+    assert (tmp_path / "matrix-imagenet-smoke-cpu-embedded.png").stat().st_size > 1000
+    assert "matrix-imagenet-smoke-cpu-embedded.png" in md

@@ -11,7 +11,7 @@ from suite.measure.prepare import agreement, prepare_module, tensors
 from suite.measure.runtimes import PRECISIONS, RUNTIMES, cpu_has_bf16, precision_unsupported
 from suite.report.store import read_rows
 
-from conftest import FAST, run_cli
+from conftest import FAST, plugin_env, run_cli
 
 CPU = torch.device("cpu")
 TINY_VIT = dict(img_size=16, patch_size=4, embed_dim=32, depth=2, num_heads=2, num_classes=5)
@@ -52,7 +52,8 @@ def test_sweep_over_runtimes_rows_errors_and_matrix(tmp_path: Path) -> None:
     fp16 on CPU: not-applicable rows; the leaderboard gets per-runtime sections, the matrix and its heat map."""
     out = tmp_path / "run"
     proc = run_cli("--variants", "ln,noexport", "--tasks", "imagenet", "--precision", "fp32,fp16",
-                   "--runtime", "eager,compile,onnxruntime,cudagraphs", "--out", str(out), *FAST)
+                   "--runtime", "eager,compile,onnxruntime,cudagraphs", "--out", str(out), *FAST,
+                   env=plugin_env("faulty_norms"))
     assert proc.returncode == 1, proc.stderr[-3000:]  # a cell errored (the export), the sweep finished
     rows = {(r["variant"], r["runtime"], r["precision"]): r for r in read_rows(out / "rows.jsonl")}
     assert len(rows) == 16

@@ -96,7 +96,7 @@ def test_merge_reports_duplicates_and_missing_cells(tmp_path: Path, capsys: pyte
     assert len(report.missing) == 6  # the other shard's cells
     assert main(["merge", str(dirs[0]), str(dirs[0]), "--out", str(tmp_path / "m")]) == 0
     err = capsys.readouterr().err
-    assert "duplicate cell imagenet|ln|0|smoke|cpu" in err and "6 cell(s) of the sweep are in no shard" in err
+    assert "duplicate cell imagenet|ln|0|smoke|cpu|eager|fp32" in err and "6 cell(s) of the sweep are in no shard" in err
     assert len(list(read_rows(tmp_path / "m" / "rows.jsonl"))) == 12  # nothing recorded is lost
     assert main(["merge", str(dirs[1]), "--out", str(tmp_path / "m")]) == 2  # never into a used folder
 
@@ -128,9 +128,9 @@ def test_a_real_shard_merges_compares_and_records_history_end_to_end(tmp_path: P
                  "--compare", str(hist), "--history", str(hist), "--fail-on-regression"]) == 0
     err = capsys.readouterr().err
     assert "this run starts it" in err  # the first night has no history to compare with
-    assert "1 cell(s) of the sweep are in no shard: imagenet|ln|0|smoke|cpu" in err
+    assert "1 cell(s) of the sweep are in no shard: imagenet|ln|0|smoke|cpu|eager|fp32" in err
     rows = list(read_rows(tmp_path / "m" / "rows.jsonl"))
-    assert [(r["key"], r["status"]) for r in rows] == [("imagenet|ln|1|smoke|cpu", "ok")]
+    assert [(r["key"], r["status"]) for r in rows] == [("imagenet|ln|1|smoke|cpu|eager|fp32", "ok")]
     board = (tmp_path / "m" / "leaderboard.md").read_text()
     assert "(pareto-imagenet-smoke-cpu-embedded.png)" in board and "(trend-latency.png)" in board
     assert (tmp_path / "m" / "pareto-imagenet-smoke-cpu-embedded.png").exists()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from suite.cli import deploy_bench as bench_cli
 from suite.cli import history as history_cli
 from suite.cli import merge as merge_cli
 from suite.cli import run as run_cli
@@ -57,3 +58,26 @@ def test_workflow_structure_and_commands() -> None:
     assert margs.fail_on_regression and margs.compare == margs.history == Path("results/history")
     h = next(c for c in merge_cmds if c[0] == "history")
     assert history_cli.parser().parse_args(h[1:]).metric == "latency"
+
+
+def test_deploy_bench_job_measures_real_sizes_under_every_runtime_and_is_judged() -> None:
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    job = wf["jobs"]["deploy-bench"]
+    assert "gpu" in job["runs-on"]
+    env = dict(wf["env"])
+    cmds = []
+    for step in job["steps"]:
+        text = step.get("run", "")
+        for line in text.splitlines():
+            if "run_suite.py deploy-bench" in line:
+                line = line.replace("$model", "deit_tiny_patch16_224").split("||")[0]
+                for name, value in env.items():
+                    line = line.replace(f"${name}", value)
+                cmds.append(shlex.split(line.split("run_suite.py", 1)[1])[1:])
+    assert len(cmds) == 2
+    parsed = [bench_cli.parser().parse_args(c) for c in cmds]
+    assert {a.model for a in parsed} == {"deit_tiny_patch16_224", "gpt2-small"}
+    for a in parsed:
+        assert a.runtime == "eager,compile,onnxruntime,cudagraphs" and a.precision == "fp32,bf16"
+        assert a.device == "cuda" and a.fail_on_regression and a.compare == a.history
+    assert "swin_tiny_patch4_window7_224" in next(s["run"] for s in job["steps"] if "deploy-bench" in s.get("run", ""))

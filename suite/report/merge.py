@@ -20,7 +20,7 @@ from suite.report.rows import cell_key
 from suite.report.store import ROWS, Store, read_rows
 
 #: run.json configuration fields that must agree between the shards of one sweep
-CONFIG_KEYS = ("tasks", "variants", "seeds", "profile", "device", "data_root")
+CONFIG_KEYS = ("tasks", "variants", "seeds", "profile", "device", "data_root", "runtimes", "precisions")
 
 
 @dataclass
@@ -95,8 +95,10 @@ def merge_rows(paths: list[Path]) -> MergeReport:
                 rank["seeds"].get(r["seed"], len(rank["seeds"])), r["seed"],
                 rank["variants"].get(r["variant"], len(rank["variants"])), r["variant"], r.get("recorded_at") or "")
     rows = sorted((r for s in sources for r in s.rows), key=order)
-    expected = [cell_key(t, v, s, config["profile"], config["device"]) for t in config.get("tasks", [])
-                for s in config.get("seeds", []) for v in config.get("variants", [])] if config else []
+    expected = [cell_key(t, v, s, config["profile"], config["device"], r, p) for t in config.get("tasks", [])
+                for s in config.get("seeds", []) for v in config.get("variants", [])
+                for r in config.get("runtimes") or ["eager"] for p in config.get("precisions") or ["fp32"]] \
+        if config else []
     shards = [str((s.config.get("shard") or {}).get("index", "?")) + "/" +
               str((s.config.get("shard") or {}).get("count", "?")) for s in sources]
     return MergeReport(rows, {k: d for k, d in seen.items() if len(d) > 1},

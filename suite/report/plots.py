@@ -142,8 +142,9 @@ def _draw_matrix(cells: dict[str, dict[tuple[str, str], Any]], columns: list[tup
     span = max(0.05, float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 0.05)
     fig = Figure(figsize=(1.3 + 1.1 * len(columns), 1.2 + 0.45 * len(variants)), dpi=110)
     ax = fig.subplots()
-    image = ax.imshow(np.ma.masked_invalid(values), cmap="RdBu_r", vmin=-span, vmax=span, aspect="auto")
-    image.cmap.set_bad("0.85")
+    from matplotlib import colormaps
+    cmap = colormaps["RdBu_r"].with_extremes(bad="0.85")  # grey: not applicable or not built
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, vmin=-span, vmax=span, aspect="auto")
     for i, v in enumerate(variants):
         for j, col in enumerate(columns):
             c = cells[v][col]
