@@ -6,20 +6,27 @@ worker die at once, as on a power cut or an out-of-memory kill. The mark file ma
 once, so the resumed sweep runs through. Unset (always, outside the tests), it does nothing.
 Points: ``train`` (a cell's first optimizer step), ``timing`` and ``memory`` (a worker's
 start), ``row-write`` (half-way through writing a row), ``between-rows`` (after a row, before
-the next), ``report`` (before the leaderboard is written).
+the next), ``report`` (before the leaderboard is written). ``POINT@N`` dies at the N-th time
+one process reaches the point (e.g. ``between-rows@3``: after the third row).
 """
 from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 
 POINTS = ("train", "timing", "memory", "row-write", "between-rows", "report")
 
 
+_hits: dict[str, int] = {}
+
+
 def armed(point: str) -> bool:
     """True when this process should die at ``point`` now (the mark is taken atomically)."""
-    if os.environ.get("NORMBENCH_FAULT") != point:
+    want, _, nth = os.environ.get("NORMBENCH_FAULT", "").partition("@")
+    if want != point:
+        return False
+    _hits[point] = _hits.get(point, 0) + 1
+    if _hits[point] < int(nth or 1):
         return False
     mark = os.environ.get("NORMBENCH_FAULT_MARK")
     if not mark:

@@ -88,16 +88,36 @@ class Registry:
                 pkg = importlib.import_module(self.package)
                 for info in pkgutil.iter_modules(pkg.__path__):
                     if not info.name.startswith("_"):
-                        importlib.import_module(f"{self.package}.{info.name}")
+                        self._load(f"{self.package}.{info.name}", "the file")
             for ep in importlib.metadata.entry_points(group=self.entry_point_group):
-                loaded = ep.load()
-                if not isinstance(loaded, types.ModuleType):  # a class/object: register it under ep.name
-                    self.register(ep.name, loaded)
+                try:
+                    loaded = ep.load()
+                    if not isinstance(loaded, types.ModuleType):  # a class/object: register it under ep.name
+                        self.register(ep.name, loaded)
+                except Exception as e:  # noqa: BLE001 - one line that names the plugin, no traceback
+                    raise UsageError(f"the {self.kind} plugin {ep.name!r} (entry point {ep.value} of group "
+                                     f"{self.entry_point_group}) failed to load: {_line(e)}; fix the package or "
+                                     f"uninstall it") from None
             for mod in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
-                importlib.import_module(mod)
+                self._load(mod, f"{PLUGINS_ENV}")
             self._discovered = True
         finally:
             self._discovering = False
+
+    def _load(self, module: str, where: str) -> None:
+        try:
+            importlib.import_module(module)
+        except UsageError:
+            raise
+        except Exception as e:  # noqa: BLE001 - one line that names the module, no traceback
+            fix = f"fix the name in {PLUGINS_ENV} or unset it" if where == PLUGINS_ENV else "fix or remove the file"
+            raise UsageError(f"{self.kind} plugin module {module!r} (from {where}) failed to load: {_line(e)}; "
+                             f"{fix}") from None
+
+
+def _line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}".strip()[:300]
 
 
 def describe(obj: Any) -> str:

@@ -119,6 +119,16 @@ class Task:
         return int(profile.extra.get("rank", 0)), int(profile.extra.get("world", 1))
 
     # -- data -----------------------------------------------------------------------------
+    def data_identity(self, data_root: Path | None) -> dict[str, Any]:
+        """What identifies the data without loading it (part of every row's ``config_id``): the
+        embedded set's version, or the real folder. Tasks add what else changes their data."""
+        if data_root is None:
+            return {"kind": "embedded", "task_version": self.version}
+        return {"kind": "real", "path": str((data_root / self.data_folder).resolve())}
+
+    #: the folder of ``--data-root`` this task reads (``imagenet/``, ``coco/``, ``wikitext/``)
+    data_folder = ""
+
     def check_data(self, data_root: Path | None) -> None:
         """Cheap validation of the real layout; raise ``DataError`` naming the file and the fix."""
 

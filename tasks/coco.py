@@ -31,6 +31,7 @@ class Coco(Task):
     primary_metric = "map"
     metrics = {"map": "higher", "ap50": "higher"}
     throughput_unit = "img/s"
+    data_folder = "coco"
 
     def profiles(self, embedded: bool) -> dict[str, Profile]:
         img = 96 if embedded else 128
@@ -51,6 +52,11 @@ class Coco(Task):
                        "hardware": "8 x 40-80 GB GPUs; about 12-24 h per cell (backbone from scratch: "
                                    "no weights can be downloaded here)"})
         return out
+
+    def data_identity(self, data_root: Path | None) -> dict[str, Any]:
+        from tasks.cocodata import GENERATOR_VERSION
+        out = super().data_identity(data_root)
+        return out | {"generator": GENERATOR_VERSION} if data_root is None else out
 
     def check_data(self, data_root: Path | None) -> None:
         if data_root is not None:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from suite.errors import DataError
 from suite.task import DatasetInfo, Profile, Recipe, Task, register_task, to_device
+from tasks.imagecache import CachedImages, maybe_cache
 
 IMAGE_EXTS = {".jpeg", ".jpg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -32,6 +33,7 @@ class ImageNet(Task):
     primary_metric = "top1"
     metrics = {"top1": "higher", "top5": "higher", "eval_loss": "lower"}
     throughput_unit = "img/s"
+    data_folder = "imagenet"
 
     def profiles(self, embedded: bool) -> dict[str, Profile]:
         img = 16 if embedded else 32  # sized for the data: 16 tokens of 4x4 px (2x2 digit pixels)
@@ -50,6 +52,11 @@ class ImageNet(Task):
         return out
 
     # -- data -----------------------------------------------------------------------------
+    def data_identity(self, data_root: Path | None) -> dict[str, Any]:
+        from sklearn import __version__ as sklearn_version
+        out = super().data_identity(data_root)
+        return out | {"sklearn": sklearn_version} if data_root is None else out
+
     def check_data(self, data_root: Path | None) -> None:
         if data_root is not None:
             check_class_folders(data_root / "imagenet", ("train", "val"), LAYOUT)
@@ -165,20 +172,23 @@ class _Folders:
         train_tf = create_transform(img, is_training=True, mean=MEAN, std=STD, **(augment or {}))
         val_tf = create_transform(img, is_training=False, mean=MEAN, std=STD, crop_pct=0.875,
                                   interpolation=(augment or {}).get("interpolation", "bilinear"))
-        self.train = datasets.ImageFolder(str(root / "train"), train_tf)
-        self.val = datasets.ImageFolder(str(root / "val"), val_tf)
-        to_idx = self.train.class_to_idx
-        self.val.samples = [(p, to_idx[self.val.classes[c]]) for p, c in self.val.samples]
-        self.val.targets = [c for _, c in self.val.samples]
-        ident = "\n".join(f"{Path(p).relative_to(root)}" for p, _ in self.train.samples + self.val.samples)
-        self.info = DatasetInfo("imagenet", "real", str(root.resolve()), len(self.train), len(self.val),
+        train = datasets.ImageFolder(str(root / "train"), train_tf)
+        val = datasets.ImageFolder(str(root / "val"), val_tf)
+        to_idx = train.class_to_idx
+        val.samples = [(p, to_idx[val.classes[c]]) for p, c in val.samples]
+        val.targets = [c for _, c in val.samples]
+        ident = "\n".join(f"{Path(p).relative_to(root)}" for p, _ in train.samples + val.samples)
+        self.info = DatasetInfo("imagenet", "real", str(root.resolve()), len(train), len(val),
                                 hashlib.sha256(ident.encode()).hexdigest()[:16], num_classes=len(to_idx))
+        self.train, self.val = maybe_cache(train, img), maybe_cache(val, img)  # small splits: decoded once
 
     def _loader(self, ds: Any, batch: int, shuffle: bool, seed: int = 0, drop_last: bool = False,
                 sampler: Any = None) -> Any:
-        workers = min(4, max(0, (torch.get_num_threads() or 1) - 1))
+        # in memory: no worker at all; streaming from disk: workers that live as long as the loader
+        # (a worker started anew every epoch costs about a second, and a small folder's epoch is a batch)
+        workers = 0 if isinstance(ds, CachedImages) else min(4, max(0, (torch.get_num_threads() or 1) - 1))
         return torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=shuffle and sampler is None, sampler=sampler,
-                                           drop_last=drop_last, num_workers=workers,
+                                           drop_last=drop_last, num_workers=workers, persistent_workers=workers > 0,
                                            generator=torch.Generator().manual_seed(seed))
 
     def train_batches(self, batch: int, seed: int, rank: int = 0, world: int = 1) -> Iterator[Any]:

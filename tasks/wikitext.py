@@ -37,6 +37,7 @@ class WikiText(Task):
     primary_metric = "ppl"
     metrics = {"ppl": "lower", "ppl_valid": "lower", "bpb": "lower"}
     throughput_unit = "tok/s"
+    data_folder = "wikitext"
     default = True
 
     def profiles(self, embedded: bool) -> dict[str, Profile]:
@@ -62,6 +63,10 @@ class WikiText(Task):
         return {"n_positions": seq}
 
     # -- data -----------------------------------------------------------------------------
+    def data_identity(self, data_root: Path | None) -> dict[str, Any]:
+        out = super().data_identity(data_root)  # the embedded corpus is CPython's own documentation
+        return out | {"python": platform.python_version()} if data_root is None else out
+
     def check_data(self, data_root: Path | None) -> None:
         if data_root is not None:
             check_layout(data_root)

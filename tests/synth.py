@@ -45,7 +45,7 @@ def make_row(variant: str, seed: int = 0, *, task: str = "imagenet", round_ms: l
         "schema_version": SCHEMA_VERSION, "run_id": run_id,
         "key": f"{task}|{variant}|{seed}|smoke|{device}|eager|fp32", "runtime": "eager", "precision": "fp32",
         "runtime_info": {"build_s": 0.0}, "agreement": {"rel_err": 0.0, "reference": "eager fp32", "inputs": 16},
-        "quality_delta": {},
+        "quality_delta": {}, "config_id": f"c-{task}-{variant}-{seed}", "config_group": f"g-{task}",
         "task": task, "variant": variant, "norm": variant, "attention": None, "seed": seed, "profile": "smoke",
         "device": device, "status": status, "message": "" if ok else "RuntimeError: boom",
         "quality": {"top1": top1, "top5": 100.0} if ok else {}, "primary_metric": "top1",

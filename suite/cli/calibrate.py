@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from suite.cli.common import RESULTS, Parser, add_device_arguments, check_positive, resolve_device
+from suite.cli.common import RESULTS, Parser, add_device_arguments, check_positive, check_seconds, resolve_device
 
 
 def parser() -> Parser:
@@ -21,6 +21,7 @@ def parser() -> Parser:
 def command(argv: list[str]) -> int:
     from suite.bench.calibrate import run_calibration
     args = parser().parse_args(argv)
+    check_seconds([("--seconds", args.seconds)])
     check_positive([("--img-size", args.img_size), ("--batch", args.batch), ("--threads", args.threads)])
     return run_calibration(model=args.model, img_size=args.img_size, seconds=args.seconds, batch=args.batch,
                            device=resolve_device(args.device), threads=args.threads, out=args.out,

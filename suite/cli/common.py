@@ -42,10 +42,17 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def check_positive(pairs: list[tuple[str, Any]]) -> None:
-    """Each (flag, value) with a value given must be >= 1."""
+    """Each (flag, value) with a value given must be an integer >= 1."""
     for flag, value in pairs:
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be a positive integer, got {value}")
+
+
+def check_seconds(pairs: list[tuple[str, Any]]) -> None:
+    """Each (flag, seconds) with a value given must be a finite number > 0."""
+    for flag, value in pairs:
+        if value is not None and not (0 < value < float("inf")):
+            raise UsageError(f"{flag} must be a positive number of seconds, got {value}")
 
 
 def resolve_device(name: str) -> str:

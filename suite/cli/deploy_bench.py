@@ -9,6 +9,7 @@ from suite.cli.common import (
     add_device_arguments,
     add_nightly_arguments,
     check_positive,
+    check_seconds,
     nightly_options,
     parse_list,
     resolve_device,
@@ -39,6 +40,7 @@ def command(argv: list[str]) -> int:
     from suite.models.create import check_model_name
     from suite.variants import parse_variant
     args = parser().parse_args(argv)
+    check_seconds([("--seconds", args.seconds)])
     check_positive([("--img-size", args.img_size), ("--seq-len", args.seq_len), ("--batch", args.batch),
                     ("--threads", args.threads)])
     check_model_name(args.model)

@@ -13,6 +13,7 @@ from suite.cli.common import (
     Parser,
     add_nightly_arguments,
     check_positive,
+    check_seconds,
     nightly_options,
     parse_list,
     parse_seeds,
@@ -70,7 +71,7 @@ def command(argv: list[str]) -> int:
     if args.list:
         print(listing())
         return 0
-    cfg = run_config(args)
+    cfg = resumed_config(argv, args) if args.resume else run_config(args)
     nightly = nightly_options(args)  # reads the baseline now: a bad one must fail before hours of sweeping
     if cfg.threads:
         import torch
@@ -95,7 +96,9 @@ def run_config(args: argparse.Namespace) -> Any:
     seeds = parse_seeds(args.seeds)
     device = resolve_device(args.device)
     check_positive([("--max-steps", args.max_steps), ("--threads", args.threads), ("--batch-size", args.batch_size),
-                    ("--throughput-batch", args.throughput_batch), ("--nproc-per-node", args.nproc_per_node)])
+                    ("--throughput-batch", args.throughput_batch), ("--nproc-per-node", args.nproc_per_node),
+                    ("--window", args.window)])
+    check_seconds([("--timing-seconds", args.timing_seconds), ("--cell-timeout", args.cell_timeout)])
     from suite.measure.runtimes import check_names
     runtimes, precisions = parse_list(args.runtime, "--runtime"), parse_list(args.precision, "--precision")
     check_names(runtimes, precisions)
@@ -120,8 +123,63 @@ def run_config(args: argparse.Namespace) -> Any:
                      amp=args.amp)
 
 
+def resumed_config(argv: list[str], args: argparse.Namespace) -> Any:
+    """The configuration of the run in ``--out`` (or the latest run), exactly as it was started.
+
+    The stored configuration becomes the defaults and the command line is parsed again on top:
+    an option that would change what a cell means and differs from the stored one is refused
+    (one line, the first difference); ``--cell-timeout`` and the nightly options may change.
+    """
+    from suite.sweep.config import RunConfig, first_difference
+    out = resolve_out(args.out, True, args.profile, "cpu")
+    stored = read_run_config(out)
+    p = parser()
+    p.set_defaults(**as_defaults(stored), out=out)
+    asked = run_config(p.parse_args(argv))
+    diff = first_difference(stored, asked)
+    if diff is not None:
+        flag, was, now = diff
+        raise UsageError(f"--resume completes the run in {out} as it was started, and {flag} would change it "
+                         f"({_show(was)} -> {_show(now)}); drop {flag} to complete it, or start a new run "
+                         f"with another --out")
+    return RunConfig.from_json(stored.as_json() | {"resume": True, "cell_timeout_s": asked.cell_timeout_s})
+
+
+def read_run_config(out: Path) -> Any:
+    from suite import jsonio
+    from suite.sweep.config import RunConfig
+    path = out / "run.json"
+    if not path.exists():
+        raise UsageError(f"--resume: {out} holds no run.json, so there is no run to complete; start one with "
+                         f"--out {out} (without --resume)")
+    try:
+        return RunConfig.from_json(jsonio.read(path)["config"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"--resume: {path} is not a run configuration this suite can read ({type(e).__name__}); "
+                         f"start a new run with another --out") from None
+
+
+def as_defaults(cfg: Any) -> dict[str, Any]:
+    """A stored ``RunConfig`` as this parser's defaults (the strings and values the options take)."""
+    return {"tasks": ",".join(cfg.tasks), "variants": ",".join(cfg.variants),
+            "seeds": ",".join(str(s) for s in cfg.seeds), "profile": cfg.profile, "device": cfg.device,
+            "data_root": cfg.data_root, "max_steps": cfg.max_steps, "timing_seconds": cfg.timing_s_per_model,
+            "threads": cfg.threads, "cell_timeout": cfg.cell_timeout_s, "batch_size": cfg.batch_size,
+            "throughput_batch": cfg.throughput_batch, "nproc_per_node": cfg.nproc_per_node, "sync_bn": cfg.sync_bn,
+            "shard": None if cfg.shard is None else str(cfg.shard), "inline": cfg.launch == "inline",
+            "overrides": [f"{v}.{k}={json.dumps(x)}" for v, kw in cfg.variant_kwargs.items() for k, x in kw.items()],
+            "runtime": ",".join(cfg.runtimes), "precision": ",".join(cfg.precisions), "amp": cfg.amp}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return "none" if value is None else str(value)
+
+
 def parse_overrides(items: list[str], variants: list[str]) -> dict[str, dict[str, Any]]:
-    """``["prepbn.total_steps=500"]`` -> ``{"prepbn": {"total_steps": 500}}``, checked against the norm's keywords."""
+    """``["prepbn.total_steps=500"]`` -> ``{"prepbn": {"total_steps": 500}}``: checked against the norm's
+    keywords and converted to each keyword's type (that of its default, else its annotation)."""
     from suite.variants import NORMS, parse_variant
     out: dict[str, dict[str, Any]] = {}
     for item in items:
@@ -133,16 +191,78 @@ def parse_overrides(items: list[str], variants: list[str]) -> dict[str, dict[str
             raise UsageError(f"--set {item!r} names {variant!r}, which is not in --variants ({','.join(variants)})")
         norm = parse_variant(variant).norm
         # the norm contract is Cls(dim, *, keywords): its keyword-only parameters are what --set may change
-        keywords = [k for k, v in inspect.signature(NORMS.get(norm).__init__).parameters.items()
-                    if v.kind is v.KEYWORD_ONLY]
-        if key not in keywords:
-            raise UsageError(f"--set {item!r}: {norm} has no keyword {key!r} (known: {', '.join(keywords) or 'none'})")
-        try:
-            parsed: Any = json.loads(value)
-        except ValueError:
-            parsed = value
-        out.setdefault(variant, {})[key] = parsed
+        params = {k: v for k, v in inspect.signature(NORMS.get(norm).__init__).parameters.items()
+                  if v.kind is v.KEYWORD_ONLY}
+        if key not in params:
+            raise UsageError(f"--set {item!r}: {norm} has no keyword {key!r} (known: {', '.join(params) or 'none'})")
+        out.setdefault(variant, {})[key] = typed_value(item, params[key], value)
     return out
+
+
+def typed_value(item: str, param: inspect.Parameter, text: str) -> Any:
+    """``text`` as the type of the keyword: bool, int, float, str or tuple (``none`` where it may be None)."""
+    kind = _kind(param)
+    annotation = str(param.annotation)
+    if text.strip().lower() in ("none", "null") and (param.default is None or "None" in annotation):
+        return None
+    try:
+        return _convert(kind, text.strip())
+    except ValueError:
+        example = {"bool": "true or false", "int": "an integer", "float": "a number", "tuple": "a list like 1,2"}
+        raise UsageError(f"--set {item!r}: {param.name} takes {example.get(kind, 'a value')} "
+                         f"(its default is {param.default!r})") from None
+
+
+def _kind(param: inspect.Parameter) -> str:
+    default = param.default
+    if isinstance(default, bool):
+        return "bool"
+    for name, typ in (("int", int), ("float", float), ("str", str)):
+        if type(default) is typ:
+            return name
+    if isinstance(default, (tuple, list)):
+        return "tuple"
+    annotation = str(param.annotation)
+    for name in ("bool", "int", "float", "tuple", "str"):
+        if name in annotation:
+            return name
+    return "json"
+
+
+def _convert(kind: str, text: str) -> Any:
+    if kind == "bool":
+        words = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+        if text.lower() not in words:
+            raise ValueError(text)
+        return words[text.lower()]
+    if kind == "int":
+        value = float(text)
+        if not value.is_integer():
+            raise ValueError(text)
+        return int(value)
+    if kind == "float":
+        return float(text)
+    if kind == "str":
+        return text
+    if kind == "tuple":
+        parsed = json.loads(text) if text.startswith("[") else [t.strip() for t in text.split(",")]
+        return tuple(_number(v) for v in parsed)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _number(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        try:
+            return float(value)
+        except ValueError:
+            return value
 
 
 def default_tasks() -> list[str]:

@@ -3,7 +3,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from suite.cli.common import RESULTS, Parser, add_device_arguments, check_positive, parse_list, resolve_device
+from suite.cli.common import (
+    RESULTS,
+    Parser,
+    add_device_arguments,
+    check_positive,
+    check_seconds,
+    parse_list,
+    resolve_device,
+)
 from suite.errors import UsageError
 
 
@@ -27,6 +35,7 @@ def _ints(text: str, flag: str) -> list[int]:
 def command(argv: list[str]) -> int:
     from suite.bench.scaling import run_scaling
     args = parser().parse_args(argv)
+    check_seconds([("--seconds", args.seconds)])
     check_positive([("--threads", args.threads)])
     return run_scaling(tokens=_ints(args.tokens, "--tokens"), dims=_ints(args.dims, "--dims"), seconds=args.seconds,
                        device=resolve_device(args.device), threads=args.threads, out=args.out, results_dir=RESULTS)

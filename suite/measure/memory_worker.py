@@ -20,6 +20,7 @@ from typing import Any
 import psutil
 import torch
 
+from suite import faults
 from suite.measure.inputs import make_input
 from suite.measure.prepare import prepare
 from suite.measure.runtimes import PRECISIONS
@@ -30,6 +31,7 @@ FORWARDS = 3
 
 def probe(folder: str, input_spec: dict[str, Any], batch: int, device: str, *, runtime: str = "eager",
           precision: str = "fp32", threads: int | None = None) -> dict[str, Any]:
+    faults.point("memory")
     dev = torch.device(device)
     dtype = PRECISIONS[precision]
     x = make_input(input_spec, batch, dev, dtype)

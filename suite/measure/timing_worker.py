@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from suite import faults
 from suite.env import now_iso
 from suite.measure.alloc import steady_malloc
 from suite.measure.inputs import make_input
@@ -32,6 +33,7 @@ def run_group(spec: dict[str, Any]) -> dict[str, Any]:
     """Build every model of the group under the spec's runtime and precision, then time them
     interleaved. A model that cannot be built is reported in ``failed`` and left out; the rest
     are still timed (without it, and without ratios when it was the baseline)."""
+    faults.point("timing")
     malloc = steady_malloc()
     device = torch.device(spec["device"])
     runtime, precision = spec.get("runtime", "eager"), spec.get("precision", "fp32")

@@ -31,7 +31,9 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "onnxruntime": ("runtime_info", "onnxruntime"),
 }
 #: quality is only comparable on the same data; shards of one sweep differ here by task
-DATA_FIELDS: dict[str, tuple[str, ...]] = {"dataset": ("dataset", "fingerprint")}
+DATA_FIELDS: dict[str, tuple[str, ...]] = {"dataset": ("dataset", "fingerprint"),
+                                           # the cell's configuration: steps, batch, kwargs, versions, ...
+                                           "config_id": ("config_id",)}
 
 
 def fingerprint(row: dict[str, Any], data: bool = True) -> dict[str, Any]:

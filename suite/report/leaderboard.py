@@ -55,9 +55,18 @@ def leaderboard_markdown(rows: list[dict[str, Any]]) -> str:
     sections: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
         sections.setdefault(_section_key(r), []).append(r)
+    groups_per_section: dict[tuple, int] = {}
+    for key in sections:
+        groups_per_section[key[:-1]] = groups_per_section.get(key[:-1], 0) + 1
     for key, section in sections.items():
-        task, profile, where, data, runtime, precision = key
-        parts += [f"## {task} · profile {profile} · {where} · {runtime} {precision} · data: {data}", ""]
+        task, profile, where, data, runtime, precision, group = key
+        split = groups_per_section[key[:-1]] > 1
+        config = f" · config {group or 'unrecorded'}: {_config_label(section)}" if split else ""
+        parts += [f"## {task} · profile {profile} · {where} · {runtime} {precision} · data: {data}{config}", ""]
+        if split:
+            parts += [f"⚠ This task was run with {groups_per_section[key[:-1]]} different configurations; each has "
+                      "its own section, and rows of different configurations are never ranked or paired together.",
+                      ""]
         if (runtime, precision) != ("eager", "fp32"):
             parts += [f"Quality: the deployed model evaluated in {precision} with eager PyTorch (Δ: against fp32); "
                       f"`agree`: max |{runtime} {precision} - eager fp32| / max |eager fp32| on real eval inputs; "
@@ -86,9 +95,16 @@ def host_warning(r: dict[str, Any]) -> str:
     return f"measured while other processes used {100 * frac:.0f}% of the machine's CPU time"
 
 
-def _section_key(r: dict[str, Any]) -> tuple[str, str, str, str, str, str]:
+def _section_key(r: dict[str, Any]) -> tuple[str, str, str, str, str, str, str]:
     row = Row(r)
-    return row.task, row.profile, machine(row), row.dataset_label, row.runtime, row.precision
+    return (row.task, row.profile, machine(row), row.dataset_label, row.runtime, row.precision,
+            row.config_group or "")
+
+
+def _config_label(rows: list[dict[str, Any]]) -> str:
+    """Steps and batch of a section's recipe: what usually tells two configurations apart."""
+    recipe = next(((r.get("profile_config") or {}).get("recipe") for r in rows if r.get("profile_config")), None) or {}
+    return f"{recipe.get('steps', '?')} steps, batch {recipe.get('batch_size', '?')}"
 
 
 def _section_table(rows: list[dict[str, Any]]) -> str:

@@ -70,8 +70,13 @@ class MergeReport:
     shards: list[str]                       # "I/N" of each source, as its run.json says
 
     def messages(self) -> list[str]:
-        out = [f"duplicate cell {k} in {', '.join(d)}: every row is kept; the newest recorded one is shown"
-               for k, d in self.duplicates.items()]
+        out = []
+        for k, d in self.duplicates.items():
+            configs = {r.get("config_id") for r in self.rows if r["key"] == k}
+            what = (f"in {len(configs)} different configurations (config_id {', '.join(sorted(map(str, configs)))})"
+                    if len(configs) > 1 else "")
+            out.append(f"duplicate cell {k} in {', '.join(d)} {what}: every row is kept; the newest recorded one "
+                       f"is shown".replace("  ", " "))
         if self.missing:
             out.append(f"{len(self.missing)} cell(s) of the sweep are in no shard: {', '.join(self.missing)}")
         return out

@@ -74,7 +74,7 @@ def _v2_to_v3(row: dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     out["key"] = f"{row['key']}|eager|fp32"
     out |= {"runtime": "eager", "precision": "fp32", "runtime_info": None, "agreement": None,
-            "quality_delta": {}, "schema_version": 3}
+            "quality_delta": {}, "config_id": None, "config_group": None, "schema_version": 3}
     if isinstance(out.get("train"), dict):
         out["train"] = {**out["train"], "amp": None}
     return out
@@ -188,6 +188,14 @@ class Row:
     @property
     def quality_delta(self) -> dict[str, float]:
         return {m: v for m, v in self._part("quality_delta").items() if _num(v) is not None}
+
+    @property
+    def config_id(self) -> str | None:
+        return self.d.get("config_id") or None
+
+    @property
+    def config_group(self) -> str | None:
+        return self.d.get("config_group") or None
 
     @property
     def status(self) -> str:

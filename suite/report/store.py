@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from suite import jsonio
+from suite import faults, jsonio
 from suite.errors import UsageError
 from suite.report.rows import migrate, validate
 
@@ -46,7 +46,13 @@ class Store:
                 f.seek(-1, os.SEEK_END)
                 if f.read(1) != b"\n":  # a torn last line from a killed writer: leave it, start afresh
                     line = "\n" + line
-            f.write(line.encode())
+            data = line.encode()
+            if faults.armed("row-write"):  # the tests' power cut half-way through a row
+                f.write(data[: len(data) // 2])
+                f.flush()
+                os.fsync(f.fileno())
+                faults.kill_now()
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
 
@@ -54,17 +60,34 @@ class Store:
         return list(read_rows(self.path))
 
     def done_keys(self) -> set[str]:
-        return {r["key"] for r in self.rows() if r.get("status") in DONE_STATUSES}
+        return set(self.done())
+
+    def done(self) -> dict[str, str | None]:
+        """key -> config_id of the newest row of every cell that needs no re-run (``error`` cells do)."""
+        latest: dict[str, dict[str, Any]] = {}
+        for r in self.rows():
+            latest[r["key"]] = r
+        return {k: r.get("config_id") for k, r in latest.items() if r.get("status") in DONE_STATUSES}
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        """One sweep per output folder at a time."""
+        """One writer per results folder: an exclusive ``flock`` on ``.lock``, which holds the owner's pid.
+
+        The kernel drops the lock when its owner dies (however it dies), so a stale ``.lock`` left
+        by a killed sweep is simply taken over; a second live sweep fails at once with one line."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / ".lock", "w") as f:
+        with open(self.dir / ".lock", "a+") as f:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise UsageError(f"{self.dir} is in use by another run; wait for it or pass another --out") from None
+                f.seek(0)
+                owner = f.read().strip() or "?"
+                raise UsageError(f"{self.dir} is in use by another run (pid {owner}); wait for it to finish, or "
+                                 f"pass another --out") from None
+            f.seek(0)
+            f.truncate()
+            f.write(f"{os.getpid()}\n")
+            f.flush()
             yield
 
 

@@ -31,10 +31,11 @@ from suite.models.create import count_params
 from suite.models.deploy import count_norm_modules, deploy, deploy_error
 from suite.sweep.config import PROBE_FILE, PROBE_INPUTS, CellSpec
 from suite.sweep.distributed import finish, init_from_env, wrap
+from suite.sweep.identity import cell_id, cell_plan, variant_kwargs
 from suite.sweep.train import train
 from suite.task import TASKS, to_device
 from suite.variants import parse_variant
-from suite.variants.base import TrainingContext, after_training, before_training, budget_kwargs
+from suite.variants.base import TrainingContext, after_training, before_training
 
 
 def seed_everything(seed: int) -> None:
@@ -67,7 +68,7 @@ def run_cell(spec: CellSpec, out: dict[str, Any] | None = None) -> dict[str, Any
                 "distributed": dist.as_row(spec.sync_bn)})
     data = task.load(root, profile)
     out["dataset"] = asdict(data.info) | {"label": data.info.label}
-    vkw = {**budget_kwargs(variant.norm_cls, profile.recipe.steps, task.family), **spec.variant_kwargs}
+    vkw = variant_kwargs(task, variant, profile, spec.variant_kwargs)
     args = task.model_args(variant, profile, data, vkw)
     seed_everything(spec.seed)
     model = build(args).to(device)
@@ -133,7 +134,7 @@ def main(spec_path: str) -> int:
     spec = CellSpec(**jsonio.read(Path(spec_path)))
     if spec.threads:
         torch.set_num_threads(spec.threads)
-    result: dict[str, Any] = {"started_at": now_iso()}
+    result: dict[str, Any] = {"started_at": now_iso(), "cell_id": cell_id(cell_plan(spec))}
     t0 = time.perf_counter()
     partial: dict[str, Any] = {}
     try:

@@ -5,7 +5,8 @@ is written to the cell's ``spec.json`` and read back by the cell, so it holds pl
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,36 @@ class RunConfig:
 
     def as_json(self) -> dict[str, Any]:
         return _jsonable(asdict(self))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunConfig:
+        """The configuration ``as_json`` wrote (a run's ``run.json``); fields it lacks take their defaults."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["out"] = Path(values["out"])
+        values["data_root"] = None if values.get("data_root") is None else Path(values["data_root"])
+        shard = values.get("shard")
+        values["shard"] = None if shard is None else Shard(int(shard["index"]), int(shard["count"]))
+        return cls(**values)
+
+
+#: RunConfig fields that define what a cell means, with the option that sets each; a resumed run
+#: refuses to change any of them (the others: --cell-timeout, the nightly options)
+MEANING = {"tasks": "--tasks", "variants": "--variants", "seeds": "--seeds", "profile": "--profile",
+           "device": "--device", "data_root": "--data-root", "max_steps": "--max-steps",
+           "timing_s_per_model": "--timing-seconds", "threads": "--threads", "variant_kwargs": "--set",
+           "batch_size": "--batch-size", "throughput_batch": "--throughput-batch",
+           "nproc_per_node": "--nproc-per-node", "sync_bn": "--sync-bn", "shard": "--shard", "launch": "--inline",
+           "runtimes": "--runtime", "precisions": "--precision", "amp": "--amp"}
+
+
+def first_difference(stored: RunConfig, asked: RunConfig) -> tuple[str, Any, Any] | None:
+    """(option, stored value, asked value) of the first meaning-bearing field that differs, or None."""
+    a, b = stored.as_json(), asked.as_json()
+    for name, flag in MEANING.items():
+        if json.dumps(a.get(name), sort_keys=True) != json.dumps(b.get(name), sort_keys=True):
+            return flag, a.get(name), b.get(name)
+    return None
 
 
 def _jsonable(obj: Any) -> Any:

@@ -7,11 +7,12 @@ from suite.env import now_iso
 from suite.report.rows import SCHEMA_VERSION
 from suite.sweep.config import CellSpec
 from suite.sweep.distributed import DistInfo
+from suite.sweep.identity import config_group, config_id
 from suite.variants import parse_variant
 
 
 def make_row(ctx: dict[str, Any], spec: CellSpec, r: dict[str, Any], timing: dict[str, Any] | None = None, *,
-             runtime: str = "eager", precision: str = "fp32") -> dict[str, Any]:
+             runtime: str = "eager", precision: str = "fp32", plan: dict[str, Any] | None = None) -> dict[str, Any]:
     """``ctx``: the run's ``run_id``, ``launcher`` and ``provenance``; ``r``: the cell's result
     (its status at least) with this measurement's memory; ``timing``: the output of the timing
     group of this (runtime, precision), absent when nothing was timed.
@@ -19,7 +20,8 @@ def make_row(ctx: dict[str, Any], spec: CellSpec, r: dict[str, Any], timing: dic
     Quality is the cell's: in fp32 the trained model's evaluation, in a low precision the
     deployed model's evaluation in that precision (with eager PyTorch), with the change
     against fp32 in ``quality_delta``. How closely this runtime reproduces eager fp32 is
-    ``agreement``."""
+    ``agreement``. ``plan`` (``suite.sweep.identity.cell_plan``) gives the row its ``config_id``
+    and ``config_group``."""
     v = parse_variant(spec.variant)
     timing = timing or {}
     t = timing.get("models", {}).get(spec.variant, {})
@@ -33,6 +35,8 @@ def make_row(ctx: dict[str, Any], spec: CellSpec, r: dict[str, Any], timing: dic
                                    "label": f"real: {spec.data_root}" if real else "embedded"}
     return {
         "schema_version": SCHEMA_VERSION, "run_id": ctx["run_id"], "key": spec.key(runtime, precision),
+        "config_id": None if plan is None else config_id(plan, runtime, precision),
+        "config_group": None if plan is None else config_group(plan, runtime, precision),
         "task": spec.task, "variant": spec.variant, "norm": v.norm, "attention": v.attention,
         "seed": spec.seed, "profile": spec.profile, "device": spec.device,
         "status": r["status"], "message": r.get("message", ""),

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from suite import jsonio
+from suite import faults, jsonio
 from suite.env import now_iso
 from suite.errors import DataError, UsageError
 from suite.launch import Launcher, worker_launcher
@@ -24,6 +24,7 @@ from suite.report.leaderboard import write_reports
 from suite.report.rows import SCHEMA_VERSION
 from suite.report.store import Store
 from suite.sweep.config import PROBE_FILE, CellSpec, RunConfig
+from suite.sweep.identity import cell_id, cell_plan, config_id
 from suite.sweep.record import make_row
 from suite.sweep.shard import shard_groups
 from suite.task import TASKS
@@ -40,28 +41,36 @@ def run_sweep(cfg: RunConfig) -> int:
             raise DataError("; ".join(bad.values()))
         for task, message in bad.items():  # the other tasks still run; these get error rows
             print(f"normbench: error: task {task}: {message}", file=sys.stderr)
-        run_id = uuid.uuid4().hex[:12]
-        jsonio.write_atomic(cfg.out / "run.json", {"run_id": run_id, "started_at": now_iso(),
-                                                  "argv": sys.argv, "config": cfg.as_json()})
+        if cfg.resume and (cfg.out / "run.json").exists():  # the run's own record is never rewritten
+            run_id = jsonio.read(cfg.out / "run.json")["run_id"]
+            print(f"normbench: resuming run {run_id} in {cfg.out}", file=sys.stderr)
+        else:
+            run_id = uuid.uuid4().hex[:12]
+            jsonio.write_atomic(cfg.out / "run.json", {"run_id": run_id, "started_at": now_iso(),
+                                                      "argv": sys.argv, "config": cfg.as_json()})
         ctx = {"run_id": run_id, "launcher": _launcher(cfg).mode,
                "provenance": {"schema_version": SCHEMA_VERSION, **provenance(_torch_device(cfg.device))}}
-        done, errors = store.done_keys(), 0
+        done, errors = store.done(), 0
         mine = set(shard_groups(cfg.tasks, cfg.seeds, cfg.shard))
         for task in cfg.tasks:
             for seed in cfg.seeds:
                 if (task, seed) not in mine:
                     continue
                 specs = {v: cfg.cell(task, v, seed) for v in cfg.variants}
-                pending = {(v, r, p) for v in cfg.variants for r, p in cfg.measurements
-                           if specs[v].key(r, p) not in done}
+                plans = {v: cell_plan(specs[v]) for v in cfg.variants}
+                pending = {(v, r, p) for v in cfg.variants for r, p in cfg.measurements  # recorded as asked: done
+                           if done.get(specs[v].key(r, p), "") != config_id(plans[v], r, p)}
                 if task in bad:
                     rows: Iterable[dict] = (make_row(ctx, specs[v], {"status": "error", "message": bad[task]},
-                                                     runtime=r, precision=p) for v, r, p in sorted(pending))
+                                                     runtime=r, precision=p, plan=plans[v])
+                                            for v, r, p in sorted(pending))
                 else:
-                    rows = _run_group(cfg, ctx, specs, pending)
+                    rows = _run_group(cfg, ctx, specs, plans, pending)
                 for row in rows:
                     store.append(row)
                     errors += row["status"] == "error"
+                    faults.point("between-rows")
+        faults.point("report")
         print(write_reports(store.rows(), cfg.out))
         print(f"\nresults: {cfg.out}/ (rows.jsonl, table.csv, leaderboard.md)", file=sys.stderr)
     return 2 if bad else (1 if errors else 0)
@@ -82,7 +91,7 @@ def _launcher(cfg: RunConfig) -> Launcher:
     return Launcher(mode=mode, nproc=cfg.nproc_per_node, timeout_s=cfg.cell_timeout_s)
 
 
-def _run_group(cfg: RunConfig, ctx: dict[str, Any], specs: dict[str, CellSpec],
+def _run_group(cfg: RunConfig, ctx: dict[str, Any], specs: dict[str, CellSpec], plans: dict[str, dict[str, Any]],
                pending: set[tuple[str, str, str]]) -> Iterator[dict]:
     """Train the group's cells once, then measure them under every (runtime, precision): one
     interleaved timing worker per pair, so every ratio is paired inside one runtime."""
@@ -91,12 +100,13 @@ def _run_group(cfg: RunConfig, ctx: dict[str, Any], specs: dict[str, CellSpec],
     results: dict[str, dict[str, Any]] = {}
     for v in cfg.variants:
         if any(v == pv for pv, _, _ in pending):
-            results[v] = _cell_result(cfg, specs[v])
+            results[v] = _cell_result(cfg, specs[v], cell_id(plans[v]))
             _log(specs[v], results[v])
     base = cfg.baseline
     if base not in results:  # recorded earlier: reuse its deployed model for paired ratios
         prior = Path(specs[base].cell_dir) / "result.json"
-        if prior.exists() and artifact.exists(Path(specs[base].cell_dir)):
+        if prior.exists() and artifact.exists(Path(specs[base].cell_dir)) and \
+                jsonio.read(prior).get("cell_id") == cell_id(plans[base]):
             results[base] = jsonio.read(prior)
     ok = {v: r for v, r in results.items() if r["status"] == "ok"}
     device = _torch_device(cfg.device)
@@ -111,7 +121,7 @@ def _run_group(cfg: RunConfig, ctx: dict[str, Any], specs: dict[str, CellSpec],
             if r["status"] == "ok":
                 r |= {"status": "not-applicable", "message": reason} if reason else \
                     _measured(cfg, specs[v], r, timing, runtime, precision)
-            yield make_row(ctx, specs[v], r, timing, runtime=runtime, precision=precision)
+            yield make_row(ctx, specs[v], r, timing, runtime=runtime, precision=precision, plan=plans[v])
 
 
 def _measured(cfg: RunConfig, spec: CellSpec, r: dict[str, Any], timing: dict[str, Any], runtime: str,
@@ -130,12 +140,12 @@ def _measured(cfg: RunConfig, spec: CellSpec, r: dict[str, Any], timing: dict[st
     return {"memory": memory}
 
 
-def _cell_result(cfg: RunConfig, spec: CellSpec) -> dict[str, Any]:
+def _cell_result(cfg: RunConfig, spec: CellSpec, expected_id: str) -> dict[str, Any]:
     d = Path(spec.cell_dir)
     res_path, spec_path = d / "result.json", d / "spec.json"
     if res_path.exists() and spec_path.exists() and jsonio.read(spec_path) == spec.as_json():
         prior = jsonio.read(res_path)  # a finished cell from a run killed before its rows landed
-        if prior.get("status") == "ok" and artifact.exists(d):
+        if prior.get("status") == "ok" and prior.get("cell_id") == expected_id and artifact.exists(d):
             return prior
     d.mkdir(parents=True, exist_ok=True)
     res_path.unlink(missing_ok=True)

@@ -12,6 +12,7 @@ from timm.optim import create_optimizer_v2
 from timm.scheduler import CosineLRScheduler
 from tqdm import tqdm
 
+from suite import faults
 from suite.errors import Diverged
 from suite.sweep.distributed import mean_across
 from suite.task import Profile, Task, to_device
@@ -69,6 +70,7 @@ def train(model: nn.Module, task: Task, data: Any, profile: Profile, device: tor
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         step_times.append(time.perf_counter() - t0)
+        faults.point("train")
         losses.append(agreed.item())
         if step % 20 == 0:
             bar.set_postfix(loss=f"{losses[-1]:.3f}")

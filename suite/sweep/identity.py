@@ -1,0 +1,63 @@
+"""What a cell is: the configuration that defines its result, and a short id of it.
+
+``config_id`` hashes everything that defines one row's result: the task and its version, the
+variant with its versions and the keyword arguments it actually gets (budget rules and
+``--set`` applied), the profile as run (recipe, model keyword arguments), the seed, the data
+identity, the device type, how training was distributed and autocast, and the runtime and
+precision it was measured under. ``config_group`` hashes the same without what tells variants
+and seeds apart: rows of one group may be ranked and paired against each other; rows of
+different groups are never mixed without saying so. A resumed sweep reuses a recorded row only
+when its ``config_id`` is the one the run asks for.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from suite.sweep.config import CellSpec
+from suite.task import TASKS, Profile, Task
+from suite.variants import Variant, parse_variant
+from suite.variants.base import budget_kwargs
+
+#: plan fields that tell the variants and seeds of one comparison apart
+PER_CELL = ("variant", "variant_versions", "variant_kwargs", "seed")
+
+
+def variant_kwargs(task: Task, variant: Variant, profile: Profile, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The norm keywords a cell really uses: its budget rules for this run, then ``--set``."""
+    return {**budget_kwargs(variant.norm_cls, profile.recipe.steps, task.family), **overrides}
+
+
+def cell_plan(spec: CellSpec) -> dict[str, Any]:
+    """The trained cell's defining configuration, computed without training (nor loading data)."""
+    task = TASKS.get(spec.task)()
+    root = Path(spec.data_root) if spec.data_root else None
+    profile = task.profile(spec.profile, root, spec.max_steps, spec.batch_size, spec.throughput_batch)
+    variant = parse_variant(spec.variant)
+    return {"task": spec.task, "task_version": task.version, "variant": variant.name,
+            "variant_versions": variant.versions(), "variant_kwargs": variant_kwargs(task, variant, profile,
+                                                                                     spec.variant_kwargs),
+            "profile": profile.as_dict(), "seed": spec.seed, "device": spec.device,
+            "data": task.data_identity(root), "distributed": {"processes": spec.nproc_per_node,
+                                                              "sync_bn": spec.sync_bn},
+            "amp": spec.amp}
+
+
+def digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def cell_id(plan: dict[str, Any]) -> str:
+    """The trained cell (shared by all its runtimes and precisions)."""
+    return digest(plan)
+
+
+def config_id(plan: dict[str, Any], runtime: str, precision: str) -> str:
+    return digest(plan | {"runtime": runtime, "precision": precision})
+
+
+def config_group(plan: dict[str, Any], runtime: str, precision: str) -> str:
+    shared = {k: v for k, v in plan.items() if k not in PER_CELL}
+    return digest(shared | {"runtime": runtime, "precision": precision})
