@@ -15,7 +15,7 @@ TASKS = ("imagenet", "coco", "wikitext")
 def test_every_task_runs_on_real_layouts_and_crms_matches_ln(tiny_all: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = run_cli("--tasks", ",".join(TASKS), "--variants", "ln,crms", "--data-root", str(tiny_all),
-                   "--out", str(out), *FAST)
+                   "--out", str(out), "--inline", *FAST)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {(r["task"], r["variant"]): r for r in read_rows(out / "rows.jsonl")}
     assert len(rows) == 6 and all(r["status"] == "ok" for r in rows.values())

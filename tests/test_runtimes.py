@@ -52,7 +52,7 @@ def test_sweep_over_runtimes_rows_errors_and_matrix(tmp_path: Path) -> None:
     fp16 on CPU: not-applicable rows; the leaderboard gets per-runtime sections, the matrix and its heat map."""
     out = tmp_path / "run"
     proc = run_cli("--variants", "ln,noexport", "--tasks", "imagenet", "--precision", "fp32,fp16",
-                   "--runtime", "eager,compile,onnxruntime,cudagraphs", "--out", str(out), *FAST,
+                   "--runtime", "eager,compile,onnxruntime,cudagraphs", "--out", str(out), "--inline", *FAST,
                    env=plugin_env("faulty_norms"))
     assert proc.returncode == 1, proc.stderr[-3000:]  # a cell errored (the export), the sweep finished
     rows = {(r["variant"], r["runtime"], r["precision"]): r for r in read_rows(out / "rows.jsonl")}
@@ -75,7 +75,8 @@ def test_sweep_over_runtimes_rows_errors_and_matrix(tmp_path: Path) -> None:
 @pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no native bfloat16")
 def test_bf16_rows_carry_the_quality_change_against_fp32(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = run_cli("--variants", "ln,un", "--tasks", "imagenet", "--precision", "fp32,bf16", "--out", str(out), *FAST)
+    proc = run_cli("--variants", "ln,un", "--tasks", "imagenet", "--precision", "fp32,bf16", "--out", str(out),
+                   "--inline", *FAST)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {(r["variant"], r["precision"]): r for r in read_rows(out / "rows.jsonl")}
     for v in ("ln", "un"):

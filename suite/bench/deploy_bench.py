@@ -96,7 +96,7 @@ def run_deploy_bench(*, model: str, img_size: int, seq_len: int, variants: list[
             spec = {"models": {v: str(models_dir / v) for v in names}, "baseline": "ln", "device": device,
                     "threads": threads, "runtime": runtime, "precision": precision, "input_spec": spec_in,
                     "unit": "items/s", "probe": str(folder / "probe_inputs.pt"),
-                    "timing": {"budget_s": seconds, "throughput_batch": batch, "warmup_s": 1.0},
+                    "timing": {"budget_s": seconds, "throughput_batch": batch, "warmup_s": min(1.0, seconds / 8)},
                     "out": str(folder / f"timing-{runtime}-{precision}.json")}
             jsonio.write_atomic(folder / f"timing-{runtime}-{precision}-spec.json", spec)
             err = Launcher(mode="subprocess").run("suite.measure.timing_worker",
