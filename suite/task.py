@@ -161,7 +161,13 @@ class Task:
     def loss(self, model: nn.Module, batch: Any, profile: Profile) -> torch.Tensor:
         raise NotImplementedError
 
-    def evaluate(self, model: nn.Module, data: Any, profile: Profile, device: torch.device) -> dict[str, float]:
+    #: eval items (images, windows) a learning-curve point evaluates: a fixed subset, the first ones
+    curve_eval_items = 128
+
+    def evaluate(self, model: nn.Module, data: Any, profile: Profile, device: torch.device,
+                 limit: int | None = None) -> dict[str, float]:
+        """The task's metrics on its eval split; ``limit``: on its first ``limit`` items only (the
+        learning curve's cheap evaluation; the primary metric at least)."""
         raise NotImplementedError
 
     def deploy_probe(self, model: nn.Module) -> nn.Module:

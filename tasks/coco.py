@@ -32,6 +32,7 @@ class Coco(Task):
     metrics = {"map": "higher", "ap50": "higher"}
     throughput_unit = "img/s"
     data_folder = "coco"
+    curve_eval_items = 24
 
     def profiles(self, embedded: bool) -> dict[str, Profile]:
         img = 96 if embedded else 128
@@ -102,12 +103,16 @@ class Coco(Task):
         return sum(model(batch[0], batch[1]).values())
 
     @torch.inference_mode()
-    def evaluate(self, model: nn.Module, data: Any, profile: Profile, device: torch.device) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, data: Any, profile: Profile, device: torch.device,
+                 limit: int | None = None) -> dict[str, float]:
         from pycocotools.cocoeval import COCOeval
         model.eval()
         val, results = data.val, []
-        for i in range(0, len(val), profile.recipe.eval_batch_size):
-            items = [val[j] for j in range(i, min(len(val), i + profile.recipe.eval_batch_size))]
+        n = len(val) if limit is None else min(limit, len(val))
+        image_ids = []
+        for i in range(0, n, profile.recipe.eval_batch_size):
+            items = [val[j] for j in range(i, min(n, i + profile.recipe.eval_batch_size))]
+            image_ids += [int(t["image_id"]) for _, t in items]
             outputs = model([x.to(device) for x, _ in items])
             for (_, target), out in zip(items, outputs):
                 for box, score, label in zip(out["boxes"].tolist(), out["scores"].tolist(), out["labels"].tolist()):
@@ -117,6 +122,8 @@ class Coco(Task):
             return {"map": 0.0, "ap50": 0.0, "detections": 0}
         with contextlib.redirect_stdout(io.StringIO()):
             ev = COCOeval(val.coco, val.coco.loadRes(results), "bbox")
+            if limit is not None:  # score the evaluated images only
+                ev.params.imgIds = image_ids
             ev.evaluate()
             ev.accumulate()
             ev.summarize()

@@ -96,11 +96,16 @@ class ImageNet(Task):
         return F.cross_entropy(model(x), y, label_smoothing=profile.recipe.label_smoothing)
 
     @torch.inference_mode()
-    def evaluate(self, model: nn.Module, data: Any, profile: Profile, device: torch.device) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, data: Any, profile: Profile, device: torch.device,
+                 limit: int | None = None) -> dict[str, float]:
         model.eval()
         correct1 = correct5 = n = 0
         loss_sum = 0.0
         for x, y in data.eval_batches(profile.recipe.eval_batch_size):
+            if limit is not None and n >= limit:
+                break
+            if limit is not None:
+                x, y = x[:limit - n], y[:limit - n]
             x, y = to_device((x, y), device)
             logits = model(x).float()
             loss_sum += F.cross_entropy(logits, y, reduction="sum").item()

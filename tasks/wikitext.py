@@ -38,6 +38,7 @@ class WikiText(Task):
     metrics = {"ppl": "lower", "ppl_valid": "lower", "bpb": "lower"}
     throughput_unit = "tok/s"
     data_folder = "wikitext"
+    curve_eval_items = 16
     default = True
 
     def profiles(self, embedded: bool) -> dict[str, Profile]:
@@ -100,12 +101,18 @@ class WikiText(Task):
         return model(input_ids=batch, labels=batch).loss
 
     @torch.inference_mode()
-    def evaluate(self, model: nn.Module, data: Any, profile: Profile, device: torch.device) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, data: Any, profile: Profile, device: torch.device,
+                 limit: int | None = None) -> dict[str, float]:
         model.eval()
         out = {}
-        for split in ("valid", "test"):
-            nll, tokens = 0.0, 0
+        for split in ("valid", "test") if limit is None else ("test",):  # a curve point: test perplexity only
+            nll, tokens, windows = 0.0, 0, 0
             for ids, mask in data.chunks(split, profile.extra["seq_len"], profile.recipe.eval_batch_size):
+                if limit is not None and windows >= limit:
+                    break
+                if limit is not None:
+                    ids, mask = ids[:limit - windows], mask[:limit - windows]
+                windows += len(ids)
                 ids, mask = to_device((ids, mask), device)
                 with token_mask(mask):
                     logits = model(input_ids=ids).logits.float()
@@ -114,7 +121,7 @@ class WikiText(Task):
                 nll += float(losses[target_ok].sum())
                 tokens += int(target_ok.sum())
             out["ppl" if split == "test" else "ppl_valid"] = math.exp(nll / tokens)
-            if split == "test":  # bytes of the predicted text, tokenizer-independent
+            if split == "test" and limit is None:  # bytes of the predicted text, tokenizer-independent
                 predicted_bytes = data.bytes[split] * tokens / len(data.ids[split])
                 out["bpb"] = nll / math.log(2) / predicted_bytes
         return out

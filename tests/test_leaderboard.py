@@ -14,6 +14,7 @@ def row(variant: str, seed: int, top1: float | None, status: str = "ok", shift: 
         "seed": seed, "profile": "smoke", "device": "cpu", "status": status,
         "message": "" if status == "ok" else "RuntimeError: boom",
         "quality": {} if top1 is None else {"top1": top1}, "metric_better": {"top1": "higher"},
+        "primary_metric": "top1",
         "latency": {"p50_ms": 1.0 + shift, "ratio": {"baseline": "ln", "value": 1.0, "lo": 1.0, "hi": 1.0,
                                                      "log_ratios": logs}} if status == "ok" else None,
         "throughput": {"value": 100.0, "unit": "img/s"} if status == "ok" else None,
@@ -71,6 +72,25 @@ def test_host_load_sees_a_competing_process() -> None:
     for p in procs:
         p.wait()
     assert busy["others_cpu_fraction"] > 0.5, busy  # one spinner per CPU: most of the machine
+
+
+def test_seed_paired_verdicts_and_schedule_footnotes(tmp_path: Path) -> None:
+    rows = []
+    for seed, base in enumerate((95.0, 97.0, 96.0)):
+        rows += [row("ln", seed, base), row("crms", seed, base), row("un", seed, base - 2.0 - 0.1 * seed),
+                 row("up", seed, base + 1.0 + 0.05 * seed)]
+    for r in rows:
+        if r["variant"] == "un":
+            r["model"]["schedule"] = {"used": {"warmup_iters": 11}, "reference": {"warmup_iters": 4000},
+                                      "scaled": True}
+    md = leaderboard_markdown(rows)
+    lines = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+    header = [c.strip() for c in lines["variant"].split("|")]
+    assert "Δ top-1 % vs ln [95% CI]" in header and "verdict" in header
+    assert "same within noise" in lines["crms"] and "+0.00 [+0.00, +0.00]" in lines["crms"]
+    assert "| worse " in lines["un"] and "| better " in lines["up"] and "| baseline " in lines["ln"]
+    assert "`un` ran with warmup_iters=11 (published: warmup_iters=4000)" in md
+    assert "`up` ran with" not in md
 
 
 def test_runtime_sections_and_the_deployment_matrix(tmp_path: Path) -> None:

@@ -41,8 +41,14 @@ def test_failing_variants_become_rows_and_the_sweep_goes_on(tmp_path: Path) -> N
     prov = ln["provenance"]
     assert prov["schema_version"] == ln["schema_version"] == SCHEMA_VERSION
     assert prov["libraries"]["torch"] and prov["device"]["type"] == "cpu" and "git" in prov
+    curve = ln["train"]["curve"]  # the learning curve: ~10 points of train loss and the eval metric on a subset
+    assert curve["metric"] == "top1" and curve["eval_items"] == 128 and curve["steps"] == [1, 2, 3, 4, 5, 6]
+    assert len(curve["train_loss"]) == len(curve["values"]) == 6 and all(0 <= v <= 100 for v in curve["values"])
     board = (out / "leaderboard.md").read_text()
     assert "embedded" in board and "boom from the test plugin" in board
+    assert "(curves-imagenet-smoke-cpu-embedded.png)" in board
+    assert (out / "curves-imagenet-smoke-cpu-embedded.png").stat().st_size > 1000
+    assert "1 seed, no verdict" in board  # one seed: a difference, no ranking
     assert board.index("| ln ") < board.index("| boom ")
     assert (out / "table.csv").read_text().count("\n") == 4
 

@@ -208,7 +208,8 @@ def typed_value(item: str, param: inspect.Parameter, text: str) -> Any:
     try:
         return _convert(kind, text.strip())
     except ValueError:
-        example = {"bool": "true or false", "int": "an integer", "float": "a number", "tuple": "a list like 1,2"}
+        example = {"bool": "true or false", "int": "an integer (or N% of the run's steps)", "float": "a number",
+                   "tuple": "a list like 1,2"}
         raise UsageError(f"--set {item!r}: {param.name} takes {example.get(kind, 'a value')} "
                          f"(its default is {param.default!r})") from None
 
@@ -235,6 +236,11 @@ def _convert(kind: str, text: str) -> Any:
         if text.lower() not in words:
             raise ValueError(text)
         return words[text.lower()]
+    if kind == "int" and text.endswith("%"):  # a fraction of the cell's optimizer steps, resolved per cell
+        share = float(text[:-1])
+        if not 0 < share <= 1000:
+            raise ValueError(text)
+        return f"{share:g}%"
     if kind == "int":
         value = float(text)
         if not value.is_integer():

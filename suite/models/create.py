@@ -98,7 +98,9 @@ def build_lm(name: str, **overrides: Any) -> nn.Module:
             fields[token] = fields["vocab_size"] - 1
     fields.setdefault("loss_type", "ForCausalLM")  # name the loss: transformers warns when it must guess
     config = cfg_cls(**fields)
-    return model_cls(config)
+    model = model_cls(config)
+    model.loss_type = "ForCausalLM"  # transformers reads the attribute, not only the config, and warns on None
+    return model
 
 
 def count_params(model: nn.Module) -> int:

@@ -18,7 +18,8 @@ from tabulate import tabulate
 from suite.env import now_iso
 from suite.measure.gpu import state_flag, state_warnings
 from suite.report.matrix import deployment_matrices, machine, pooled_ratio
-from suite.report.plots import matrix_heatmaps, pareto_plots
+from suite.report.plots import curve_plots, matrix_heatmaps, pareto_plots
+from suite.report.quality import paired_difference
 from suite.report.rows import METRIC_LABEL, Row, latest_rows
 
 ARROW = {"higher": "↑", "lower": "↓"}
@@ -31,7 +32,8 @@ def write_reports(rows: list[dict[str, Any]], out_dir: Path,
     rows = latest_rows(rows)
     out_dir = Path(out_dir)
     flat_table(rows).to_csv(out_dir / "table.csv", index=False)
-    links = pareto_plots(rows, out_dir) + matrix_heatmaps(rows, out_dir) + list(extra_links or [])
+    links = pareto_plots(rows, out_dir) + curve_plots(rows, out_dir) + matrix_heatmaps(rows, out_dir) + \
+        list(extra_links or [])
     md = leaderboard_markdown(rows)
     if links:
         md += "\n## Plots\n\n" + "\n".join(f"- [{title}]({name})" for title, name in links) + "\n"
@@ -51,7 +53,9 @@ def leaderboard_markdown(rows: list[dict[str, Any]]) -> str:
     parts = ["# normbench leaderboard", "",
              f"Generated from `rows.jsonl` ({len(rows)} cells) at {now_iso()}; do not edit by hand.",
              "Arrows point to better. Latency: deployed model, batch 1, eval mode; ratio to `ln` is paired "
-             "per interleaved round, pooled over seeds, with a 95% bootstrap interval.", ""]
+             "per interleaved round, pooled over seeds, with a 95% bootstrap interval. Quality: mean ± std over "
+             "seeds; the primary metric's difference to `ln` is paired by seed with a 95% t interval, and the "
+             "verdict is `better`/`worse` only when that interval excludes 0 (one seed: no verdict).", ""]
     sections: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
         sections.setdefault(_section_key(r), []).append(r)
@@ -78,9 +82,23 @@ def leaderboard_markdown(rows: list[dict[str, Any]]) -> str:
                   "its latency may be inflated" for r in views if state_warnings(r.gpu_state)]
         notes += [f"- ⚠ `{r.variant}` seed {r.seed}: {host_warning(r.d)}; its latency may be inflated"
                   for r in views if r.ok and host_warning(r.d)]
+        notes += schedule_notes(views)
         parts += notes + ([""] if notes else [])
     parts += deployment_matrices(rows)
     return "\n".join(parts)
+
+
+def schedule_notes(views: list[Row]) -> list[str]:
+    """One footnote per variant that ran with budget-tied keywords other than the published ones."""
+    notes = {}
+    for r in views:
+        sched = ((r.d.get("model") or {}).get("schedule") or {})
+        if sched.get("scaled") and r.variant not in notes:
+            used = ", ".join(f"{k}={v}" for k, v in sched["used"].items())
+            ref = ", ".join(f"{k}={v}" for k, v in sched["reference"].items())
+            notes[r.variant] = (f"- `{r.variant}` ran with {used} (published: {ref}): a schedule set for this run's "
+                                f"budget by the suite's rule or --set, not the paper's; see docs/methods.md")
+    return list(notes.values())
 
 
 #: other processes using more than this share of the machine's CPU time during timing flag a row
@@ -117,8 +135,28 @@ def _section_table(rows: list[dict[str, Any]]) -> str:
     for r in views:
         better.update(r.metric_better)
     unit = next((r.throughput_unit for r in views if r.throughput_unit), "items/s")
+    primary = next((r.primary_metric for r in views if r.primary_metric), None)
     lines = [_line(v, [r for r in views if r.variant == v], better, base, unit) for v in order]
+    if primary in better:
+        base_q = _by_seed([r for r in views if r.variant == base], primary)
+        for v, line in zip(order, lines):
+            _add_verdict(line, v == base, _by_seed([r for r in views if r.variant == v], primary), base_q,
+                         better[primary], f"Δ {METRIC_LABEL.get(primary, primary)} vs {base} [95% CI]")
     return tabulate(lines, headers="keys", tablefmt="github", disable_numparse=True)
+
+
+def _by_seed(rows: list[Row], metric: str) -> dict[int, float]:
+    return {r.seed: r.quality[metric] for r in rows if r.ok and metric in r.quality}
+
+
+def _add_verdict(line: dict[str, str], is_base: bool, q: dict[int, float], base_q: dict[int, float], better: str,
+                 header: str) -> None:
+    """The seed-paired difference of the primary metric to the baseline, and its verdict word."""
+    if is_base:
+        line[header], line["verdict"] = "-", "baseline"
+        return
+    d = paired_difference(q, base_q, better)
+    line[header], line["verdict"] = d.show(), d.verdict
 
 
 def _median(values: list[float | None]) -> float | None:

@@ -157,3 +157,45 @@ def _draw_matrix(cells: dict[str, dict[tuple[str, str], Any]], columns: list[tup
     fig.colorbar(image, ax=ax, label="log2(latency / ln)")
     fig.tight_layout()
     fig.savefig(path)
+
+
+def curve_plots(rows: list[dict[str, Any]], out_dir: Path) -> list[tuple[str, str]]:
+    """Learning curves per (task, profile, device, data): the eval metric on the fixed subset and the train
+    loss against the step, one line per variant (mean over seeds) with a band of one standard deviation."""
+    cells: dict[tuple, dict[tuple[str, int], dict[str, Any]]] = {}
+    for r in map(Row, latest_rows(rows)):
+        curve = ((r.d.get("train") or {}).get("curve"))
+        if r.ok and curve and curve.get("values"):  # a trained cell's curve, once (its runtimes repeat it)
+            cells.setdefault((r.task, r.profile, r.device, r.dataset_kind, machine(r)), {})[(r.variant, r.seed)] = curve
+    links = []
+    for (task, profile, device, kind, where), curves in cells.items():
+        name = f"curves-{slug(task, profile, device, kind)}.png"
+        metric = next(iter(curves.values()))["metric"]
+        title = f"{task} · {profile} · {where} · {kind}: learning curves"
+        _draw_curves(curves, metric, title, Path(out_dir) / name)
+        links.append((title, name))
+    return links
+
+
+def _draw_curves(curves: dict[tuple[str, int], dict[str, Any]], metric: str, title: str, path: Path) -> None:
+    fig = Figure(figsize=(10, 4.0), dpi=110)
+    left, right = fig.subplots(1, 2)
+    for variant in dict.fromkeys(v for v, _ in curves):
+        mine = [c for (v, _), c in curves.items() if v == variant]
+        steps = mine[0]["steps"]
+        same = [c for c in mine if c["steps"] == steps]
+        for ax, key in ((left, "values"), (right, "train_loss")):
+            vals = np.array([c[key] for c in same], dtype=np.float64)
+            mean, sd = vals.mean(0), vals.std(0, ddof=1) if len(vals) > 1 else np.zeros(vals.shape[1])
+            ax.plot(steps, mean, marker=".", lw=1.2, label=f"{variant} ({len(same)} seed{'s' * (len(same) > 1)})")
+            ax.fill_between(steps, mean - sd, mean + sd, alpha=0.2)
+    items = next(iter(curves.values())).get("eval_items")
+    left.set_ylabel(f"{METRIC_LABEL.get(metric, metric)} on the first {items} eval items")
+    right.set_ylabel("train loss (mean since the previous point)")
+    for ax in (left, right):
+        ax.set_xlabel("optimizer step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)

@@ -9,6 +9,7 @@ afterwards from those files by their own workers, once per runtime and precision
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 import random
 import sys
@@ -75,13 +76,18 @@ def run_cell(spec: CellSpec, out: dict[str, Any] | None = None) -> dict[str, Any
     before_training(variant.norm_cls, model, TrainingContext(steps=profile.recipe.steps, family=task.family,
                                                              world_size=dist.world, sync_bn=spec.sync_bn))
     out["model"] = {"name": profile.model, "kwargs": profile.model_kwargs, "variant_kwargs": vkw,
-                    "attention": getattr(model, "normbench_attention", None), "params_train": count_params(model)}
+                    "attention": getattr(model, "normbench_attention", None), "params_train": count_params(model),
+                    "schedule": schedule(variant.norm_cls, vkw)}
+    curve = learning_curve(task, model, data, profile, device) if dist.main else None
     stats = train(model, task, data, profile, device, spec.seed, desc=f"{spec.task}/{spec.variant}/s{spec.seed}",
-                  runner=wrap(model, dist, device), show=dist.main, amp=training_amp(spec.amp, profile, device))
+                  runner=wrap(model, dist, device), show=dist.main, amp=training_amp(spec.amp, profile, device),
+                  curve=curve)
     finish()  # training was the collective part; rank 0 alone recalibrates, evaluates and deploys
     if not dist.main:
         return None
     out["train"] = asdict(stats)
+    if stats.curve is not None:
+        out["train"]["curve"] |= {"metric": task.primary_metric, "eval_items": task.curve_eval_items}
     after_training(variant.norm_cls, model, task.train_batches(data, profile, spec.seed),
                    lambda batch: task.forward(model, to_device(batch, device)))
     out["quality"] = task.evaluate(model.eval(), data, profile, device)
@@ -92,6 +98,25 @@ def run_cell(spec: CellSpec, out: dict[str, Any] | None = None) -> dict[str, Any
     save_deployed(Path(spec.cell_dir), deployed, args)
     torch.save(task.eval_inputs(data, PROBE_INPUTS, device, profile).cpu(), Path(spec.cell_dir) / PROBE_FILE)
     return out
+
+
+def schedule(norm_cls: type, vkw: dict[str, Any]) -> dict[str, Any] | None:
+    """The norm's budget-tied keywords as used and as published (None for a norm without any)."""
+    reference = dict(getattr(norm_cls, "reference_kwargs", {}) or {})
+    if not reference:
+        return None
+    used = {k: vkw.get(k, v) for k, v in reference.items()}
+    return {"used": used, "reference": reference, "scaled": used != reference}
+
+
+def learning_curve(task: Any, model: torch.nn.Module, data: Any, profile: Any,
+                   device: torch.device) -> Any:
+    """The learning curve's evaluation: the primary metric on the first ``curve_eval_items`` eval
+    items; None for a task whose ``evaluate`` takes no ``limit``."""
+    if "limit" not in inspect.signature(task.evaluate).parameters:
+        return None
+    n = task.curve_eval_items
+    return lambda: task.evaluate(model, data, profile, device, limit=n)[task.primary_metric]
 
 
 def training_amp(requested: str | None, profile: Any, device: torch.device) -> str | None:

@@ -26,8 +26,12 @@ PER_CELL = ("variant", "variant_versions", "variant_kwargs", "seed")
 
 
 def variant_kwargs(task: Task, variant: Variant, profile: Profile, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The norm keywords a cell really uses: its budget rules for this run, then ``--set``."""
-    return {**budget_kwargs(variant.norm_cls, profile.recipe.steps, task.family), **overrides}
+    """The norm keywords a cell really uses: its budget rules for this run, then ``--set`` (where a
+    value ``"N%"`` means N% of this cell's optimizer steps, at least 1)."""
+    steps = profile.recipe.steps
+    resolved = {k: max(1, round(float(v[:-1]) / 100 * steps)) if isinstance(v, str) and v.endswith("%") else v
+                for k, v in overrides.items()}
+    return {**budget_kwargs(variant.norm_cls, steps, task.family), **resolved}
 
 
 def cell_plan(spec: CellSpec) -> dict[str, Any]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,15 +27,27 @@ class TrainStats:
     final_loss: float
     loss_curve: list[float]  # mean loss per 1/20th of the run
     amp: str | None = None   # autocast dtype of the forward pass (CUDA), None in full precision
+    curve: dict[str, Any] | None = None  # the learning curve: train loss and eval metric at ~10 points
+
+
+#: how many points of the run the learning curve evaluates at
+CURVE_POINTS = 10
+
+
+def curve_steps(steps: int, points: int = CURVE_POINTS) -> list[int]:
+    """The optimizer steps (1-based) after which the learning curve is evaluated, evenly spread."""
+    return sorted({max(1, round(k * steps / points)) for k in range(1, points + 1)})
 
 
 def train(model: nn.Module, task: Task, data: Any, profile: Profile, device: torch.device, seed: int,
           desc: str = "train", runner: nn.Module | None = None, show: bool = True,
-          amp: str | None = None) -> TrainStats:
+          amp: str | None = None, curve: Callable[[], float] | None = None) -> TrainStats:
     """Train ``model`` in place; ``runner`` (e.g. its DDP wrapper) is what the loss calls.
 
     ``amp`` ("bf16" | "fp16", CUDA only) runs the forward pass under autocast, as the DeiT
     recipe does; fp16 scales the loss (``torch.amp.GradScaler``) so small gradients survive.
+    ``curve()`` evaluates the model (in eval mode, without touching its training state or the
+    random streams) at ``curve_steps``; its time is kept out of the step times and ``time_s``.
     """
     r = profile.recipe
     amp = amp if device.type == "cuda" else None
@@ -49,6 +62,7 @@ def train(model: nn.Module, task: Task, data: Any, profile: Profile, device: tor
                               warmup_lr_init=r.lr * 1e-3, warmup_prefix=True, t_in_epochs=False)
     batches = task.train_batches(data, profile, seed)
     step_times, losses = [], []
+    points, values, point_loss, eval_s, last = set(curve_steps(r.steps)) if curve else set(), [], [], 0.0, 0
     t_start = time.perf_counter()
     bar = tqdm(range(r.steps), desc=desc, leave=False, mininterval=1.0, dynamic_ncols=True, disable=not show)
     for step in bar:
@@ -72,11 +86,28 @@ def train(model: nn.Module, task: Task, data: Any, profile: Profile, device: tor
         step_times.append(time.perf_counter() - t0)
         faults.point("train")
         losses.append(agreed.item())
+        if step + 1 in points:
+            t_eval = time.perf_counter()
+            point_loss.append(sum(losses[last:]) / len(losses[last:]))  # mean train loss since the last point
+            last = step + 1
+            values.append(_evaluate_point(curve, model, runner))  # type: ignore[arg-type]
+            eval_s += time.perf_counter() - t_eval
         if step % 20 == 0:
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
     bar.close()
     chunk = max(1, math.ceil(len(losses) / 20))
-    curve = [sum(losses[i:i + chunk]) / len(losses[i:i + chunk]) for i in range(0, len(losses), chunk)]
+    curve_means = [sum(losses[i:i + chunk]) / len(losses[i:i + chunk]) for i in range(0, len(losses), chunk)]
     steady = sorted(step_times[len(step_times) // 10:]) or sorted(step_times)
-    return TrainStats(r.steps, time.perf_counter() - t_start, 1e3 * steady[len(steady) // 2],
-                      losses[-1], curve, amp)
+    learning = {"steps": sorted(points), "train_loss": point_loss, "values": values} if curve else None
+    return TrainStats(r.steps, time.perf_counter() - t_start - eval_s, 1e3 * steady[len(steady) // 2],
+                      losses[-1], curve_means, amp, learning)
+
+
+def _evaluate_point(curve: Callable[[], float], model: nn.Module, runner: nn.Module) -> float:
+    """One point of the learning curve: eval mode for the evaluation, train mode again after."""
+    model.eval()
+    try:
+        return float(curve())
+    finally:
+        model.train()
+        runner.train()

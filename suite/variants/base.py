@@ -40,6 +40,9 @@ class Norm(nn.Module):
     ln_like = False
     #: False only for the baseline that keeps the model's own norm modules
     replaces_model_norm = True
+    #: the published values of keywords that ``budget_kwargs`` rescales (rows and the leaderboard
+    #: say when a cell ran with other values)
+    reference_kwargs: dict[str, Any] = {}
 
     @classmethod
     def budget_kwargs(cls, total_steps: int, family: str = "vision") -> dict[str, Any]:

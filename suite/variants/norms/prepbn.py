@@ -44,6 +44,7 @@ class PRepBN(Norm):
     version = "1"
     foldable = True
     ln_like = True  # the LN branch keeps the eps of the LayerNorm it replaces
+    reference_kwargs = {"total_steps": REFERENCE_TOTAL_STEPS}  # the reference DeiT/Swin schedule
 
     @classmethod
     def before_training(cls, model: nn.Module, ctx: TrainingContext) -> None:

@@ -72,6 +72,7 @@ class UnifiedNorm(Norm):
     version = "1"
     foldable = True
     ln_like = False
+    reference_kwargs = {"warmup_iters": 4000, "r_warmup": 1000}  # the reference code's ImageNet values
 
     def __init__(self, dim: int, *, eps: float = 1e-5, window_size: int = 4, warmup_iters: int = 4000,
                  momentum: float = 0.9, outlier_filtration: bool = True, r_warmup: int = 1000) -> None:
