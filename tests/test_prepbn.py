@@ -94,7 +94,7 @@ def test_recalibration_changes_only_bn_statistics() -> None:
     assert model.training  # restored
 
 
-def test_budget_rule_is_the_reference_fraction() -> None:
+def test_budget_rule_is_the_reference_fraction_for_vision_and_the_studied_one_for_lms() -> None:
     assert PRepBN.budget_kwargs(375_300) == {"total_steps": 60_000}
     assert PRepBN.budget_kwargs(1000) == {"total_steps": 160}
-    assert PRepBN.budget_kwargs(1000, family="lm") == {"total_steps": 160, "warmup_steps": 100}
+    assert PRepBN.budget_kwargs(1000, family="lm") == {"total_steps": 400, "warmup_steps": 100}

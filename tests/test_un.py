@@ -10,6 +10,7 @@ import torch
 
 from suite import create_norm
 from suite.variants.masking import token_mask
+from suite.variants.norms.un import UnifiedNorm
 
 F64 = torch.float64
 
@@ -132,3 +133,10 @@ def test_un_defaults_and_keywords() -> None:
     custom = create_norm("un", 4, window_size=8, warmup_iters=10, outlier_filtration=False, momentum=0.5, eps=1e-3)
     assert (custom.window_size, custom.warmup_iters, custom.momentum, custom.eps) == (8, 10, 0.5, 1e-3)
     assert custom.buf_x2.shape == (8, 4) and not custom.outlier_filtration
+
+
+def test_budget_rule_keeps_the_reference_warmups_capped_at_a_fifth_of_the_run() -> None:
+    un = UnifiedNorm
+    assert un.budget_kwargs(375_300) == {"warmup_iters": 4000, "r_warmup": 1000}  # a paper-length run
+    assert un.budget_kwargs(1000) == {"warmup_iters": 200, "r_warmup": 200}  # the smoke imagenet run
+    assert un.budget_kwargs(10_000) == {"warmup_iters": 2000, "r_warmup": 1000}

@@ -83,9 +83,20 @@ def leaderboard_markdown(rows: list[dict[str, Any]]) -> str:
         notes += [f"- ⚠ `{r.variant}` seed {r.seed}: {host_warning(r.d)}; its latency may be inflated"
                   for r in views if r.ok and host_warning(r.d)]
         notes += schedule_notes(views)
+        notes += one_seed_note(views)
         parts += notes + ([""] if notes else [])
     parts += deployment_matrices(rows)
     return "\n".join(parts)
+
+
+def one_seed_note(views: list[Row]) -> list[str]:
+    """Why a section carries no verdicts: every variant ran one seed."""
+    seeds = {r.seed for r in views if r.ok}
+    if len(seeds) != 1:
+        return []
+    return ["- One seed: the differences to `ln` get no interval and no verdict, so this table does not rank the "
+            "variants' quality. Run more seeds for verdicts (`--seeds 0,1,2`; each seed costs one more run of "
+            "this section)."]
 
 
 def schedule_notes(views: list[Row]) -> list[str]:
