@@ -65,6 +65,7 @@ def test_resume_runs_the_stored_configuration_and_refuses_another(tmp_path: Path
     assert len(err) == 1 and "--variants would change it (ln,none,bn -> ln,un)" in err[0]
     assert (out / "rows.jsonl").read_bytes() == before  # the refused call wrote nothing
     run_json = (out / "run.json").read_bytes()
+    out = out.rename(tmp_path / "moved")  # a run folder moved (or copied) since it started completes where it is
     resumed = run_cli("--resume", "--out", str(out), "--cell-timeout", "600")  # allowed: no cell changes meaning
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     rows = whole_rows(out / "rows.jsonl")
@@ -73,6 +74,7 @@ def test_resume_runs_the_stored_configuration_and_refuses_another(tmp_path: Path
                                                                                                   "wikitext"}
     assert {r["train"]["steps"] for r in rows} == {4} and len({r["run_id"] for r in rows}) == 1
     assert (out / "run.json").read_bytes() == run_json  # never overwritten
+    assert not (tmp_path / "D").exists()
 
 
 def test_a_second_sweep_on_the_same_folder_exits_at_once(tmp_path: Path) -> None:

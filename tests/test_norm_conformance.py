@@ -34,20 +34,25 @@ def test_shape_finite_gradients_and_state_dict(name: str) -> None:
     torch.testing.assert_close(clone(x), norm(x))
 
 
-@pytest.mark.parametrize("name", NORM_NAMES)
-def test_swaps_into_a_tiny_vit_trains_and_deploys(name: str) -> None:
-    torch.manual_seed(0)
-    norm_cls = NORMS.get(name)
-    model = create_model("vit_tiny_patch16_224", name, variant_kwargs=budget_kwargs(norm_cls, 5), **TINY_VIT)
+def train_steps(model: torch.nn.Module, loss_fn: Callable[[], torch.Tensor], steps: int = 3) -> None:
+    """A few AdamW steps, each loss finite, then eval mode."""
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
-    x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 5, (8,))
-    for _ in range(3):
-        loss = torch.nn.functional.cross_entropy(model(x), y)
+    for _ in range(steps):
+        loss = loss_fn()
         assert torch.isfinite(loss)
         opt.zero_grad()
         loss.backward()
         opt.step()
     model.eval()
+
+
+@pytest.mark.parametrize("name", NORM_NAMES)
+def test_swaps_into_a_tiny_vit_trains_and_deploys(name: str) -> None:
+    torch.manual_seed(0)
+    norm_cls = NORMS.get(name)
+    model = create_model("vit_tiny_patch16_224", name, variant_kwargs=budget_kwargs(norm_cls, 5), **TINY_VIT)
+    x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 5, (8,))
+    train_steps(model, lambda: torch.nn.functional.cross_entropy(model(x), y))
     deployed = deploy(model)
     assert deployed is not model and model.training is False
     assert deploy_error(model, deployed, x) <= 1e-5
@@ -58,15 +63,8 @@ def test_swaps_into_a_tiny_gpt2_and_trains(name: str) -> None:
     torch.manual_seed(0)
     norm_cls = NORMS.get(name)
     model = create_model("gpt2-tiny", name, variant_kwargs=budget_kwargs(norm_cls, 5))
-    opt = torch.optim.AdamW(model.parameters(), 1e-3)
     ids = torch.randint(0, 512, (4, 16))
-    for _ in range(3):
-        loss = model(ids, labels=ids).loss
-        assert torch.isfinite(loss)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
+    train_steps(model, lambda: model(ids, labels=ids).loss)
     assert deploy_error(model, deploy(model), ids) <= 1e-5
 
 
@@ -88,16 +86,13 @@ def trains_and_deploys(model_name: str, variant: str, kw: dict, make: Callable[[
         model = create_model(model_name, v, variant_kwargs=budget_kwargs(v.norm_cls, 5), **kw)
     except NotApplicable as e:
         pytest.skip(f"not-applicable: {e}")
-    opt = torch.optim.AdamW(model.parameters(), 1e-3)
-    for _ in range(3):
+
+    def loss() -> torch.Tensor:
         x = make()
         out = model(x, labels=x) if model_name.startswith("gpt2") else model(x)
-        loss = out.loss if hasattr(out, "loss") else out.float().pow(2).mean()
-        assert torch.isfinite(loss)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
+        return out.loss if hasattr(out, "loss") else out.float().pow(2).mean()
+
+    train_steps(model, loss)
     deployed = deploy(model)
     assert deploy_error(model, deployed, make()) <= 1e-5
 

@@ -142,7 +142,9 @@ def resumed_config(argv: list[str], args: argparse.Namespace) -> Any:
         raise UsageError(f"--resume completes the run in {out} as it was started, and {flag} would change it "
                          f"({_show(was)} -> {_show(now)}); drop {flag} to complete it, or start a new run "
                          f"with another --out")
-    return RunConfig.from_json(stored.as_json() | {"resume": True, "cell_timeout_s": asked.cell_timeout_s})
+    # the folder given is the run's home, even when it was moved or copied since it was started
+    return RunConfig.from_json(stored.as_json() | {"resume": True, "cell_timeout_s": asked.cell_timeout_s,
+                                                   "out": str(out)})
 
 
 def read_run_config(out: Path) -> Any:

@@ -6,6 +6,7 @@ a headless CI runner and a test process can draw without touching global state.
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,7 @@ def _draw_matrix(cells: dict[str, dict[tuple[str, str], Any]], columns: list[tup
                     color="white" if dark else "black")
     ax.set_xticks(range(len(columns)), [f"{r}\n{p}" for r, p in columns], fontsize=7)
     ax.set_yticks(range(len(variants)), variants, fontsize=8)
-    ax.set_title(title, fontsize=8)
+    ax.set_title(textwrap.fill(title, 60), fontsize=8)  # narrow figures: wrap rather than crop
     fig.colorbar(image, ax=ax, label="log2(latency / ln)")
     fig.tight_layout()
     fig.savefig(path)

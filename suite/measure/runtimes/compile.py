@@ -8,6 +8,7 @@ the group instead of resetting between models, which would drop the models compi
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -31,6 +32,8 @@ class Compile(Runtime):
               threads: int | None) -> Built:
         import torch._dynamo as dynamo
         global _reset_done
+        if device.type == "cpu":  # inductor's CPU build warns that no CUDA runtime exists: expected here
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
         if not _reset_done:
             dynamo.reset()
             _reset_done = True
