@@ -88,7 +88,7 @@ def test_a_second_sweep_on_the_same_folder_exits_at_once(tmp_path: Path) -> None
             time.sleep(0.2)
         t0 = time.perf_counter()
         second = run_cli(*SWEEP, "--out", str(out), "--resume")
-        assert time.perf_counter() - t0 < 5 + 4  # interpreter start-up included
+        assert time.perf_counter() - t0 < 5  # interpreter start-up included: refused before torch loads
         assert second.returncode == 2 and f"in use by another run (pid {first.pid})" in second.stderr
     finally:
         os.killpg(first.pid, 9)

@@ -46,7 +46,11 @@ def test_committed_reference_rows_migrate_to_the_current_schema() -> None:
     assert files
     for f in files:
         for row in read_rows(f):
-            assert row["schema_version"] == SCHEMA_VERSION and row["launcher"] in ("subprocess", "torchrun")
+            assert row["schema_version"] == SCHEMA_VERSION
+            if row["task"].startswith("deploy-bench:"):  # timing-only rows (no training, no quality): not a cell
+                assert row["latency"] and row["runtime"] and row["precision"]
+                continue
+            assert row["launcher"] in ("subprocess", "torchrun")
             validate(row)
 
 

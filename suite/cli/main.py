@@ -4,8 +4,10 @@ Bad input never shows a traceback: one line on stderr that names the fix, exit s
 """
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from suite.errors import UsageError
 
@@ -20,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         name = SUBCOMMANDS.get(argv[0]) if argv else None
         if name is not None:
             return importlib.import_module(f"suite.cli.{name}").command(argv[1:])
+        refuse_busy_out(argv)
         return importlib.import_module("suite.cli.run").command(argv)
     except UsageError as e:
         print(f"normbench: error: {e}", file=sys.stderr)
@@ -27,3 +30,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("normbench: interrupted; recorded rows are kept, continue with --resume", file=sys.stderr)
         return 130
+
+
+def refuse_busy_out(argv: list[str]) -> None:
+    """A sweep asked for a results folder that another live run holds fails before anything heavy is
+    imported (torch takes seconds to load), not after."""
+    from suite.report.store import refuse_if_locked
+    p = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    p.add_argument("--out", type=Path, default=None)
+    try:
+        known, _ = p.parse_known_args(argv)
+    except argparse.ArgumentError:  # the sweep's own parser reports it properly
+        return
+    if known.out is not None:
+        refuse_if_locked(known.out)

@@ -77,18 +77,31 @@ class Store:
         by a killed sweep is simply taken over; a second live sweep fails at once with one line."""
         self.dir.mkdir(parents=True, exist_ok=True)
         with open(self.dir / ".lock", "a+") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                f.seek(0)
-                owner = f.read().strip() or "?"
-                raise UsageError(f"{self.dir} is in use by another run (pid {owner}); wait for it to finish, or "
-                                 f"pass another --out") from None
+            _take(f, self.dir)
             f.seek(0)
             f.truncate()
             f.write(f"{os.getpid()}\n")
             f.flush()
             yield
+
+
+def refuse_if_locked(folder: Path) -> None:
+    """Fail at once (one line) if a live run holds ``folder``'s lock; cheap, so that the command line
+    can ask before it imports torch. Taking the lock for real (``Store.lock``) stays the guarantee."""
+    lock = Path(folder) / ".lock"
+    if lock.exists():
+        with open(lock, "a+") as f:
+            _take(f, Path(folder))  # released when the file closes
+
+
+def _take(f: Any, folder: Path) -> None:
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        owner = f.read().strip() or "?"
+        raise UsageError(f"{folder} is in use by another run (pid {owner}); wait for it to finish, or "
+                         f"pass another --out") from None
 
 
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:
