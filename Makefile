@@ -3,7 +3,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# one seed by default (about 8 min on 2 cores); SEEDS=0,1,2 gives quality verdicts at 3x the cost
+# one seed by default (about 9 min on a 2-core Xeon, 19 on a 2-core EPYC); SEEDS=0,1,2 gives quality
+# verdicts at 3x the cost
 SEEDS ?= 0
 ARGS ?= --variants ln,un,prepbn,crms --seeds $(SEEDS)
 # gpu-check runs with a Python that already has torch and the dependencies (a GPU machine with no

@@ -30,7 +30,8 @@ _API = {"convert_ln_to_crms": "suite.models.convert", "convert_ln_to_rms": "suit
         "register_placement": "suite.variants"}
 
 __version__ = suite_version()
-__all__ = ["__version__", *sorted(_API)]
+__all__ = ["__version__", "convert_ln_to_crms", "convert_ln_to_rms", "create_model", "create_norm", "deploy",
+           "parse_variant", "register_attention", "register_norm", "register_placement"]
 
 
 def __getattr__(name: str) -> Any:

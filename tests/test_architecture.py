@@ -123,3 +123,15 @@ def test_nothing_points_outside_the_repository() -> None:
     outside = "../" + "shared"  # spelled in two parts so this file does not match itself
     offenders = [str(p.relative_to(ROOT)) for p in tracked if outside in p.read_text(errors="ignore")]
     assert offenders == [], f"files referring to {outside}: {offenders}"
+
+
+def test_the_public_api_resolves_lazily_and_import_suite_does_not_load_torch() -> None:
+    """``import suite`` stays cheap (the command line refuses a busy folder before torch loads);
+    every public name still resolves."""
+    import subprocess
+    import sys
+    code = ("import sys, suite; assert 'torch' not in sys.modules, 'import suite loaded torch'; "
+            "import suite.cli.main, suite.report.store; assert 'torch' not in sys.modules, 'CLI loaded torch'; "
+            "[getattr(suite, n) for n in suite.__all__]; assert 'torch' in sys.modules")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-1500:]
