@@ -85,3 +85,23 @@ def test_bf16_rows_carry_the_quality_change_against_fp32(tmp_path: Path) -> None
         assert low["quality_delta"]["top1"] == pytest.approx(low["quality"]["top1"] - full["quality"]["top1"])
         assert 0 < low["agreement"]["rel_err"] < 0.1  # bf16 differs from fp32, by rounding
         assert full["quality_delta"] == {} and full["agreement"]["rel_err"] == 0.0
+
+
+def test_bf16_on_a_cpu_without_it_is_not_applicable_with_the_reason(monkeypatch) -> None:
+    import suite.measure.runtimes as runtimes
+    monkeypatch.setattr(runtimes, "cpu_has_bf16", lambda: False)
+    why = precision_unsupported(torch.device("cpu"), "bf16")
+    assert why and "no native bfloat16" in why
+    monkeypatch.setattr(runtimes, "cpu_has_bf16", lambda: True)
+    assert precision_unsupported(torch.device("cpu"), "bf16") is None
+
+
+@pytest.mark.skipif(cpu_has_bf16(), reason="this CPU has native bfloat16 (the rows are measured instead)")
+def test_bf16_rows_on_this_cpu_are_not_applicable_and_fp32_is_measured(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = run_cli("--variants", "ln", "--tasks", "imagenet", "--precision", "fp32,bf16", "--out", str(out),
+                   "--inline", *FAST)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {r["precision"]: r for r in read_rows(out / "rows.jsonl")}
+    assert rows["fp32"]["status"] == "ok"
+    assert rows["bf16"]["status"] == "not-applicable" and "no native bfloat16" in rows["bf16"]["message"]
