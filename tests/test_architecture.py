@@ -132,6 +132,7 @@ def test_the_public_api_resolves_lazily_and_import_suite_does_not_load_torch() -
     import sys
     code = ("import sys, suite; assert 'torch' not in sys.modules, 'import suite loaded torch'; "
             "import suite.cli.main, suite.report.store; assert 'torch' not in sys.modules, 'CLI loaded torch'; "
+            "assert set(suite.__all__) == {'__version__', *suite._API}, 'suite.__all__ and suite._API differ'; "
             "[getattr(suite, n) for n in suite.__all__]; assert 'torch' in sys.modules")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-1500:]

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from suite import faults, jsonio
 from suite.errors import UsageError
@@ -94,7 +94,7 @@ def refuse_if_locked(folder: Path) -> None:
             _take(f, Path(folder))  # released when the file closes
 
 
-def _take(f: Any, folder: Path) -> None:
+def _take(f: IO[str], folder: Path) -> None:
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
