@@ -6,7 +6,10 @@ STAMP := $(VENV)/.installed
 # one seed by default (about 9 min on a 2-core Xeon, 19 on a 2-core EPYC); SEEDS=0,1,2 gives quality
 # verdicts at 3x the cost
 SEEDS ?= 0
-ARGS ?= --variants ln,un,prepbn,crms --seeds $(SEEDS)
+# two cells train at once, one thread each (timing and memory still run alone); JOBS=1 trains one
+# at a time with every thread
+JOBS ?= 2
+ARGS ?= --variants ln,un,prepbn,crms --seeds $(SEEDS) --jobs $(JOBS)
 # gpu-check runs with a Python that already has torch and the dependencies (a GPU machine with no
 # package registry): the venv's when it exists, else python3; nothing is installed
 GPU_PY ?= $(shell test -x $(PY) && echo $(PY) || echo python3)

@@ -4,8 +4,13 @@ A worker is a module with ``main(spec_path) -> int`` that reads a JSON spec and 
 result to a file the caller names; the launcher only starts it and reports how it ended.
 Three modes:
 
-- ``subprocess`` (default): ``python -m MODULE SPEC`` in a fresh interpreter, so memory is
-  measured cleanly and a crash (segfault, OOM kill) cannot take the sweep down;
+- ``subprocess`` (default): the worker runs in a process of its own, so memory is measured
+  cleanly and a crash (segfault, OOM kill) cannot take the sweep down. Each such process is
+  forked from a server (``multiprocessing``'s forkserver) that imported torch, torchvision,
+  timm and transformers once, and never ran an operator, CUDA included: a sweep starts dozens
+  of workers, and importing those afresh costs 5-9 s each on a small CPU. The worker gets the
+  sweep's environment as it is at launch. Where forkserver does not exist (Windows), or
+  ``NORMBENCH_FRESH_WORKERS=1`` is set, each worker is ``python -m MODULE SPEC`` instead;
 - ``torchrun``: the same under ``torch.distributed.run --nproc-per-node N`` (a DDP cell);
 - ``inline``: ``MODULE.main(SPEC)`` in the sweep's own process, for stepping through a cell
   in a debugger and for fast tests. There is no isolation: a crash takes the sweep down,
@@ -14,6 +19,7 @@ Three modes:
 from __future__ import annotations
 
 import importlib
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -25,6 +31,9 @@ from pathlib import Path
 from suite.env import REPO_ROOT
 
 MODES = ("subprocess", "torchrun", "inline")
+#: what the fork server imports once; a module missing here is skipped (the worker imports it)
+PRELOAD = ("torch", "torchvision", "timm", "transformers")
+FRESH_ENV = "NORMBENCH_FRESH_WORKERS"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,6 +50,8 @@ class Launcher:
         """Run worker ``module`` on ``spec_path``; returns '' when it ended normally, else why not."""
         if self.mode == "inline":
             return _inline(module, spec_path)
+        if self.mode == "subprocess" and _forkserver_usable():
+            return _forked(module, spec_path, self.timeout_s)
         args = ["-m", module, str(spec_path)]
         if self.mode == "torchrun":
             args = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={self.nproc}", *args]
@@ -61,13 +72,59 @@ def _inline(module: str, spec_path: Path) -> str:
     return "" if not code else f"worker exited with status {code}"
 
 
+def _worker_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+
+
 def _subprocess(args: list[str], timeout: float | None) -> str:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     try:
-        proc = subprocess.run([sys.executable, *args], env=env, timeout=timeout)
+        proc = subprocess.run([sys.executable, *args], env=_worker_env(), timeout=timeout)
     except subprocess.TimeoutExpired:
-        return f"timed out after {timeout:.0f} s (--cell-timeout)"
-    if proc.returncode < 0:
-        sig = signal.Signals(-proc.returncode).name
+        return _timed_out(timeout)
+    return _ended(proc.returncode)
+
+
+def start_server() -> None:
+    """Start the fork server now: it imports ``PRELOAD`` while the caller goes on with its own start-up."""
+    if _forkserver_usable():
+        from multiprocessing import forkserver
+        multiprocessing.get_context("forkserver").set_forkserver_preload(list(PRELOAD))
+        forkserver.ensure_running()
+
+
+def _forkserver_usable() -> bool:
+    return os.environ.get(FRESH_ENV, "") in ("", "0") and "forkserver" in multiprocessing.get_all_start_methods()
+
+
+def _forked(module: str, spec_path: Path, timeout: float | None) -> str:
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(list(PRELOAD))  # read when the server starts (the first worker)
+    proc = ctx.Process(target=_forked_main, args=(module, str(spec_path), _worker_env()), name=module)
+    proc.start()
+    proc.join(timeout)
+    if proc.exitcode is None:  # still running at the deadline
+        proc.kill()
+        proc.join()
+        return _timed_out(timeout)
+    return _ended(proc.exitcode)
+
+
+def _forked_main(module: str, spec_path: str, env: dict[str, str]) -> None:
+    """The worker's entry in a process forked from the server: the sweep's environment, then main."""
+    os.environ.clear()
+    os.environ.update(env)
+    if str(REPO_ROOT) not in sys.path:  # as PYTHONPATH gives a fresh interpreter
+        sys.path.insert(0, str(REPO_ROOT))
+    sys.argv = [module, spec_path]
+    sys.exit(importlib.import_module(module).main(spec_path) or 0)
+
+
+def _timed_out(timeout: float | None) -> str:
+    return f"timed out after {timeout or 0:.0f} s (--cell-timeout)"
+
+
+def _ended(code: int) -> str:
+    if code < 0:
+        sig = signal.Signals(-code).name
         return f"process killed by {sig}" + (" (out of memory?)" if sig == "SIGKILL" else "")
-    return "" if proc.returncode == 0 else f"process exited with status {proc.returncode}"
+    return "" if code == 0 else f"process exited with status {code}"

@@ -18,8 +18,9 @@ from conftest import FAST, ROOT, plugin_env, run_cli
 
 
 def test_failing_variants_become_rows_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    """Also the cells training side by side (--jobs 2): failures next to a good cell stay apart."""
     out = tmp_path / "run"
-    proc = run_cli("--variants", "ln,boom,nanorm", "--tasks", "imagenet", "--out", str(out), *FAST,
+    proc = run_cli("--variants", "ln,boom,nanorm", "--tasks", "imagenet", "--out", str(out), "--jobs", "2", *FAST,
                    env=plugin_env("faulty_norms"))
     assert proc.returncode == 1, proc.stderr  # a cell errored: exit 1, but everything is recorded
     rows = {r["variant"]: r for r in read_rows(out / "rows.jsonl")}
@@ -34,6 +35,9 @@ def test_failing_variants_become_rows_and_the_sweep_goes_on(tmp_path: Path) -> N
     assert ln["latency"]["ratio"]["baseline"] == "ln" and ln["latency"]["ratio"]["value"] == 1.0
     assert ln["throughput"]["value"] > 0 and ln["throughput"]["unit"] == "img/s"
     assert ln["memory"]["peak_mb"] is not None and ln["memory"]["source"].startswith("cpu:")
+    assert "already imported then: torch, torchvision, timm, transformers" in ln["memory"]["source"]  # forked
+    assert ln["train"]["concurrent"] == 2 and ln["train"]["threads"] == max(1, len(os.sched_getaffinity(0)) // 2)
+    assert "2 at once" in proc.stderr
     assert ln["model"]["params"] > 0 and ln["model"]["flops"] > 0
     assert ln["deploy"]["rel_err"] == 0.0
     assert ln["host_state"]["cpus"] >= 1 and ln["host_state"]["others_cpu_fraction"] >= 0.0

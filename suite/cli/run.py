@@ -5,6 +5,7 @@ import argparse
 import datetime as dt
 import inspect
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ def parser() -> Parser:
     p.add_argument("--max-steps", type=int, default=None, help="override the recipe's optimizer steps")
     p.add_argument("--timing-seconds", type=float, default=None, help="interleaved timing budget per model")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads in every process")
+    p.add_argument("--jobs", type=int, default=1, help="train N cells at once on CPU, each with an equal share of "
+                   "the threads (timing and memory still run alone); `make run` uses 2")
     p.add_argument("--cell-timeout", type=float, default=None, help="seconds before a cell process is killed")
     p.add_argument("--batch-size", type=int, default=None, help="override the recipe's global batch (paper recipes "
                    "scale the learning rate linearly)")
@@ -71,6 +74,9 @@ def command(argv: list[str]) -> int:
     if args.list:
         print(listing())
         return 0
+    if not args.inline:  # workers fork from a server that imports torch & co. meanwhile
+        from suite.launch import start_server
+        start_server()
     cfg = resumed_config(argv, args) if args.resume else run_config(args)
     nightly = nightly_options(args)  # reads the baseline now: a bad one must fail before hours of sweeping
     if cfg.threads:
@@ -97,13 +103,20 @@ def run_config(args: argparse.Namespace) -> Any:
     device = resolve_device(args.device)
     check_positive([("--max-steps", args.max_steps), ("--threads", args.threads), ("--batch-size", args.batch_size),
                     ("--throughput-batch", args.throughput_batch), ("--nproc-per-node", args.nproc_per_node),
-                    ("--window", args.window)])
+                    ("--window", args.window), ("--jobs", args.jobs)])
     check_seconds([("--timing-seconds", args.timing_seconds), ("--cell-timeout", args.cell_timeout)])
     from suite.measure.runtimes import check_names
     runtimes, precisions = parse_list(args.runtime, "--runtime"), parse_list(args.precision, "--precision")
     check_names(runtimes, precisions)
     if args.amp in ("bf16", "fp16") and device != "cuda":
         raise UsageError(f"--amp {args.amp} trains under CUDA autocast; use --device cuda, or leave --amp out on CPU")
+    if args.jobs > 1 and (args.inline or args.nproc_per_node > 1):
+        raise UsageError("--jobs trains cells side by side, each in its own process; leave it out with --inline "
+                         "or --nproc-per-node")
+    jobs = args.jobs if device == "cpu" else 1
+    if jobs != args.jobs:
+        print(f"normbench: --jobs {args.jobs} splits CPU cores; on {device} the cells train one at a time",
+              file=sys.stderr)
     if args.inline and args.nproc_per_node > 1:
         raise UsageError("--inline runs one process; drop --inline to train with --nproc-per-node > 1 (torchrun)")
     overrides = parse_overrides(args.overrides, variants)
@@ -120,7 +133,7 @@ def run_config(args: argparse.Namespace) -> Any:
                      variant_kwargs=overrides, batch_size=args.batch_size, throughput_batch=args.throughput_batch,
                      nproc_per_node=args.nproc_per_node, sync_bn=args.sync_bn, shard=shard,
                      launch="inline" if args.inline else "subprocess", runtimes=runtimes, precisions=precisions,
-                     amp=args.amp)
+                     amp=args.amp, jobs=jobs)
 
 
 def resumed_config(argv: list[str], args: argparse.Namespace) -> Any:
@@ -170,7 +183,8 @@ def as_defaults(cfg: Any) -> dict[str, Any]:
             "throughput_batch": cfg.throughput_batch, "nproc_per_node": cfg.nproc_per_node, "sync_bn": cfg.sync_bn,
             "shard": None if cfg.shard is None else str(cfg.shard), "inline": cfg.launch == "inline",
             "overrides": [f"{v}.{k}={json.dumps(x)}" for v, kw in cfg.variant_kwargs.items() for k, x in kw.items()],
-            "runtime": ",".join(cfg.runtimes), "precision": ",".join(cfg.precisions), "amp": cfg.amp}
+            "runtime": ",".join(cfg.runtimes), "precision": ",".join(cfg.precisions), "amp": cfg.amp,
+            "jobs": cfg.jobs}
 
 
 def _show(value: Any) -> str:

@@ -1,4 +1,4 @@
-"""Peak inference memory of one deployed model under one runtime and precision, alone in a fresh process.
+"""Peak inference memory of one deployed model under one runtime and precision, alone in its own process.
 
 A worker of ``suite.launch`` (``python -m suite.measure.memory_worker SPEC.json``): reads
 the model back, builds it under the runtime (``suite.measure.prepare``), then runs a few
@@ -7,8 +7,10 @@ when it fails). The peak is taken over the forwards only: on CPU the kernel's hi
 of this process is reset after the build (``/proc/self/clear_refs``), so what compilation or
 export allocated and freed again does not count, while what stays resident does; the model's
 share is that peak minus the resident set before the model was loaded (interpreter, torch and
-the inputs are in the baseline). On GPU: ``torch.cuda.max_memory_allocated`` from after the
-build, and NVML's view of this process (CUDA context included).
+the inputs are in the baseline; so are the libraries the fork server imported, which the row's
+``source`` lists, while a library the build imports lazily counts). On GPU:
+``torch.cuda.max_memory_allocated`` from after the build, and NVML's view of this process (CUDA
+context included).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import psutil
 import torch
 
 from suite import faults
+from suite.launch import PRELOAD
 from suite.measure.inputs import make_input
 from suite.measure.prepare import prepare
 from suite.measure.runtimes import PRECISIONS
@@ -36,6 +39,7 @@ def probe(folder: str, input_spec: dict[str, Any], batch: int, device: str, *, r
     dtype = PRECISIONS[precision]
     x = make_input(input_spec, batch, dev, dtype)
     rss_before = psutil.Process().memory_info().rss / 2**20
+    loaded = [m for m in PRELOAD if m in sys.modules]  # in the baseline, not in the model's share
     prepared = prepare(Path(folder), device=dev, runtime=runtime, precision=precision, examples=[x],
                        threads=threads)
     if dev.type == "cuda":
@@ -58,7 +62,8 @@ def probe(folder: str, input_spec: dict[str, Any], batch: int, device: str, *, r
     how = ("peak RSS over the forwards (high-water mark reset after the build)" if hwm_reset else
            "peak RSS of the whole process (ru_maxrss; the high-water mark could not be reset)")
     return out | {"peak_mb": peak - rss_before, "process_peak_rss_mb": peak, "rss_before_model_mb": rss_before,
-                  "source": f"cpu: {how} minus RSS before the model was loaded"}
+                  "source": f"cpu: {how} minus RSS before the model was loaded "
+                            f"(already imported then: {', '.join(loaded) or 'none of ' + ', '.join(PRELOAD)})"}
 
 
 def reset_high_water_mark() -> bool:

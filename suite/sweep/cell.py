@@ -80,12 +80,13 @@ def run_cell(spec: CellSpec, out: dict[str, Any] | None = None) -> dict[str, Any
                     "schedule": schedule(variant.norm_cls, vkw)}
     curve = learning_curve(task, model, data, profile, device) if dist.main else None
     stats = train(model, task, data, profile, device, spec.seed, desc=f"{spec.task}/{spec.variant}/s{spec.seed}",
-                  runner=wrap(model, dist, device), show=dist.main, amp=training_amp(spec.amp, profile, device),
+                  runner=wrap(model, dist, device), show=dist.main and spec.concurrent == 1,
+                  amp=training_amp(spec.amp, profile, device),
                   curve=curve)
     finish()  # training was the collective part; rank 0 alone recalibrates, evaluates and deploys
     if not dist.main:
         return None
-    out["train"] = asdict(stats)
+    out["train"] = asdict(stats) | {"threads": torch.get_num_threads(), "concurrent": spec.concurrent}
     if stats.curve is not None:
         out["train"]["curve"] |= {"metric": task.primary_metric, "eval_items": task.curve_eval_items}
     after_training(variant.norm_cls, model, task.train_batches(data, profile, spec.seed),

@@ -6,6 +6,7 @@ is written to the cell's ``spec.json`` and read back by the cell, so it holds pl
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ class CellSpec:
     sync_bn: bool = False
     precisions: list[str] = field(default_factory=lambda: ["fp32"])  # evaluated after deploy
     amp: str | None = None                # training autocast dtype ("bf16" | "fp16"), CUDA only
+    concurrent: int = 1                   # cells of the sweep training at the same time as this one
 
     def key(self, runtime: str = "eager", precision: str = "fp32") -> str:
         return cell_key(self.task, self.variant, self.seed, self.profile, self.device, runtime, precision)
@@ -68,6 +70,7 @@ class RunConfig:
     runtimes: list[str] = field(default_factory=lambda: ["eager"])
     precisions: list[str] = field(default_factory=lambda: ["fp32"])
     amp: str | None = None                # training autocast on CUDA; None: the profile's default
+    jobs: int = 1                         # cells trained at once (CPU), the threads split between them
 
     def __post_init__(self) -> None:
         if self.launch not in LAUNCH_MODES:
@@ -78,6 +81,13 @@ class RunConfig:
         return "ln" if "ln" in self.variants else self.variants[0]
 
     @property
+    def cell_threads(self) -> int | None:
+        """Torch threads of one training cell: all of ``threads`` alone, an equal share with ``jobs``."""
+        if self.jobs == 1:
+            return self.threads
+        return max(1, (self.threads or available_cores()) // self.jobs)
+
+    @property
     def measurements(self) -> list[tuple[str, str]]:
         """Every (runtime, precision) each trained cell is measured under."""
         return [(r, p) for r in self.runtimes for p in self.precisions]
@@ -86,10 +96,11 @@ class RunConfig:
         return CellSpec(task=task, variant=variant, seed=seed, profile=self.profile, device=self.device,
                         cell_dir=str(self.out / "cells" / f"{task}-{variant}-s{seed}"),
                         data_root=None if self.data_root is None else str(self.data_root),
-                        max_steps=self.max_steps, threads=self.threads,
+                        max_steps=self.max_steps, threads=self.cell_threads,
                         variant_kwargs=dict(self.variant_kwargs.get(variant, {})), batch_size=self.batch_size,
                         throughput_batch=self.throughput_batch, nproc_per_node=self.nproc_per_node,
-                        sync_bn=self.sync_bn, precisions=list(self.precisions), amp=self.amp)
+                        sync_bn=self.sync_bn, precisions=list(self.precisions), amp=self.amp,
+                        concurrent=self.jobs)
 
     def as_json(self) -> dict[str, Any]:
         return _jsonable(asdict(self))
@@ -113,7 +124,7 @@ MEANING = {"tasks": "--tasks", "variants": "--variants", "seeds": "--seeds", "pr
            "timing_s_per_model": "--timing-seconds", "threads": "--threads", "variant_kwargs": "--set",
            "batch_size": "--batch-size", "throughput_batch": "--throughput-batch",
            "nproc_per_node": "--nproc-per-node", "sync_bn": "--sync-bn", "shard": "--shard", "launch": "--inline",
-           "runtimes": "--runtime", "precisions": "--precision", "amp": "--amp"}
+           "runtimes": "--runtime", "precisions": "--precision", "amp": "--amp", "jobs": "--jobs"}
 
 
 def first_difference(stored: RunConfig, asked: RunConfig) -> tuple[str, Any, Any] | None:
@@ -123,6 +134,14 @@ def first_difference(stored: RunConfig, asked: RunConfig) -> tuple[str, Any, Any
         if json.dumps(a.get(name), sort_keys=True) != json.dumps(b.get(name), sort_keys=True):
             return flag, a.get(name), b.get(name)
     return None
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS tells, else all)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _jsonable(obj: Any) -> Any:

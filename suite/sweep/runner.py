@@ -1,6 +1,7 @@
 """The sweep: tasks x seeds x variants, each cell in its own worker, rows appended.
 
-For each (task, seed) group: run the pending cells (train/eval/deploy), measure each
+For each (task, seed) group: run the pending cells (train/eval/deploy; ``--jobs N`` runs N at
+once, each with its share of the CPU threads), measure each
 deployed model's memory alone, then time the group's deployed models interleaved in one
 worker, and append one row per cell. A cell that fails is a row with its status and
 message; the sweep goes on. Workers are started by ``suite.launch``.
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -97,11 +99,7 @@ def _run_group(cfg: RunConfig, ctx: dict[str, Any], specs: dict[str, CellSpec], 
     interleaved timing worker per pair, so every ratio is paired inside one runtime."""
     if not pending:
         return
-    results: dict[str, dict[str, Any]] = {}
-    for v in cfg.variants:
-        if any(v == pv for pv, _, _ in pending):
-            results[v] = _cell_result(cfg, specs[v], cell_id(plans[v]))
-            _log(specs[v], results[v])
+    results = _train_cells(cfg, specs, plans, [v for v in cfg.variants if any(v == pv for pv, _, _ in pending)])
     base = cfg.baseline
     if base not in results:  # recorded earlier: reuse its deployed model for paired ratios
         prior = Path(specs[base].cell_dir) / "result.json"
@@ -116,28 +114,59 @@ def _run_group(cfg: RunConfig, ctx: dict[str, Any], specs: dict[str, CellSpec], 
             continue
         reason = RUNTIMES.get(runtime).unsupported(device, precision) or precision_unsupported(device, precision)
         timing = {} if reason or not ok else _timing(cfg, specs, ok, base if base in ok else None, runtime, precision)
+        checked = {v: _failure(v, timing, results[v], precision)
+                   for v in todo if results[v]["status"] == "ok" and not reason}
+        probed = _each(cfg.jobs, lambda v, rt=runtime, pr=precision: _memory(cfg, specs[v], results[v], rt, pr),
+                       [v for v, failure in checked.items() if failure is None])
         for v in todo:
             r = dict(results[v])
             if r["status"] == "ok":
                 r |= {"status": "not-applicable", "message": reason} if reason else \
-                    _measured(cfg, specs[v], r, timing, runtime, precision)
+                    checked[v] or _with_memory(probed[v])
             yield make_row(ctx, specs[v], r, timing, runtime=runtime, precision=precision, plan=plans[v])
 
 
-def _measured(cfg: RunConfig, spec: CellSpec, r: dict[str, Any], timing: dict[str, Any], runtime: str,
-              precision: str) -> dict[str, Any]:
-    """What a measured (cell, runtime, precision) adds to the cell's result: memory, or why it failed."""
+def _failure(variant: str, timing: dict[str, Any], r: dict[str, Any], precision: str) -> dict[str, Any] | None:
+    """Why a trained cell's (runtime, precision) measurement failed, or None when its memory is next."""
     if "error" in timing:
         return {"status": "error", "message": f"timing failed: {timing['error']}"}
-    if spec.variant in (timing.get("failed") or {}):
-        return {"status": "error", "message": timing["failed"][spec.variant]}
+    if variant in (timing.get("failed") or {}):
+        return {"status": "error", "message": timing["failed"][variant]}
     low = (r.get("precision_quality") or {}).get(precision, {}) if precision != "fp32" else {}
     if "error" in low:
         return {"status": "error", "message": f"{precision} evaluation failed: {low['error']}"}
-    memory = _memory(cfg, spec, r, runtime, precision)
+    return None
+
+
+def _with_memory(memory: dict[str, Any]) -> dict[str, Any]:
     if "error" in memory:
         return {"status": "error", "message": f"memory probe failed: {memory['error']}", "memory": memory}
     return {"memory": memory}
+
+
+def _each(jobs: int, fn: Callable[[str], dict[str, Any]], names: list[str],
+          done: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, dict[str, Any]]:
+    """``fn`` of every name, ``jobs`` at once (each call starts and waits for one worker process);
+    ``done`` is told of each result as it comes. The results keep the order of ``names``."""
+    out: dict[str, dict[str, Any]] = {}
+    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(names)))) as pool:
+        running = {pool.submit(fn, n): n for n in names}
+        for future in as_completed(running):
+            out[running[future]] = future.result()
+            if done is not None:
+                done(running[future], out[running[future]])
+    return {n: out[n] for n in names}
+
+
+def _train_cells(cfg: RunConfig, specs: dict[str, CellSpec], plans: dict[str, dict[str, Any]],
+                 variants: list[str]) -> dict[str, dict[str, Any]]:
+    """Each variant's cell result: trained one after another, or ``cfg.jobs`` at once (each cell is
+    its own process; its threads were divided when its spec was made)."""
+    if cfg.jobs > 1 and len(variants) > 1:
+        print(f"normbench: training {len(variants)} cells, {cfg.jobs} at once with {cfg.cell_threads} thread(s) "
+              f"each (progress bars off)", file=sys.stderr)
+    return _each(cfg.jobs, lambda v: _cell_result(cfg, specs[v], cell_id(plans[v])), variants,
+                 done=lambda v, r: _log(specs[v], r))
 
 
 def _cell_result(cfg: RunConfig, spec: CellSpec, expected_id: str) -> dict[str, Any]:

@@ -1,0 +1,30 @@
+"""A worker for the launcher's tests: does what its spec says, then reports what it saw."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+
+def main(spec_path: str) -> int:
+    spec = json.loads(Path(spec_path).read_text())
+    seen = {"mark": os.environ.get("NORMBENCH_TEST_MARK"), "torch_loaded": "torch" in sys.modules,
+            "pid": os.getpid(), "argv": sys.argv[1:]}
+    Path(spec["out"]).write_text(json.dumps(seen))
+    action = spec.get("action", "ok")
+    if action == "exit":
+        return 3
+    if action == "raise":
+        raise RuntimeError("the worker failed")
+    if action == "segv":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if action == "sleep":
+        time.sleep(60)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

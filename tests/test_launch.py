@@ -1,0 +1,57 @@
+"""The launcher: each worker in a process of its own (forked from a preloaded server, or a fresh
+interpreter), with the sweep's environment at launch; a crash, a failure or a timeout is a reason,
+never an exception in the sweep."""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+
+from suite.launch import FRESH_ENV, Launcher
+
+WORKER = "tests.launch_workers"
+
+
+@pytest.fixture(params=["forkserver", "fresh"])
+def how(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "fresh":
+        monkeypatch.setenv(FRESH_ENV, "1")
+    elif "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("this platform has no forkserver")
+    else:
+        monkeypatch.delenv(FRESH_ENV, raising=False)
+    return str(request.param)
+
+
+def launch(tmp_path: Path, action: str, timeout_s: float | None = None) -> tuple[str, dict]:
+    spec, out = tmp_path / f"{action}-spec.json", tmp_path / f"{action}-seen.json"
+    spec.write_text(json.dumps({"action": action, "out": str(out)}))
+    why = Launcher(mode="subprocess", timeout_s=timeout_s).run(WORKER, spec)
+    return why, json.loads(out.read_text()) if out.exists() else {}
+
+
+def test_a_worker_runs_in_its_own_process_with_the_environment_at_launch(
+        how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NORMBENCH_TEST_MARK", f"set just before {how}")
+    why, seen = launch(tmp_path, "ok")
+    assert why == ""
+    assert seen["mark"] == f"set just before {how}" and seen["pid"] != os.getpid()
+    assert seen["argv"] == [str(tmp_path / "ok-spec.json")]
+    # forked workers find torch already imported (the server's preload); fresh ones import it themselves
+    assert seen["torch_loaded"] is (how == "forkserver")
+
+
+@pytest.mark.parametrize(("action", "reason"), [("exit", "process exited with status 3"),
+                                                ("raise", "process exited with status 1"),
+                                                ("segv", "process killed by SIGSEGV")])
+def test_a_failing_worker_is_a_reason_not_an_exception(how: str, tmp_path: Path, action: str, reason: str) -> None:
+    why, seen = launch(tmp_path, action)
+    assert why == reason and seen  # it ran, then failed
+
+
+def test_a_worker_past_its_timeout_is_killed(how: str, tmp_path: Path) -> None:
+    why, seen = launch(tmp_path, "sleep", timeout_s=2)
+    assert why == "timed out after 2 s (--cell-timeout)" and seen
