@@ -3,8 +3,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# one seed by default (about 9 min on a 2-core Xeon, 19 on a 2-core EPYC); SEEDS=0,1,2 gives quality
-# verdicts at 3x the cost
+# one seed by default (11 min 20 s of sweep on a 2-core AMD EPYC, plus about 3 min 20 s of install on
+# the first call); SEEDS=0,1,2 gives quality verdicts at 3x the cost
 SEEDS ?= 0
 # two cells train at once, one thread each (timing and memory still run alone); JOBS=1 trains one
 # at a time with every thread

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from suite.launch import FRESH_ENV, Launcher
+from suite.report.store import read_rows
+
+from conftest import plugin_env, run_cli
 
 WORKER = "tests.launch_workers"
 
@@ -55,3 +58,15 @@ def test_a_failing_worker_is_a_reason_not_an_exception(how: str, tmp_path: Path,
 def test_a_worker_past_its_timeout_is_killed(how: str, tmp_path: Path) -> None:
     why, seen = launch(tmp_path, "sleep", timeout_s=2)
     assert why == "timed out after 2 s (--cell-timeout)" and seen
+
+
+def test_a_sweep_with_fresh_interpreters_measures_memory_on_the_same_baseline(tmp_path: Path) -> None:
+    """NORMBENCH_FRESH_WORKERS=1: every worker a new interpreter; the memory probe still imports the
+    libraries before its baseline, so peak_mb means what it means with forked workers."""
+    out = tmp_path / "fresh"
+    proc = run_cli("--variants", "ln", "--tasks", "imagenet", "--out", str(out), "--max-steps", "6",
+                   "--timing-seconds", "0.4", env=plugin_env() | {FRESH_ENV: "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (row,) = read_rows(out / "rows.jsonl")
+    assert row["status"] == "ok" and row["launcher"] == "subprocess"
+    assert "already imported then: torch, torchvision, timm, transformers" in row["memory"]["source"]

@@ -50,6 +50,7 @@ def test_failing_variants_become_rows_and_the_sweep_goes_on(tmp_path: Path) -> N
     assert len(curve["train_loss"]) == len(curve["values"]) == 6 and all(0 <= v <= 100 for v in curve["values"])
     board = (out / "leaderboard.md").read_text()
     assert "embedded" in board and "boom from the test plugin" in board
+    assert "Trained 2 cells at once with" in board
     assert "(curves-imagenet-smoke-cpu-embedded.png)" in board
     assert (out / "curves-imagenet-smoke-cpu-embedded.png").stat().st_size > 1000
     assert "One seed: the differences to `ln` get no interval" in board  # one seed: the section says why no ranking

@@ -7,13 +7,15 @@ when it fails). The peak is taken over the forwards only: on CPU the kernel's hi
 of this process is reset after the build (``/proc/self/clear_refs``), so what compilation or
 export allocated and freed again does not count, while what stays resident does; the model's
 share is that peak minus the resident set before the model was loaded (interpreter, torch and
-the inputs are in the baseline; so are the libraries the fork server imported, which the row's
-``source`` lists, while a library the build imports lazily counts). On GPU:
+the inputs are in the baseline; so are torch, torchvision, timm and transformers, imported first
+and listed in the row's ``source``, while a library the build imports lazily counts). On GPU:
 ``torch.cuda.max_memory_allocated`` from after the build, and NVML's view of this process (CUDA
 context included).
 """
 from __future__ import annotations
 
+import contextlib
+import importlib
 import resource
 import sys
 from pathlib import Path
@@ -38,8 +40,11 @@ def probe(folder: str, input_spec: dict[str, Any], batch: int, device: str, *, r
     dev = torch.device(device)
     dtype = PRECISIONS[precision]
     x = make_input(input_spec, batch, dev, dtype)
+    for name in PRELOAD:  # in the baseline however the worker started (a forked one has them already)
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
     rss_before = psutil.Process().memory_info().rss / 2**20
-    loaded = [m for m in PRELOAD if m in sys.modules]  # in the baseline, not in the model's share
+    loaded = [m for m in PRELOAD if m in sys.modules]
     prepared = prepare(Path(folder), device=dev, runtime=runtime, precision=precision, examples=[x],
                        threads=threads)
     if dev.type == "cuda":

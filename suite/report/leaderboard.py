@@ -84,6 +84,7 @@ def leaderboard_markdown(rows: list[dict[str, Any]]) -> str:
                   for r in views if r.ok and host_warning(r.d)]
         notes += schedule_notes(views)
         notes += one_seed_note(views)
+        notes += training_note(views)
         parts += notes + ([""] if notes else [])
     parts += deployment_matrices(rows)
     return "\n".join(parts)
@@ -97,6 +98,15 @@ def one_seed_note(views: list[Row]) -> list[str]:
     return ["- One seed: the differences to `ln` get no interval and no verdict, so this table does not rank the "
             "variants' quality. Run more seeds for verdicts (`--seeds 0,1,2`; each seed costs one more run of "
             "this section)."]
+
+
+def training_note(views: list[Row]) -> list[str]:
+    """How the cells trained, when some trained side by side (``--jobs``): their step times and their
+    numerics (CPU kernels round by thread count) are those of that many threads."""
+    how = sorted({(t.get("concurrent", 1), t.get("threads")) for r in views if r.ok
+                  for t in [r.d.get("train") or {}] if t.get("concurrent", 1) > 1})
+    return [f"- Trained {c} cells at once with {n} thread(s) each (`--jobs {c}`); timing and memory ran alone."
+            for c, n in how]
 
 
 def schedule_notes(views: list[Row]) -> list[str]:
