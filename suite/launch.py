@@ -31,7 +31,9 @@ from pathlib import Path
 from suite.env import REPO_ROOT
 
 MODES = ("subprocess", "torchrun", "inline")
-#: what the fork server imports once; a module missing here is skipped (the worker imports it)
+#: what the fork server imports once; a module missing here is skipped (the worker imports it). None
+#: of them initializes CUDA on import (checked: no device query during these imports), which matters:
+#: a CUDA context made in the server would be unusable in every forked worker
 PRELOAD = ("torch", "torchvision", "timm", "transformers")
 FRESH_ENV = "NORMBENCH_FRESH_WORKERS"
 

@@ -11,7 +11,9 @@ from pathlib import Path
 
 def main(spec_path: str) -> int:
     spec = json.loads(Path(spec_path).read_text())
-    seen = {"mark": os.environ.get("NORMBENCH_TEST_MARK"), "torch_loaded": "torch" in sys.modules,
+    torch = sys.modules.get("torch")
+    seen = {"mark": os.environ.get("NORMBENCH_TEST_MARK"), "torch_loaded": torch is not None,
+            "cuda_initialized": bool(torch is not None and torch.cuda.is_initialized()),
             "pid": os.getpid(), "argv": sys.argv[1:]}
     Path(spec["out"]).write_text(json.dumps(seen))
     action = spec.get("action", "ok")

@@ -45,6 +45,7 @@ def test_a_worker_runs_in_its_own_process_with_the_environment_at_launch(
     assert seen["argv"] == [str(tmp_path / "ok-spec.json")]
     # forked workers find torch already imported (the server's preload); fresh ones import it themselves
     assert seen["torch_loaded"] is (how == "forkserver")
+    assert seen["cuda_initialized"] is False  # a CUDA context does not survive fork: the server never makes one
 
 
 @pytest.mark.parametrize(("action", "reason"), [("exit", "process exited with status 3"),
