@@ -9,7 +9,7 @@ SEEDS ?= 0
 # two cells train at once, one thread each (timing and memory still run alone); JOBS=1 trains one
 # at a time with every thread
 JOBS ?= 2
-ARGS ?= --variants ln,un,prepbn,crms --seeds $(SEEDS) --jobs $(JOBS)
+ARGS ?= --variants ln,un,prepbn,crms --seeds $(SEEDS)
 # gpu-check runs with a Python that already has torch and the dependencies (a GPU machine with no
 # package registry): the venv's when it exists, else python3; nothing is installed
 GPU_PY ?= $(shell test -x $(PY) && echo $(PY) || echo python3)
@@ -25,7 +25,7 @@ $(STAMP): requirements.lock pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(PY) run_suite.py $(ARGS)
+	$(PY) run_suite.py --jobs $(JOBS) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -111,8 +111,8 @@ def run_config(args: argparse.Namespace) -> Any:
     if args.amp in ("bf16", "fp16") and device != "cuda":
         raise UsageError(f"--amp {args.amp} trains under CUDA autocast; use --device cuda, or leave --amp out on CPU")
     if args.jobs > 1 and (args.inline or args.nproc_per_node > 1):
-        raise UsageError("--jobs trains cells side by side, each in its own process; leave it out with --inline "
-                         "or --nproc-per-node")
+        raise UsageError("--jobs trains cells side by side, each in its own process; with --inline or "
+                         "--nproc-per-node use --jobs 1 (make run: JOBS=1)")
     jobs = args.jobs if device == "cpu" else 1
     if jobs != args.jobs:
         print(f"normbench: --jobs {args.jobs} splits CPU cores; on {device} the cells train one at a time",
