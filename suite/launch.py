@@ -90,8 +90,15 @@ def start_server() -> None:
     """Start the fork server now: it imports ``PRELOAD`` while the caller goes on with its own start-up."""
     if _forkserver_usable():
         from multiprocessing import forkserver
-        multiprocessing.get_context("forkserver").set_forkserver_preload(list(PRELOAD))
+        _server_context()
         forkserver.ensure_running()
+
+
+def _server_context() -> multiprocessing.context.ForkServerContext:
+    """The forkserver context, its preload set (read when the server starts: here or at the first worker)."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(list(PRELOAD))
+    return ctx
 
 
 def _forkserver_usable() -> bool:
@@ -99,9 +106,7 @@ def _forkserver_usable() -> bool:
 
 
 def _forked(module: str, spec_path: Path, timeout: float | None) -> str:
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(list(PRELOAD))  # read when the server starts (the first worker)
-    proc = ctx.Process(target=_forked_main, args=(module, str(spec_path), _worker_env()), name=module)
+    proc = _server_context().Process(target=_forked_main, args=(module, str(spec_path), _worker_env()), name=module)
     proc.start()
     proc.join(timeout)
     if proc.exitcode is None:  # still running at the deadline

@@ -74,11 +74,11 @@ def command(argv: list[str]) -> int:
     if args.list:
         print(listing())
         return 0
-    if not args.inline:  # workers fork from a server that imports torch & co. meanwhile
-        from suite.launch import start_server
-        start_server()
     cfg = resumed_config(argv, args) if args.resume else run_config(args)
     nightly = nightly_options(args)  # reads the baseline now: a bad one must fail before hours of sweeping
+    if cfg.launch != "inline":  # workers fork from a server that imports torch & co. while the sweep starts
+        from suite.launch import start_server
+        start_server()
     if cfg.threads:
         import torch
         torch.set_num_threads(cfg.threads)

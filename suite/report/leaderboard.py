@@ -103,8 +103,7 @@ def one_seed_note(views: list[Row]) -> list[str]:
 def training_note(views: list[Row]) -> list[str]:
     """How the cells trained, when some trained side by side (``--jobs``): their step times and their
     numerics (CPU kernels round by thread count) are those of that many threads."""
-    how = sorted({(t.get("concurrent", 1), t.get("threads")) for r in views if r.ok
-                  for t in [r.d.get("train") or {}] if t.get("concurrent", 1) > 1})
+    how = sorted({r.training for r in views if r.ok and r.training[0] > 1})
     return [f"- Trained {c} cells at once with {n} thread(s) each (`--jobs {c}`); timing and memory ran alone."
             for c, n in how]
 

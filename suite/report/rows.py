@@ -144,6 +144,12 @@ class Row:
         part = self.d.get(name)
         return part if isinstance(part, dict) else {}
 
+    @property
+    def training(self) -> tuple[int, int | None]:
+        """(cells trained at once, torch threads of each); (1, None) in rows from before ``--jobs``."""
+        t = self._part("train")
+        return int(t.get("concurrent", 1)), t.get("threads")
+
     # identity
     @property
     def key(self) -> str:
