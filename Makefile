@@ -11,10 +11,10 @@ SEEDS ?= 0
 JOBS ?= 2
 ARGS ?= --variants ln,un,prepbn,crms --seeds $(SEEDS)
 # gpu-check runs with a Python that already has torch and the dependencies (a GPU machine with no
-# package registry): the venv's when it exists, else python3; nothing is installed
+# package registry): the venv's when it exists, else python3; it installs only the wheels of .whl/
 GPU_PY ?= $(shell test -x $(PY) && echo $(PY) || echo python3)
 
-.PHONY: run test lint bench gpu-check venv clean-venv
+.PHONY: run test lint bench gpu-check wheelhouse venv clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -40,6 +40,10 @@ bench: $(STAMP)
 
 gpu-check:
 	$(GPU_PY) run_suite.py gpu-check $(GPU_ARGS)
+
+# here, with a registry: CPython 3.12 manylinux wheels of what the GPU image lacks, into .whl/ (git-ignored)
+wheelhouse:
+	$(GPU_PY) scripts/wheelhouse.py --dest .whl
 
 clean-venv:
 	rm -rf $(VENV)

@@ -25,10 +25,15 @@ def dumps(obj: Any, **kw: Any) -> str:
 
 def write_atomic(path: Path, obj: Any) -> None:
     """Write JSON to ``path`` so a reader sees the old file or the whole new one, never half."""
+    write_text_atomic(path, dumps(obj, indent=1))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so a reader sees the old file or the whole new one, never half."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as f:
-        f.write(dumps(obj, indent=1))
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

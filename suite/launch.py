@@ -120,8 +120,10 @@ def _forked_main(module: str, spec_path: str, env: dict[str, str]) -> None:
     """The worker's entry in a process forked from the server: the sweep's environment, then main."""
     os.environ.clear()
     os.environ.update(env)
-    if str(REPO_ROOT) not in sys.path:  # as PYTHONPATH gives a fresh interpreter
-        sys.path.insert(0, str(REPO_ROOT))
+    # PYTHONPATH as it is now, not as it was when the server started: what a fresh interpreter would see
+    for entry in reversed([p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
     sys.argv = [module, spec_path]
     sys.exit(importlib.import_module(module).main(spec_path) or 0)
 

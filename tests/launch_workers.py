@@ -25,6 +25,11 @@ def main(spec_path: str) -> int:
         os.kill(os.getpid(), signal.SIGSEGV)
     if action == "sleep":
         time.sleep(60)
+    if action == "cuda":  # a forked worker must be able to make its own CUDA context
+        import torch
+        x = torch.arange(4.0, device="cuda")
+        seen["cuda_sum"] = float((x * 2).sum().item())
+        Path(spec["out"]).write_text(json.dumps(seen))
     return 0
 
 

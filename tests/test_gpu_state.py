@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
-from suite.measure.gpu import state_flag, state_warnings
+from suite.measure.gpu import StateSampler, state_flag, state_warnings
 from suite.report.leaderboard import leaderboard_markdown
 
+from conftest import DEVICES, TINY_INPUT, save_tiny_deployed
 from synth import make_row
 
 CALM = {"sm_clock_mhz": 1980, "temperature_c": 50, "power_w": 120.0, "throttle_reasons": [], "throttled": False,
@@ -39,21 +39,44 @@ def test_throttled_or_shared_gpu_rows_are_flagged_in_the_table_with_a_footnote()
     assert "- ⚠ `rms` seed 0: measured with 2 other process(es) on the GPU" in md
 
 
-@pytest.mark.gpu
-def test_a_timing_group_records_nvml_state_before_and_after(tmp_path: Path) -> None:
-    from suite.measure.timing_worker import run_group
-    model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.Linear(256, 10)).eval()
-    for name in ("ln", "un"):
-        torch.save(model, tmp_path / f"{name}.pt")
-    spec = {"models": {n: str(tmp_path / f"{n}.pt") for n in ("ln", "un")}, "baseline": "ln", "device": "cuda",
-            "input_spec": {"kind": "image", "shape": [64]}, "unit": "items/s",
-            "timing": {"budget_s": 0.5, "throughput_batch": 16, "warmup_s": 0.1}}
-    out = run_group(spec)
+def test_the_sampler_sees_a_cap_that_holds_only_during_the_rounds() -> None:
+    states = iter([CALM, CALM | {"sm_clock_mhz": 1400, "throttle_reasons": ["sw-power-cap"], "throttled": True},
+                   CALM | {"sm_clock_mhz": 1700}])
+    counters = iter([{"power": 0, "thermal": 5_000_000}, {"power": 250_000_000, "thermal": 5_000_000}])
+    sampler = StateSampler(lambda: next(states), lambda: next(counters))
+    for _ in range(3):
+        sampler.sample()
+    during = sampler.summary()
+    assert during["samples"] == 3 and during["sm_clock_mhz"] == {"min": 1400, "median": 1700.0, "max": 1980}
+    assert during["throttle_reasons"] == ["sw-power-cap"] and during["throttled_fraction"] == pytest.approx(1 / 3)
+    assert during["violation_ms"] == {"power": 250.0, "thermal": 0.0}
+    calm_ends = {"before": CALM, "during": during, "after": CALM}
+    assert state_flag(calm_ends) == "throttled"
+    assert state_warnings(calm_ends)[0] == "while throttled (power limit 250 ms during the rounds)"
+    assert StateSampler(lambda: None).summary() is None  # no NVML: no state, not a calm one
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_timing_group_samples_the_gpu_state_at_every_round(tmp_path: Path, device: str,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from suite.measure import timing_worker
+    if device == "cpu":  # a fake NVML reading stands in for the GPU's
+        monkeypatch.setattr(timing_worker, "_gpu_state", lambda dev: dict(CALM))
+    models = {n: str(save_tiny_deployed(tmp_path / n, n)) for n in ("ln", "un")}
+    spec = {"models": models, "baseline": "ln", "device": device, "input_spec": TINY_INPUT, "unit": "items/s",
+            "timing": {"budget_s": 0.5, "throughput_batch": 4, "warmup_s": 0.05}}
+    out = timing_worker.run_group(spec)
+    assert set(out["models"]) == {"ln", "un"} and not out["failed"]
+    rounds = len(out["models"]["un"]["latency"]["round_ms"])
+    during = out["gpu_state"]["during"]
+    assert during["samples"] == rounds >= 8
     for when in ("before", "after"):
         state = out["gpu_state"][when]
         assert state["sm_clock_mhz"] > 0 and state["temperature_c"] is not None and state["power_w"] is not None
         assert isinstance(state["throttle_reasons"], list) and isinstance(state["throttled"], bool)
-    assert out["models"]["un"]["latency"]["timer"] == "cuda_event"
+    if device == "cuda":
+        assert out["models"]["un"]["latency"]["timer"] == "cuda_event" and during["sm_clock_mhz"]["median"] > 0
+        assert "violation_ms" in during
 
 
 @pytest.mark.gpu

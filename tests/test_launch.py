@@ -56,6 +56,12 @@ def test_a_failing_worker_is_a_reason_not_an_exception(how: str, tmp_path: Path,
     assert why == reason and seen  # it ran, then failed
 
 
+@pytest.mark.gpu
+def test_a_worker_makes_its_own_cuda_context(how: str, tmp_path: Path) -> None:
+    why, seen = launch(tmp_path, "cuda")
+    assert why == "" and seen["cuda_sum"] == 12.0 and seen["cuda_initialized"] is False
+
+
 def test_a_worker_past_its_timeout_is_killed(how: str, tmp_path: Path) -> None:
     why, seen = launch(tmp_path, "sleep", timeout_s=2)
     assert why == "timed out after 2 s (--cell-timeout)" and seen

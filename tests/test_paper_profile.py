@@ -8,7 +8,7 @@ import pytest
 from suite.report.store import read_rows
 from suite.task import TASKS
 
-from conftest import run_cli
+from conftest import plugin_env, run_cli
 
 
 @pytest.mark.parametrize("task", ["imagenet", "coco", "wikitext"])
@@ -32,13 +32,21 @@ def test_paper_recipes_are_the_published_configurations(tiny_all: Path, task: st
 @pytest.mark.slow
 def test_paper_profile_trains_a_ddp_cell_under_torchrun_on_cpu(tiny_all: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    # an LN-only first step leaves PRepBN's BN branch and eta without gradient: DDP must accept that
-    proc = run_cli("--tasks", "imagenet", "--variants", "prepbn", "--profile", "paper", "--data-root", str(tiny_all),
-                   "--device", "cpu", "--nproc-per-node", "2", "--sync-bn", "--max-steps", "2", "--batch-size", "4",
-                   "--throughput-batch", "2", "--timing-seconds", "0.3", "--set", "prepbn.warmup_steps=1",
-                   "--out", str(out))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (row,) = read_rows(out / "rows.jsonl")
+    # an LN-only first step leaves PRepBN's BN branch and eta without gradient: DDP must accept that;
+    # rankboom fails on rank 1 while rank 0 waits for it in the gradient all-reduce: the cell must end
+    # at once as an error row that names the rank (the timeout is only a guard against the old hang)
+    proc = run_cli("--tasks", "imagenet", "--variants", "prepbn,rankboom", "--profile", "paper", "--data-root",
+                   str(tiny_all), "--device", "cpu", "--nproc-per-node", "2", "--sync-bn", "--max-steps", "2",
+                   "--batch-size", "4", "--throughput-batch", "2", "--timing-seconds", "0.3",
+                   "--set", "prepbn.warmup_steps=1", "--cell-timeout", "240", "--out", str(out),
+                   env=plugin_env("faulty_norms"))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    rows = {r["variant"]: r for r in read_rows(out / "rows.jsonl")}
+    failed = rows["rankboom"]
+    assert failed["status"] == "error" and failed["message"].startswith(
+        "rank 1 failed: RuntimeError: rank 1 fails in training (test plugin)"), failed["message"]
+    assert "timed out" not in failed["message"] and failed["train"] is None
+    row = rows["prepbn"]
     assert row["status"] == "ok", row["message"]
     dist = row["distributed"]
     assert dist == {"world_size": 2, "backend": "gloo", "bn_statistics": "syncbn"}

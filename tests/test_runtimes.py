@@ -39,6 +39,22 @@ def test_each_runtime_reproduces_eager_fp32(runtime: str) -> None:
     torch.testing.assert_close(tensors(p.built.fn(x1))[0], tensors(model(x1))[0], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("runtime", ["eager", "compile", "cudagraphs"])
+def test_each_runtime_reproduces_eager_fp32_on_cuda(runtime: str, precision: str) -> None:
+    cuda = torch.device("cuda")
+    torch.manual_seed(0)
+    model = deploy(create_model("vit_tiny_patch16_224", "prepbn", variant_kwargs={"total_steps": 2}, **TINY_VIT))
+    model = model.to(cuda)
+    x1, x4 = torch.randn(1, 3, 16, 16, device=cuda), torch.randn(4, 3, 16, 16, device=cuda)
+    p = prepare_module(model, "module", name="prepbn", device=cuda, runtime=runtime, precision=precision,
+                       examples=[x1.to(PRECISIONS[precision]), x4.to(PRECISIONS[precision])], threads=None, probe=x4)
+    # fp32 on CUDA: cuDNN's convolution (the patch embedding) may run in TF32 (10-bit mantissa)
+    assert p.agreement["rel_err"] < (5e-3 if precision == "fp32" else 5e-2), p.agreement
+    assert (p.built.build_s > 0) == (runtime != "eager")
+
+
 def test_agreement_says_why_outputs_of_another_shape_cannot_be_compared() -> None:
     ref = tensors(torch.ones(3, 2))
     assert agreement(torch.ones(3, 2) * 1.01, ref, 3)["rel_err"] == pytest.approx(0.01)

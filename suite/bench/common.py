@@ -46,10 +46,12 @@ def report_dir(out: Path | None, results_dir: Path, kind: str, device_name: str)
     return path
 
 
-def write_report(out: Path, md: str, data: dict[str, Any], bench: BenchSetup) -> None:
-    """``report.md`` and ``report.json`` (with allocation, time and provenance), then print them."""
-    (out / "report.md").write_text(md)
+def write_report(out: Path, md: str, data: dict[str, Any], bench: BenchSetup, quiet: bool = False) -> None:
+    """``report.md`` and ``report.json`` (with allocation, time and provenance), then print them
+    (``quiet``: a report rewritten as the benchmark goes, printed at the end only)."""
+    jsonio.write_text_atomic(out / "report.md", md)
     jsonio.write_atomic(out / "report.json", data | {"allocation": bench.allocation, "recorded_at": now_iso(),
                                                      "provenance": bench.provenance})
-    print(md)
-    print(f"report: {out}")
+    if not quiet:
+        print(md)
+        print(f"report: {out}")

@@ -69,63 +69,116 @@ def build_deployed(args: dict[str, Any], spec: dict[str, Any], device: Any) -> t
 
 def run_deploy_bench(*, model: str, img_size: int, seq_len: int, variants: list[str] | None, batch: int,
                      seconds: float, runtimes: list[str], precisions: list[str], device: str, threads: int | None,
-                     out: Path | None, results_dir: Path, nightly: NightlyOptions | None = None) -> int:
+                     out: Path | None, results_dir: Path, nightly: NightlyOptions | None = None,
+                     build_jobs: int = 1) -> int:
+    """Build and save every variant's deployed model here, on the CPU (this process never touches
+    the GPU, so it holds no CUDA context while the workers time it), then one timing worker per
+    (runtime, precision), its compile caches warmed by ``build_jobs`` processes first where the
+    runtime has them. ``batch`` 0 times batch-1 latency only. The report, ``report.json`` and the
+    rows are written after every group, so a bench stopped half-way (a budget, a lost machine)
+    keeps the groups it finished."""
     bench = setup(device, threads)
     names = list(variants) if variants else NORMS.names()
     names += [b for b in BASELINES if b not in names]
     folder = report_dir(out, results_dir, "deploy-bench", device)
     spec_in = input_spec(model, img_size, seq_len)
-    models_dir = folder / "models"
-    params = {}
-    for v in names:
-        args = build_args(model, v, img_size)
-        (models_dir / v).mkdir(parents=True, exist_ok=True)
-        deployed = build_deployed(args, spec_in, bench.device).cpu()
-        params[v] = sum(p.numel() for p in deployed.parameters())
-        save_deployed(models_dir / v, deployed, args)
-    torch.save(make_input(spec_in, batch, "cpu", seed=PROBE_SEED), folder / "probe_inputs.pt")
+    params = save_models(folder / "models", model, names, img_size, spec_in)
+    torch.save(make_input(spec_in, batch or 1, "cpu", seed=PROBE_SEED), folder / "probe_inputs.pt")
+    run_id = uuid.uuid4().hex[:12]
     groups: dict[str, dict[str, Any]] = {}
+    rows: list[dict[str, Any]] = []
+    store = Store(folder, schema=False)  # bench rows carry timing only (no training, no quality)
     for runtime in runtimes:
         for precision in precisions:
             label = f"{runtime} {precision}"
             reason = RUNTIMES.get(runtime).unsupported(bench.device, precision) or \
                 precision_unsupported(bench.device, precision)
+            result: dict[str, Any] = {}
             if reason:
                 groups[label] = {"not_applicable": reason}
-                continue
-            spec = {"models": {v: str(models_dir / v) for v in names}, "baseline": "ln", "device": device,
-                    "threads": threads, "runtime": runtime, "precision": precision, "input_spec": spec_in,
-                    "unit": "items/s", "probe": str(folder / "probe_inputs.pt"),
-                    "timing": {"budget_s": seconds, "throughput_batch": batch, "warmup_s": min(1.0, seconds / 8)},
-                    "out": str(folder / f"timing-{runtime}-{precision}.json")}
-            jsonio.write_atomic(folder / f"timing-{runtime}-{precision}-spec.json", spec)
-            err = Launcher(mode="subprocess").run("suite.measure.timing_worker",
-                                                  folder / f"timing-{runtime}-{precision}-spec.json")
-            result = jsonio.read(spec["out"]) if Path(spec["out"]).exists() else {"error": err or "no output"}
-            groups[label] = summarize(result, names, batch, params) | {"raw": result}
-            print(f"{label}: {len(groups[label].get('rows', []))} variant(s) timed", flush=True)
-    md = render(groups, model=model, spec=spec_in, batch=batch, seconds=seconds, bench=bench)
-    raw = {label: g.pop("raw", None) for label, g in groups.items()}
-    write_report(folder, md, {"args": {"model": model, "img_size": img_size, "seq_len": seq_len,
-                                       "variants": names, "batch": batch, "seconds": seconds,
-                                       "runtimes": runtimes, "precisions": precisions, "device": device,
-                                       "threads": threads},
-                              "input_spec": spec_in, "groups": groups}, bench)
-    rows = bench_rows(raw, groups, model=model, spec=spec_in, names=names, device=device, bench=bench)
-    store = Store(folder, schema=False)  # bench rows carry timing only (no training, no quality)
-    for row in rows:
-        store.append(row)
+            else:
+                warmed = warm_builds(folder, names, runtime=runtime, precision=precision, device=device,
+                                     spec_in=spec_in, batch=batch, jobs=build_jobs)
+                result = time_group(folder, names, runtime=runtime, precision=precision, device=device,
+                                    threads=threads, spec_in=spec_in, batch=batch, seconds=seconds)
+                groups[label] = summarize(result, names, batch, params) | ({"warm_builds": warmed} if warmed else {})
+                print(f"{label}: {len(groups[label].get('rows', []))} variant(s) timed", flush=True)
+            new = bench_rows({label: result}, {label: groups[label]}, model=model, spec=spec_in, names=names,
+                             device=device, bench=bench, run_id=run_id)
+            for row in new:
+                store.append(row)
+            rows += new
+            md = render(groups, model=model, spec=spec_in, batch=batch, seconds=seconds, bench=bench)
+            write_report(folder, md, {"args": {"model": model, "img_size": img_size, "seq_len": seq_len,
+                                               "variants": names, "batch": batch, "seconds": seconds,
+                                               "runtimes": runtimes, "precisions": precisions, "device": device,
+                                               "threads": threads, "build_jobs": build_jobs},
+                                      "input_spec": spec_in, "groups": groups,
+                                      "complete": len(groups) == len(runtimes) * len(precisions)},
+                         bench, quiet=len(groups) < len(runtimes) * len(precisions))
     return 0 if nightly is None else finish(folder, rows, nightly)
 
 
+def save_models(models_dir: Path, model: str, names: list[str], img_size: int,
+                spec_in: dict[str, Any]) -> dict[str, int]:
+    """Each variant deployed and saved (weights plus build description), built on the CPU; its
+    parameter count."""
+    params = {}
+    for v in names:
+        args = build_args(model, v, img_size)
+        (models_dir / v).mkdir(parents=True, exist_ok=True)
+        deployed = build_deployed(args, spec_in, "cpu")
+        params[v] = sum(p.numel() for p in deployed.parameters())
+        save_deployed(models_dir / v, deployed, args)
+    return params
+
+
+def warm_builds(folder: Path, names: list[str], *, runtime: str, precision: str, device: str,
+                spec_in: dict[str, Any], batch: int, jobs: int) -> dict[str, Any]:
+    """Build every model under a caching runtime, ``jobs`` processes at once, before its timing
+    group, so that the timing worker's own builds read the compiled code back from disk. Each
+    model's build seconds here, or why it failed (the timing worker then builds it cold)."""
+    from concurrent.futures import ThreadPoolExecutor
+    if jobs <= 1 or not RUNTIMES.get(runtime).build_cache:
+        return {}
+    warm = folder / "warm"
+    warm.mkdir(exist_ok=True)
+
+    def one(v: str) -> Any:
+        spec_path, out = warm / f"{v}-{runtime}-{precision}-spec.json", warm / f"{v}-{runtime}-{precision}.json"
+        jsonio.write_atomic(spec_path, {"model": str(folder / "models" / v), "device": device, "runtime": runtime,
+                                        "precision": precision, "input_spec": spec_in,
+                                        "batches": [1, batch] if batch else [1], "out": str(out)})
+        err = Launcher(mode="subprocess").run("suite.measure.build_worker", spec_path)
+        return jsonio.read(out) if out.exists() else {"error": err or "no output"}
+
+    with ThreadPoolExecutor(max_workers=min(jobs, len(names))) as pool:
+        return dict(zip(names, pool.map(one, names)))
+
+
+def time_group(folder: Path, names: list[str], *, runtime: str, precision: str, device: str, threads: int | None,
+               spec_in: dict[str, Any], batch: int, seconds: float) -> dict[str, Any]:
+    """One timing worker over every saved model under (runtime, precision); its output."""
+    spec = {"models": {v: str(folder / "models" / v) for v in names}, "baseline": "ln", "device": device,
+            "threads": threads, "runtime": runtime, "precision": precision, "input_spec": spec_in,
+            "unit": "items/s", "probe": str(folder / "probe_inputs.pt"),
+            "timing": {"budget_s": seconds, "throughput_batch": batch or 1, "measure_throughput": bool(batch),
+                       "warmup_s": min(1.0, seconds / 8)},
+            "out": str(folder / f"timing-{runtime}-{precision}.json")}
+    spec_path = folder / f"timing-{runtime}-{precision}-spec.json"
+    jsonio.write_atomic(spec_path, spec)
+    err = Launcher(mode="subprocess").run("suite.measure.timing_worker", spec_path)
+    return jsonio.read(spec["out"]) if Path(spec["out"]).exists() else {"error": err or "no output"}
+
+
 def bench_rows(raw: dict[str, Any], groups: dict[str, dict[str, Any]], *, model: str, spec: dict[str, Any],
-               names: list[str], device: str, bench: BenchSetup) -> list[dict[str, Any]]:
+               names: list[str], device: str, bench: BenchSetup, run_id: str) -> list[dict[str, Any]]:
     """One row per (variant, runtime, precision), shaped like a sweep's rows where it matters for
     ``compare`` and the history: key, status, latency and throughput with their per-round data,
     the ratio to ``ln``, runtime facts, agreement, provenance."""
     task = f"deploy-bench:{model}"
     size = f"{spec['seq_len']}tok" if spec["kind"] == "tokens" else f"{spec['shape'][-1]}px"
-    run_id, now = uuid.uuid4().hex[:12], now_iso()
+    now = now_iso()
     rows = []
     for label, g in groups.items():
         runtime, precision = label.split()
@@ -158,14 +211,17 @@ def summarize(result: dict[str, Any], names: list[str], batch: int, params: dict
     for v in [n for n in names if n in models]:
         m = models[v]
         row: dict[str, Any] = {"variant": v, "p50_b1_ms": m["latency"]["p50_ms"],
-                               f"median_b{batch}_ms": float(np.median(m["throughput"]["round_ms"])),
                                "build_s": (m.get("runtime_info") or {}).get("build_s"),
                                "agreement": (m.get("agreement") or {}).get("rel_err"),
                                "runtime_info": m.get("runtime_info"), "params": params.get(v)}
+        passes = [("b1", "latency")]
+        if batch:  # 0: batch-1 latency only
+            row[f"median_b{batch}_ms"] = float(np.median(m["throughput"]["round_ms"]))
+            passes.append((f"b{batch}", "throughput"))
         for base in BASELINES:
             if base not in models:
                 continue
-            for tag, key in (("b1", "latency"), (f"b{batch}", "throughput")):
+            for tag, key in passes:
                 r = ratio_ci(np.log(m[key]["round_ms"]) - np.log(models[base][key]["round_ms"]), baseline=base)
                 row[f"{tag}_vs_{base}"] = [r.value, r.lo, r.hi]
         rows.append(row)
@@ -182,8 +238,9 @@ def render(groups: dict[str, dict[str, Any]], *, model: str, spec: dict[str, Any
         return "-" if not x else f"{x[0]:.3f} [{x[1]:.3f}, {x[2]:.3f}]"
 
     size = f"{spec['seq_len']} tokens" if spec["kind"] == "tokens" else f"{spec['shape'][-1]} px"
-    parts = [f"Deployed latency, {model} at {size}, {bench.where} ({bench.threads} threads), per runtime and "
-             f"precision: one interleaved group each, {seconds:.0f} s; ratios of per-round medians with 95% "
+    passes = f"batch 1 and batch {batch}" if batch else "batch 1 only"
+    parts = [f"Deployed latency, {model} at {size}, {bench.where} ({bench.threads} threads), {passes}, per runtime "
+             f"and precision: one interleaved group each, {seconds:.0f} s; ratios of per-round medians with 95% "
              f"bootstrap intervals; lower is faster. `build s`: compile/export/session seconds (never in the "
              f"latency); `agree`: max |out - eager fp32| / max |eager fp32| on random inputs of the timed shape."]
     for label, g in groups.items():
@@ -192,8 +249,9 @@ def render(groups: dict[str, dict[str, Any]], *, model: str, spec: dict[str, Any
             parts.append(f"not-applicable: {g['not_applicable']}" if "not_applicable" in g else f"error: {g['error']}")
             continue
         table = [{"variant": r["variant"], "b1 p50 ms": f"{r['p50_b1_ms']:.2f}", "b1 / ln": ci(r.get("b1_vs_ln")),
-                  "b1 / none": ci(r.get("b1_vs_none")), f"b{b} ms": f"{r[f'median_b{b}_ms']:.1f}",
-                  f"b{b} / ln": ci(r.get(f"b{b}_vs_ln")), f"b{b} / none": ci(r.get(f"b{b}_vs_none")),
+                  "b1 / none": ci(r.get("b1_vs_none")),
+                  **({f"b{b} ms": f"{r[f'median_b{b}_ms']:.1f}", f"b{b} / ln": ci(r.get(f"b{b}_vs_ln")),
+                      f"b{b} / none": ci(r.get(f"b{b}_vs_none"))} if b else {}),
                   "build s": "-" if r["build_s"] is None else f"{r['build_s']:.1f}",
                   "agree": "-" if r["agreement"] is None else f"{r['agreement']:.1e}",
                   "params M": "-" if r["params"] is None else f"{r['params'] / 1e6:.3f}"} for r in g["rows"]]

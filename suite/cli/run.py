@@ -119,6 +119,9 @@ def run_config(args: argparse.Namespace) -> Any:
               file=sys.stderr)
     if args.inline and args.nproc_per_node > 1:
         raise UsageError("--inline runs one process; drop --inline to train with --nproc-per-node > 1 (torchrun)")
+    if device == "cuda" and args.nproc_per_node > 1:
+        import torch
+        check_nproc(args.nproc_per_node, torch.cuda.device_count())
     overrides = parse_overrides(args.overrides, variants)
     if args.data_root is not None and not args.data_root.is_dir():
         raise UsageError(f"--data-root {args.data_root} is not a folder; give the folder that holds imagenet/, "
@@ -134,6 +137,15 @@ def run_config(args: argparse.Namespace) -> Any:
                      nproc_per_node=args.nproc_per_node, sync_bn=args.sync_bn, shard=shard,
                      launch="inline" if args.inline else "subprocess", runtimes=runtimes, precisions=precisions,
                      amp=args.amp, jobs=jobs)
+
+
+def check_nproc(nproc: int, gpus: int) -> None:
+    """One process per GPU: a DDP cell on CUDA cannot have more processes than visible GPUs (a rank
+    without a GPU fails at ``set_device`` while the others wait for it)."""
+    if nproc > gpus:
+        raise UsageError(f"--nproc-per-node {nproc} needs {nproc} GPUs (one per process), but {gpus} "
+                         f"{'is' if gpus == 1 else 'are'} visible here (CUDA_VISIBLE_DEVICES); use "
+                         f"--nproc-per-node {max(gpus, 1)} or fewer")
 
 
 def resumed_config(argv: list[str], args: argparse.Namespace) -> Any:

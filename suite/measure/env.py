@@ -48,9 +48,22 @@ def device_description(device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
         from suite.measure.gpu import device_info
         desc.update(device_info(device.index or 0))
+        desc["tf32"] = tf32_state()
     else:
         desc["name"] = desc["cpu"]
     return desc
+
+
+def tf32_state() -> dict[str, Any]:
+    """Whether "fp32" on CUDA is really TF32 somewhere: PyTorch's defaults let cuDNN convolutions
+    use TF32 and keep matmuls in full fp32; the suite leaves them as they are and records them."""
+    out: dict[str, Any] = {"cudnn_conv": bool(torch.backends.cudnn.allow_tf32),
+                           "matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+                           "float32_matmul_precision": torch.get_float32_matmul_precision()}
+    conv = getattr(getattr(torch.backends.cudnn, "conv", None), "fp32_precision", None)  # torch >= 2.9's names
+    if conv is not None:
+        out["cudnn_conv_fp32_precision"] = conv
+    return out
 
 
 def provenance(device: torch.device) -> dict[str, Any]:

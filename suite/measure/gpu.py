@@ -6,8 +6,10 @@ handle is looked up by the device's UUID, then by PCI bus id, then by index.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
 try:
@@ -45,18 +47,27 @@ def nvml_ok() -> bool:
 
 
 def handle(cuda_index: int = 0) -> Any:
-    """The NVML handle of CUDA device ``cuda_index`` (None when NVML is unavailable)."""
+    """The NVML handle of CUDA device ``cuda_index`` (None when NVML is unavailable).
+
+    In a process that has initialized CUDA the device's UUID (then PCI bus id) says which NVML
+    device it is. A process that has not (the sweep's parent, gpu-check) must not initialize
+    CUDA only to ask (it would hold a context on the GPU while workers time it), so there the
+    ``CUDA_VISIBLE_DEVICES`` entry is read: a UUID, or an index in PCI order."""
     if not nvml_ok():
         return None
-    props = torch.cuda.get_device_properties(cuda_index)
     attempts = []
-    uuid = getattr(props, "uuid", None)
-    if uuid is not None:
-        attempts.append(lambda: pynvml.nvmlDeviceGetHandleByUUID(f"GPU-{uuid}"))
-    if hasattr(props, "pci_bus_id"):
-        bus = f"{props.pci_domain_id:08x}:{props.pci_bus_id:02x}:{props.pci_device_id:02x}.0"
-        attempts.append(lambda: pynvml.nvmlDeviceGetHandleByPciBusId(bus))
-    attempts.append(lambda: pynvml.nvmlDeviceGetHandleByIndex(cuda_index))
+    if torch.cuda.is_initialized():
+        props = torch.cuda.get_device_properties(cuda_index)
+        uuid = getattr(props, "uuid", None)
+        if uuid is not None:
+            attempts.append(lambda: pynvml.nvmlDeviceGetHandleByUUID(f"GPU-{uuid}"))
+        if hasattr(props, "pci_bus_id"):
+            bus = f"{props.pci_domain_id:08x}:{props.pci_bus_id:02x}:{props.pci_device_id:02x}.0"
+            attempts.append(lambda: pynvml.nvmlDeviceGetHandleByPciBusId(bus))
+    entry = visible_entry(cuda_index)
+    if entry is not None and not entry.isdigit():
+        attempts.append(lambda: pynvml.nvmlDeviceGetHandleByUUID(entry))
+    attempts.append(lambda: pynvml.nvmlDeviceGetHandleByIndex(int(entry) if entry and entry.isdigit() else cuda_index))
     for attempt in attempts:
         try:
             return attempt()
@@ -65,18 +76,44 @@ def handle(cuda_index: int = 0) -> Any:
     return None
 
 
+def visible_entry(cuda_index: int) -> str | None:
+    """The ``CUDA_VISIBLE_DEVICES`` entry of CUDA device ``cuda_index`` (None when unset or too short)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return None
+    entries = [e.strip() for e in visible.split(",") if e.strip()]
+    return entries[cuda_index] if cuda_index < len(entries) else None
+
+
 def device_info(cuda_index: int = 0) -> dict[str, Any]:
-    """Static facts about the GPU: name, driver, CUDA version, memory, max SM clock."""
-    info: dict[str, Any] = {"name": torch.cuda.get_device_name(cuda_index),
-                            "cuda": torch.version.cuda,
-                            "capability": ".".join(map(str, torch.cuda.get_device_capability(cuda_index))),
-                            "total_memory_mb": torch.cuda.get_device_properties(cuda_index).total_memory / 2**20}
+    """Static facts about the GPU: name, UUID, driver, CUDA version, capability, memory, max SM clock.
+
+    Read through NVML, which creates no CUDA context, so the sweep's parent and gpu-check can
+    record them without holding the GPU; from PyTorch only where NVML is missing."""
     h = handle(cuda_index)
-    if h is not None:
-        info["driver"] = _str(pynvml.nvmlSystemGetDriverVersion())
-        info["max_sm_clock_mhz"] = _try(lambda: pynvml.nvmlDeviceGetMaxClockInfo(h, pynvml.NVML_CLOCK_SM))
-        info["power_limit_w"] = _try(lambda: pynvml.nvmlDeviceGetEnforcedPowerLimit(h) / 1000)
-    return info
+    info: dict[str, Any] = {"cuda": torch.version.cuda}
+    if h is None:
+        return info | {"name": torch.cuda.get_device_name(cuda_index),
+                       "capability": ".".join(map(str, torch.cuda.get_device_capability(cuda_index))),
+                       "total_memory_mb": torch.cuda.get_device_properties(cuda_index).total_memory / 2**20}
+    capability = _try(lambda: pynvml.nvmlDeviceGetCudaComputeCapability(h))
+    memory = _try(lambda: pynvml.nvmlDeviceGetMemoryInfo(h))
+    return info | {
+        "name": _str(pynvml.nvmlDeviceGetName(h)),
+        "uuid": _try(lambda: _str(pynvml.nvmlDeviceGetUUID(h))),
+        "capability": None if capability is None else ".".join(map(str, capability)),
+        "total_memory_mb": None if memory is None else memory.total / 2**20,
+        "driver": _str(pynvml.nvmlSystemGetDriverVersion()),
+        "max_sm_clock_mhz": _try(lambda: pynvml.nvmlDeviceGetMaxClockInfo(h, pynvml.NVML_CLOCK_SM)),
+        "power_limit_w": _try(lambda: pynvml.nvmlDeviceGetEnforcedPowerLimit(h) / 1000),
+    }
+
+
+def capability(cuda_index: int = 0) -> tuple[int, int]:
+    """The GPU's compute capability, through NVML where it can (no CUDA context)."""
+    h = handle(cuda_index)
+    cap = None if h is None else _try(lambda: pynvml.nvmlDeviceGetCudaComputeCapability(h))
+    return tuple(cap) if cap else torch.cuda.get_device_capability(cuda_index)  # type: ignore[return-value]
 
 
 def gpu_state(cuda_index: int = 0) -> dict[str, Any] | None:
@@ -100,11 +137,77 @@ def gpu_state(cuda_index: int = 0) -> dict[str, Any] | None:
     }
 
 
+def violation_ns(cuda_index: int = 0) -> dict[str, int] | None:
+    """NVML's cumulative time (ns) the clocks were held down by the power and the thermal limit:
+    counters, so a cap between two readings is seen even when no sample fell inside it."""
+    h = handle(cuda_index)
+    if h is None:
+        return None
+    out = {}
+    for label, policy in (("power", "NVML_PERF_POLICY_POWER"), ("thermal", "NVML_PERF_POLICY_THERMAL")):
+        value = _try(lambda p=policy: pynvml.nvmlDeviceGetViolationStatus(h, getattr(pynvml, p)).violationTime)
+        if value is not None:
+            out[label] = int(value)
+    return out or None
+
+
+class StateSampler:
+    """The GPU's state while a group is timed: ``sample()`` is called at every round boundary
+    (after the round's synchronize, outside the timed blocks), so the clock recorded is the loaded
+    one and a throttle reason that holds only while the rounds run is seen; the power and thermal
+    violation counters are read at both ends. ``read`` and ``counters`` are injectable for tests."""
+
+    def __init__(self, read: Callable[[], dict[str, Any] | None],
+                 counters: Callable[[], dict[str, int] | None] = lambda: None) -> None:
+        self.read, self.counters = read, counters
+        self.samples: list[dict[str, Any]] = []
+        self.start = counters()
+
+    def sample(self) -> None:
+        state = self.read()
+        if state:
+            self.samples.append(state)
+
+    def summary(self) -> dict[str, Any] | None:
+        """Clock, temperature and power over the samples, the union of throttle reasons, the share
+        of samples throttled, other processes seen, and the violation time over the window."""
+        end = self.counters()
+        if not self.samples and end is None:
+            return None
+        clocks = [s["sm_clock_mhz"] for s in self.samples if s.get("sm_clock_mhz") is not None]
+        reasons = sorted({r for s in self.samples for r in s.get("throttle_reasons") or []})
+        throttled = [bool(s.get("throttled")) for s in self.samples]
+        out: dict[str, Any] = {
+            "samples": len(self.samples),
+            "sm_clock_mhz": None if not clocks else {"min": min(clocks), "median": float(np.median(clocks)),
+                                                     "max": max(clocks)},
+            "temperature_c_max": _max(s.get("temperature_c") for s in self.samples),
+            "power_w_max": _max(s.get("power_w") for s in self.samples),
+            "throttle_reasons": reasons, "throttled": any(throttled),
+            "throttled_fraction": sum(throttled) / len(throttled) if throttled else 0.0,
+            "other_processes": _max(s.get("other_processes") for s in self.samples) or 0,
+        }
+        if self.start is not None and end is not None:
+            out["violation_ms"] = {k: (end[k] - self.start[k]) / 1e6 for k in end if k in self.start}
+        return out
+
+
+def _max(values: Any) -> Any:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
 def state_warnings(states: dict[str, Any] | None) -> list[str]:
-    """Why a row's timing may be unfair, from its ``gpu_state`` {before, after}: a throttled
-    clock or another process on the GPU at either end of the measurement."""
+    """Why a row's timing may be unfair, from its ``gpu_state`` {before, during, after}: a
+    throttled clock (in a sample or by the violation counters during the rounds) or another
+    process on the GPU."""
     out: list[str] = []
-    for s in [(states or {}).get(k) for k in ("before", "after")]:
+    during = (states or {}).get("during") or {}
+    capped = {k: v for k, v in (during.get("violation_ms") or {}).items() if v > 0}
+    if capped:
+        out.append("while throttled (" + ", ".join(f"{k} limit {v:.0f} ms" for k, v in sorted(capped.items())) +
+                   " during the rounds)")
+    for s in [(states or {}).get(k) for k in ("before", "during", "after")]:
         if not s:
             continue
         if s.get("throttled"):

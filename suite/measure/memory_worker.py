@@ -8,9 +8,13 @@ of this process is reset after the build (``/proc/self/clear_refs``), so what co
 export allocated and freed again does not count, while what stays resident does; the model's
 share is that peak minus the resident set before the model was loaded (interpreter, torch and
 the inputs are in the baseline; so are torch, torchvision, timm and transformers, imported first
-and listed in the row's ``source``, while a library the build imports lazily counts). On GPU:
-``torch.cuda.max_memory_allocated`` from after the build, and NVML's view of this process (CUDA
-context included).
+and listed in the row's ``source``, while a library the build imports lazily counts). On GPU
+the figure is likewise the model's share, counted from before the model was loaded (the input is
+in the baseline, as on CPU), read where the runtime keeps its memory (``Runtime.gpu_memory``):
+the caching allocator's peak allocated bytes (eager, compile); its reserved bytes for CUDA graphs,
+whose replays write into a private pool that is held but never counted as allocated; and for a
+runtime outside PyTorch (ONNX Runtime's arena) NVML's figure for this process, else the device's
+used memory. Where none of these can be read the field is null and ``source`` says why.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import contextlib
 import importlib
 import resource
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +33,7 @@ from suite import faults
 from suite.launch import PRELOAD
 from suite.measure.inputs import make_input
 from suite.measure.prepare import prepare
-from suite.measure.runtimes import PRECISIONS
+from suite.measure.runtimes import PRECISIONS, RUNTIMES
 from suite.measure.worker import run_worker
 
 FORWARDS = 3
@@ -43,32 +48,92 @@ def probe(folder: str, input_spec: dict[str, Any], batch: int, device: str, *, r
     for name in PRELOAD:  # in the baseline however the worker started (a forked one has them already)
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    if dev.type == "cuda":
+        return {"batch": batch} | _cuda_probe(folder, dev, runtime, precision, x, threads)
     rss_before = psutil.Process().memory_info().rss / 2**20
     loaded = [m for m in PRELOAD if m in sys.modules]
     prepared = prepare(Path(folder), device=dev, runtime=runtime, precision=precision, examples=[x],
                        threads=threads)
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-        torch.cuda.reset_peak_memory_stats(dev)
     hwm_reset = reset_high_water_mark()
-    with torch.inference_mode():
-        for _ in range(FORWARDS):
-            prepared.built.fn(x)
-    out: dict[str, Any] = {"batch": batch}
-    if dev.type == "cuda":
-        from suite.measure.gpu import process_memory_mb
-        torch.cuda.synchronize(dev)
-        allocated = torch.cuda.max_memory_allocated(dev) / 2**20
-        out |= {"peak_mb": allocated, "torch_max_allocated_mb": allocated,
-                "nvml_process_mb": process_memory_mb(dev.index or 0),
-                "source": "cuda: torch.cuda.max_memory_allocated over the forwards (peak_mb) + NVML process memory"}
-        return out
+    _forwards(prepared.built.fn, x)
     peak = high_water_mark_mb() if hwm_reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     how = ("peak RSS over the forwards (high-water mark reset after the build)" if hwm_reset else
            "peak RSS of the whole process (ru_maxrss; the high-water mark could not be reset)")
-    return out | {"peak_mb": peak - rss_before, "process_peak_rss_mb": peak, "rss_before_model_mb": rss_before,
-                  "source": f"cpu: {how} minus RSS before the model was loaded "
-                            f"(already imported then: {', '.join(loaded) or 'none of ' + ', '.join(PRELOAD)})"}
+    return {"batch": batch, "peak_mb": peak - rss_before, "process_peak_rss_mb": peak,
+            "rss_before_model_mb": rss_before,
+            "source": f"cpu: {how} minus RSS before the model was loaded "
+                      f"(already imported then: {', '.join(loaded) or 'none of ' + ', '.join(PRELOAD)})"}
+
+
+def _forwards(fn: Any, x: Any) -> None:
+    with torch.inference_mode():
+        for _ in range(FORWARDS):
+            fn(x)
+
+
+def _cuda_probe(folder: str, dev: torch.device, runtime: str, precision: str, x: Any,
+                threads: int | None) -> dict[str, Any]:
+    before = read_gpu(dev)  # the input is allocated: it is in the baseline, as on CPU
+    prepared = prepare(Path(folder), device=dev, runtime=runtime, precision=precision, examples=[x],
+                       threads=threads)
+    torch.cuda.synchronize(dev)
+    torch.cuda.empty_cache()  # blocks freed during the build are no longer held; graph pools stay
+    torch.cuda.reset_peak_memory_stats(dev)
+    _forwards(prepared.built.fn, x)
+    torch.cuda.synchronize(dev)
+    return gpu_figures(RUNTIMES.get(runtime).gpu_memory, before, read_gpu(dev))
+
+
+@dataclass(frozen=True)
+class GpuReading:
+    """What the probe reads about the GPU's memory at one moment (MiB; None where unreadable)."""
+
+    allocated_mb: float
+    reserved_mb: float
+    peak_allocated_mb: float      # since the last reset of the peak statistics
+    peak_reserved_mb: float
+    device_used_mb: float | None  # the whole device: total minus free (cudaMemGetInfo)
+    process_mb: float | None      # NVML's figure for this process (None where NVML hides processes)
+
+
+def read_gpu(dev: torch.device) -> GpuReading:
+    from suite.measure.gpu import process_memory_mb
+    free, total = torch.cuda.mem_get_info(dev)
+    return GpuReading(allocated_mb=torch.cuda.memory_allocated(dev) / 2**20,
+                      reserved_mb=torch.cuda.memory_reserved(dev) / 2**20,
+                      peak_allocated_mb=torch.cuda.max_memory_allocated(dev) / 2**20,
+                      peak_reserved_mb=torch.cuda.max_memory_reserved(dev) / 2**20,
+                      device_used_mb=(total - free) / 2**20, process_mb=process_memory_mb(dev.index or 0))
+
+
+def gpu_figures(method: str, before: GpuReading, after: GpuReading) -> dict[str, Any]:
+    """The model's share of the GPU's memory over the forwards, read the way ``method`` says
+    (``suite.measure.runtimes.GPU_MEMORY``), every reading kept beside it."""
+    raw = {"torch_max_allocated_mb": after.peak_allocated_mb - before.allocated_mb,
+           "torch_max_reserved_mb": after.peak_reserved_mb - before.reserved_mb,
+           "nvml_process_mb": after.process_mb}
+    if method == "allocated":
+        return raw | {"peak_mb": raw["torch_max_allocated_mb"],
+                      "source": "cuda: torch.cuda.max_memory_allocated over the forwards minus the bytes allocated "
+                                "before the model was loaded (the input)"}
+    if method == "reserved":
+        return raw | {"peak_mb": raw["torch_max_reserved_mb"],
+                      "source": "cuda graphs: torch.cuda.max_memory_reserved over the replays minus the bytes "
+                                "reserved before the model was loaded (replays write into the graphs' private pool, "
+                                "which allocated bytes do not count)"}
+    if method != "device":
+        raise ValueError(f"unknown GPU memory method {method!r} (known: allocated, reserved, device)")
+    if before.process_mb is not None and after.process_mb is not None:
+        return raw | {"peak_mb": after.process_mb - before.process_mb,
+                      "source": "cuda, outside PyTorch's allocator: NVML's memory of this process after the "
+                                "forwards minus before the model was loaded (the runtime's arena keeps its peak)"}
+    if before.device_used_mb is not None and after.device_used_mb is not None:
+        return raw | {"peak_mb": after.device_used_mb - before.device_used_mb,
+                      "source": "cuda, outside PyTorch's allocator: the device's used memory after the forwards "
+                                "minus before the model was loaded (NVML shows no per-process figure here; the "
+                                "probe runs alone on its GPU)"}
+    return raw | {"peak_mb": None, "source": "n/a: this runtime's memory is outside PyTorch's allocator and "
+                                             "neither NVML nor the driver reported the GPU's used memory"}
 
 
 def reset_high_water_mark() -> bool:

@@ -41,7 +41,8 @@ def prepare(folder: Path, *, device: torch.device, runtime: str, precision: str,
 def prepare_module(deployed: nn.Module, call: str, *, name: str, device: torch.device, runtime: str,
                    precision: str, examples: list[Any], threads: int | None,
                    probe: torch.Tensor | None = None) -> Prepared:
-    module = inference_module(deployed, call).eval()
+    # measured as served: no weight requires grad, so a runtime's graph is the inference graph
+    module = inference_module(deployed, call).eval().requires_grad_(False)
     reference = _run(module, probe) if probe is not None else None  # eager fp32, before any cast
     dtype = PRECISIONS[precision]
     module = module.to(dtype)
@@ -49,7 +50,8 @@ def prepare_module(deployed: nn.Module, call: str, *, name: str, device: torch.d
     built = RUNTIMES.get(runtime).build(module, examples, device=device, precision=precision, threads=threads)
     prepared = Prepared(name, built, module, deployed.to(dtype))
     if probe is not None and reference is not None:
-        prepared.agreement = agreement(built.fn(cast_floats(probe, dtype)), reference, int(probe.shape[0]))
+        # under inference_mode like the timed calls: the same compiled graph (or CUDA graph) runs
+        prepared.agreement = agreement(_run(built.fn, cast_floats(probe, dtype)), reference, int(probe.shape[0]))
     return prepared
 
 
@@ -60,8 +62,10 @@ def probe_batch(probe: torch.Tensor, batch: int) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def _run(module: nn.Module, x: Any) -> list[torch.Tensor]:
-    return tensors(module(x))
+def _run(fn: Any, x: Any) -> list[torch.Tensor]:
+    """``fn(x)`` as float64 CPU tensors, copied before the next call (a CUDA-graph replay's outputs
+    live in the graph's pool and are overwritten by the next replay)."""
+    return tensors(fn(x))
 
 
 def tensors(out: Any) -> list[torch.Tensor]:

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from suite import faults
 from suite.env import now_iso
 from suite.measure.alloc import steady_malloc
+from suite.measure.gpu import StateSampler
 from suite.measure.inputs import make_input
 from suite.measure.interleave import TimingConfig, time_interleaved
 from suite.measure.prepare import Prepared, prepare, probe_batch
@@ -39,9 +40,10 @@ def run_group(spec: dict[str, Any]) -> dict[str, Any]:
     runtime, precision = spec.get("runtime", "eager"), spec.get("precision", "fp32")
     dtype = PRECISIONS[precision]
     cfg = TimingConfig(**spec["timing"])
-    examples = [make_input(spec["input_spec"], b, device, dtype) for b in (1, cfg.throughput_batch)]
+    shapes = (1, cfg.throughput_batch) if cfg.measure_throughput else (1,)  # latency only: one shape to build
+    examples = [make_input(spec["input_spec"], b, device, dtype) for b in shapes]
     probe = torch.load(spec["probe"], weights_only=True) if spec.get("probe") else None
-    probe = None if probe is None else probe_batch(probe, cfg.throughput_batch).to(device)
+    probe = None if probe is None else probe_batch(probe, shapes[-1]).to(device)
     prepared: dict[str, Prepared] = {}
     failed: dict[str, str] = {}
     for name, folder in spec["models"].items():
@@ -57,13 +59,21 @@ def run_group(spec: dict[str, Any]) -> dict[str, Any]:
         return out
     baseline = spec.get("baseline") if spec.get("baseline") in prepared else None
     state_before = _gpu_state(device)
+    sampler = StateSampler(lambda: _gpu_state(device), lambda: _violations(device))
     host = HostLoad()
     bar = tqdm(desc=f"timing {len(prepared)} models ({runtime}, {precision})", unit="round", leave=False,
                mininterval=1.0)
+
+    def each_round(rounds: int, seconds: float) -> None:
+        sampler.sample()  # between rounds, after their synchronize: never inside a timed block
+        bar.update(1)
+
     timings = time_interleaved({n: p.built.fn for n, p in prepared.items()},
                                lambda b: make_input(spec["input_spec"], b, device, dtype), cfg, device,
-                               baseline=baseline, progress=lambda r, s: bar.update(1))
+                               baseline=baseline, progress=each_round)
     bar.close()
+    gpu_state = None if state_before is None else {"before": state_before, "during": sampler.summary(),
+                                                   "after": _gpu_state(device)}
     rows = {n: t.as_row(spec["unit"], spec["input_spec"].get("items", 1)) for n, t in timings.items()}
     for n, p in prepared.items():
         rows[n]["runtime_info"] = {"build_s": p.built.build_s, **p.built.info}
@@ -73,8 +83,7 @@ def run_group(spec: dict[str, Any]) -> dict[str, Any]:
         lms = {n: p.model for n, p in prepared.items()}
         for n, g in time_generation(lms, gen, spec, device, baseline).items():
             rows[n]["generation"] = g
-    return out | {"gpu_state": {"before": state_before, "after": _gpu_state(device)}, "host_state": host.finish(),
-                  "models": rows}
+    return out | {"gpu_state": gpu_state, "host_state": host.finish(), "models": rows}
 
 
 class HostLoad:
@@ -140,6 +149,13 @@ def _gpu_state(device: torch.device) -> dict[str, Any] | None:
         return None
     from suite.measure.gpu import gpu_state
     return gpu_state(device.index or 0)
+
+
+def _violations(device: torch.device) -> dict[str, int] | None:
+    if device.type != "cuda":
+        return None
+    from suite.measure.gpu import violation_ns
+    return violation_ns(device.index or 0)
 
 
 def main(spec_path: str) -> int:

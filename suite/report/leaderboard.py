@@ -85,6 +85,7 @@ def leaderboard_markdown(rows: list[dict[str, Any]]) -> str:
         notes += schedule_notes(views)
         notes += one_seed_note(views)
         notes += training_note(views)
+        notes += tf32_note(views, precision)
         parts += notes + ([""] if notes else [])
     parts += deployment_matrices(rows)
     return "\n".join(parts)
@@ -98,6 +99,18 @@ def one_seed_note(views: list[Row]) -> list[str]:
     return ["- One seed: the differences to `ln` get no interval and no verdict, so this table does not rank the "
             "variants' quality. Run more seeds for verdicts (`--seeds 0,1,2`; each seed costs one more run of "
             "this section)."]
+
+
+def tf32_note(views: list[Row], precision: str) -> list[str]:
+    """What "fp32" meant on CUDA: PyTorch lets cuDNN convolutions use TF32 by default (recorded per row)."""
+    states = [r.tf32 for r in views if r.tf32]
+    if precision != "fp32" or not states:
+        return []
+    conv, matmul = any(s.get("cudnn_conv") for s in states), any(s.get("matmul") for s in states)
+    if not (conv or matmul):
+        return ["- fp32 on CUDA: TF32 was off for convolutions and matmuls (full fp32 arithmetic)."]
+    used = " and ".join(w for w, on in (("cuDNN convolutions (the patch embedding)", conv), ("matmuls", matmul)) if on)
+    return [f"- fp32 on CUDA: {used} ran in TF32 (10-bit mantissa), PyTorch's default; the rest in full fp32."]
 
 
 def training_note(views: list[Row]) -> list[str]:

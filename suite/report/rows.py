@@ -310,6 +310,12 @@ class Row:
         return self.d.get("gpu_state") or None
 
     @property
+    def tf32(self) -> dict[str, Any] | None:
+        """Whether "fp32" on this row's CUDA device let cuDNN convolutions or matmuls use TF32 (None: not recorded)."""
+        state = self.device_info.get("tf32")
+        return state if isinstance(state, dict) else None
+
+    @property
     def others_cpu_fraction(self) -> float | None:
         return _num(self._part("host_state").get("others_cpu_fraction"))
 

@@ -30,7 +30,7 @@ from suite.measure.runtimes import PRECISIONS, precision_unsupported
 from suite.models.artifact import InPrecision, build, save_deployed
 from suite.models.create import count_params
 from suite.models.deploy import count_norm_modules, deploy, deploy_error
-from suite.sweep.config import PROBE_FILE, PROBE_INPUTS, CellSpec
+from suite.sweep.config import PROBE_FILE, PROBE_INPUTS, RANK_ERROR, CellSpec
 from suite.sweep.distributed import finish, init_from_env, wrap
 from suite.sweep.identity import cell_id, cell_plan, variant_kwargs
 from suite.sweep.train import train
@@ -157,9 +157,14 @@ def precision_quality(task: Any, deployed: torch.nn.Module, data: Any, profile: 
 
 
 def main(spec_path: str) -> int:
+    """Run the cell and write ``result.json`` (rank 0). Exit status 0, except in a multi-process
+    cell whose rank failed: that rank exits 1, so torchrun ends the whole group at once instead of
+    leaving the other ranks waiting in a collective for it; a rank other than 0 first writes its
+    message to ``rank-<r>-error.txt``, which the sweep puts in the row."""
     spec = CellSpec(**jsonio.read(Path(spec_path)))
     if spec.threads:
         torch.set_num_threads(spec.threads)
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     result: dict[str, Any] = {"started_at": now_iso(), "cell_id": cell_id(cell_plan(spec))}
     t0 = time.perf_counter()
     partial: dict[str, Any] = {}
@@ -174,15 +179,23 @@ def main(spec_path: str) -> int:
     except NotApplicable as e:
         result |= {"status": "not-applicable", "message": str(e)}
     except Exception as e:  # noqa: BLE001 - any failure becomes a row, the sweep goes on
+        message = f"{type(e).__name__}: {e}".splitlines()[0][:500]
+        if rank != 0:
+            traceback.print_exc()
+            (Path(spec.cell_dir) / RANK_ERROR.format(rank=rank)).write_text(message + "\n")
+            return 1
         (Path(spec.cell_dir) / "error.txt").write_text(traceback.format_exc())
-        result |= {"status": "error", "message": f"{type(e).__name__}: {e}".splitlines()[0][:500]}
+        result |= {"status": "error", "message": message}
     if result.get("status") != "ok":  # keep what identifies the cell (data, profile, versions), not the scores
         result |= {k: partial[k] for k in ("dataset", "profile_config", "versions", "distributed") if k in partial}
     result |= {"finished_at": now_iso(), "cell_seconds": time.perf_counter() - t0}
-    if int(os.environ.get("RANK", "0")) == 0:
+    if rank == 0:
         jsonio.write_atomic(Path(spec.cell_dir) / "result.json", result)
+    if world > 1 and result["status"] != "ok":
+        return 1  # the other ranks may be waiting for this one in a collective: torchrun ends them
     finish()
     return 0
+
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from suite.sweep.shard import Shard
 LAUNCH_MODES = ("subprocess", "inline")
 #: real eval inputs a cell saves next to its deployed model, for the runtimes' agreement check
 PROBE_INPUTS, PROBE_FILE = 16, "probe_inputs.pt"
+#: where a rank other than 0 of a multi-process cell writes why it failed (rank 0 writes result.json)
+RANK_ERROR = "rank-{rank}-error.txt"
 
 
 @dataclass(frozen=True, kw_only=True)

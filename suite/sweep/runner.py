@@ -25,7 +25,7 @@ from suite.models import artifact
 from suite.report.leaderboard import write_reports
 from suite.report.rows import SCHEMA_VERSION
 from suite.report.store import Store
-from suite.sweep.config import PROBE_FILE, CellSpec, RunConfig
+from suite.sweep.config import PROBE_FILE, RANK_ERROR, CellSpec, RunConfig
 from suite.sweep.identity import cell_id, cell_plan, config_id
 from suite.sweep.record import make_row
 from suite.sweep.shard import shard_groups
@@ -178,11 +178,17 @@ def _cell_result(cfg: RunConfig, spec: CellSpec, expected_id: str) -> dict[str, 
             return prior
     d.mkdir(parents=True, exist_ok=True)
     res_path.unlink(missing_ok=True)
+    for stale in d.glob(RANK_ERROR.format(rank="*")):
+        stale.unlink()
     jsonio.write_atomic(spec_path, spec.as_json())
     err = _launcher(cfg).run("suite.sweep.cell", spec_path)
-    if res_path.exists():
-        return jsonio.read(res_path)
-    return {"status": "error", "message": err or "cell process ended without writing its result"}
+    result = jsonio.read(res_path) if res_path.exists() else \
+        {"status": "error", "message": err or "cell process ended without writing its result"}
+    ranks = sorted(d.glob(RANK_ERROR.format(rank="*")))
+    if ranks and result["status"] != "ok":  # a rank other than 0 failed first; what rank 0 saw follows from it
+        rank = ranks[0].name.split("-")[1]
+        result["message"] = f"rank {rank} failed: {ranks[0].read_text().strip()} (rank 0: {result['message']})"
+    return result
 
 
 def _memory(cfg: RunConfig, spec: CellSpec, result: dict[str, Any], runtime: str, precision: str) -> dict[str, Any]:

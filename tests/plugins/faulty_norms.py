@@ -1,5 +1,7 @@
-"""Test-only norm plugins, loaded through NORMBENCH_PLUGINS: one raises, one produces NaN."""
+"""Test-only norm plugins (loaded through NORMBENCH_PLUGINS): some raise, one gives NaN, one cannot export."""
 from __future__ import annotations
+
+import os
 
 import torch
 import torch.nn as nn
@@ -17,6 +19,20 @@ class Boom(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         raise RuntimeError("boom from the test plugin")
+
+
+@register_norm("rankboom")
+class RankBoom(nn.Module):
+    """Test plugin: LayerNorm that raises in training on rank 1 of a DDP cell (rank 0 then waits for it)."""
+
+    def __init__(self, dim: int, *, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and os.environ.get("RANK") == "1":
+            raise RuntimeError("rank 1 fails in training (test plugin)")
+        return self.norm(x)
 
 
 @register_norm("nanorm")

@@ -33,10 +33,21 @@ class Built:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+#: how a runtime's GPU memory can be read (``Runtime.gpu_memory``): ``allocated``, tensors through
+#: PyTorch's caching allocator (its peak counts weights and activations); ``reserved``, replays
+#: that write into memory the allocator holds but does not count as allocated (CUDA graphs' private
+#: pools); ``device``, memory outside PyTorch (an ONNX Runtime arena), seen only by the driver
+GPU_MEMORY = ("allocated", "reserved", "device")
+
+
 class Runtime:
     """Base of a runtime plugin (plugins may also duck-type these two methods)."""
 
     version = "1"
+    gpu_memory = "allocated"  # one of GPU_MEMORY: where the memory probe reads this runtime's peak on CUDA
+    #: True when building leaves an on-disk cache that a build of the same model in another process
+    #: reads back (inductor): builds can then be warmed side by side before a timing group
+    build_cache = False
 
     @classmethod
     def unsupported(cls, device: torch.device, precision: str) -> str | None:
@@ -54,8 +65,9 @@ def precision_unsupported(device: torch.device, precision: str) -> str | None:
     if precision not in PRECISIONS:
         return f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})"
     if device.type == "cuda":
-        if precision == "bf16" and not torch.cuda.is_bf16_supported():
-            return f"bf16 is not supported by {torch.cuda.get_device_name(device)}"
+        from suite.measure.gpu import capability, device_info
+        if precision == "bf16" and capability(device.index or 0) < (8, 0):  # Ampere and later have bf16
+            return f"bf16 needs compute capability 8.0 or later ({device_info(device.index or 0)['name']})"
         return None
     if precision == "fp16":
         return "fp16 inference is a GPU precision: PyTorch's CPU kernels for float16 are emulated and slow"

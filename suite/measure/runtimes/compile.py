@@ -25,6 +25,7 @@ class Compile(Runtime):
     """torch.compile (inductor, default mode): compile time recorded apart, never in latency."""
 
     mode: str | None = None
+    build_cache = True  # inductor's FX-graph and kernel caches live on disk (TORCHINDUCTOR_CACHE_DIR)
     warm_calls = 1  # calls per shape while building (CUDA graphs record on a later call than the first)
 
     @classmethod

@@ -17,6 +17,7 @@ class CudaGraphs(Compile):
 
     mode = "reduce-overhead"
     warm_calls = 3
+    gpu_memory = "reserved"  # replays write into the graphs' private pool: held, not counted as allocated
 
     @classmethod
     def unsupported(cls, device: torch.device, precision: str) -> str | None:

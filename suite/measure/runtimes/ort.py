@@ -1,7 +1,11 @@
 """``onnxruntime``: export with the dynamo-based ``torch.onnx.export``, run in ONNX Runtime.
 
-One ``InferenceSession`` per model: the CPU execution provider on CPU; on CUDA the TensorRT
-or CUDA provider when this onnxruntime build has it (``onnxruntime-gpu``). Intra-op threads
+One ``InferenceSession`` per model: the CPU execution provider on CPU; on CUDA the CUDA
+provider when this onnxruntime build has it (``onnxruntime-gpu``). ONNX Runtime falls back to
+the CPU provider, silently, when a requested provider fails to load (a missing cuDNN, say), so
+the session's providers are checked after it is made: a session that did not get the provider
+asked for is an error, never a CPU timing in a GPU row. (TensorRT is not asked for: its engine
+builds take minutes per shape and are a runtime of their own.) Intra-op threads
 are pinned to the run's ``--threads`` and do not spin between calls: the models of a timing
 group run interleaved in one process, and a session whose idle threads spin would slow the
 next model down. The batch dimension is exported as dynamic; where export cannot keep it
@@ -25,7 +29,9 @@ OPSET = 18
 
 @register_runtime("onnxruntime")
 class OnnxRuntime(Runtime):
-    """ONNX Runtime (export by torch.onnx dynamo; CPU provider, or CUDA/TensorRT with onnxruntime-gpu)."""
+    """ONNX Runtime (export by torch.onnx dynamo; CPU provider, or CUDA provider with onnxruntime-gpu)."""
+
+    gpu_memory = "device"  # ORT's CUDA arena is outside PyTorch's allocator
 
     @classmethod
     def unsupported(cls, device: torch.device, precision: str) -> str | None:
@@ -33,8 +39,7 @@ class OnnxRuntime(Runtime):
             import onnxruntime as ort
         except ImportError:
             return "onnxruntime is not installed (pip install onnxruntime, or onnxruntime-gpu for CUDA)"
-        if device.type == "cuda" and not set(ort.get_available_providers()) & {"CUDAExecutionProvider",
-                                                                                "TensorrtExecutionProvider"}:
+        if device.type == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
             return "this onnxruntime build has no CUDA provider (install onnxruntime-gpu)"
         if device.type != "cuda" and precision == "bf16":
             return (f"onnxruntime {ort.__version__}'s CPU execution provider lacks bfloat16 kernels these graphs "
@@ -45,7 +50,7 @@ class OnnxRuntime(Runtime):
     def build(cls, model: torch.nn.Module, examples: list[Any], *, device: torch.device, precision: str,
               threads: int | None) -> Built:
         import onnxruntime as ort
-        providers = _providers(device, ort.get_available_providers())
+        providers = _providers(device)
         work = Path(tempfile.mkdtemp(prefix="normbench-onnx-"))
         t0 = time.perf_counter()
         try:  # export on the largest example: torch.export specializes a dimension of size 1
@@ -61,21 +66,32 @@ class OnnxRuntime(Runtime):
         t1 = time.perf_counter()
         sessions = {k: ort.InferenceSession(str(p), options, providers=providers) for k, p in paths.items()}
         session_s = time.perf_counter() - t1
+        got = next(iter(sessions.values())).get_providers()
+        provider = check_provider([p if isinstance(p, str) else p[0] for p in providers], got)
         run = _Runner(sessions, device)
         for x in examples:  # the first run allocates the session's buffers: keep it out of the timing
             run(x)
-        info = {"onnxruntime": ort.__version__, "provider": next(iter(sessions.values())).get_providers()[0],
+        info = {"onnxruntime": ort.__version__, "provider": provider, "providers": got,
                 "export_s": export_s, "session_s": session_s, "opset": OPSET,
                 "dynamic_batch": None in sessions, "intra_op_threads": options.intra_op_num_threads,
                 "spinning": False}
         return Built(run, time.perf_counter() - t0, info)
 
 
-def _providers(device: torch.device, available: list[str]) -> list[Any]:
+def _providers(device: torch.device) -> list[Any]:
     if device.type != "cuda":
         return ["CPUExecutionProvider"]
-    order = [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in available]
-    return [(p, {"device_id": device.index or 0}) for p in order] + ["CPUExecutionProvider"]
+    # the CPU provider stays in the list: it runs the few nodes the CUDA provider has no kernel for
+    return [("CUDAExecutionProvider", {"device_id": device.index or 0}), "CPUExecutionProvider"]
+
+
+def check_provider(requested: list[str], got: list[str]) -> str:
+    """The provider the session runs on: the first one requested, or an error that says which it got."""
+    if not got or got[0] != requested[0]:
+        raise RuntimeError(f"ONNX Runtime did not load {requested[0]} (the session got {', '.join(got) or 'none'}): "
+                           f"it falls back silently when a provider's libraries fail to load; see its log above, "
+                           f"or check the onnxruntime-gpu install (CUDA and cuDNN versions)")
+    return got[0]
 
 
 def _export(model: torch.nn.Module, example: torch.Tensor, path: Path, dynamic: bool) -> Path:
