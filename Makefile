@@ -10,6 +10,9 @@ SEEDS ?= 0
 # at a time with every thread
 JOBS ?= 2
 ARGS ?= --variants ln,un,prepbn,crms --seeds $(SEEDS)
+# the tests run in two pytest-xdist workers, each test file whole in one, each worker on its own cores
+# with one torch thread per core (tests/conftest.py); TEST_WORKERS=0 runs them in this process
+TEST_WORKERS ?= 2
 # gpu-check runs with a Python that already has torch and the dependencies (a GPU machine with no
 # package registry): the venv's when it exists, else python3; it installs only the wheels of .whl/
 GPU_PY ?= $(shell test -x $(PY) && echo $(PY) || echo python3)
@@ -28,7 +31,7 @@ run: $(STAMP)
 	$(PY) run_suite.py --jobs $(JOBS) $(ARGS)
 
 test: $(STAMP)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as _dt
 import importlib.metadata
 import subprocess
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,17 @@ def git_state() -> dict[str, Any]:
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def interactive(stream: object | None = None) -> bool:
+    """Whether progress may be drawn as bars: only on a terminal. In a log file or a CI log a bar's
+    carriage-return frames pile up on one line, so there progress is one line per finished step."""
+    stream = sys.stderr if stream is None else stream
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
 
 
 def now_iso() -> str:

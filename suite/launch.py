@@ -7,7 +7,7 @@ Three modes:
 - ``subprocess`` (default): the worker runs in a process of its own, so memory is measured
   cleanly and a crash (segfault, OOM kill) cannot take the sweep down. Each such process is
   forked from a server (``multiprocessing``'s forkserver) that imported torch, torchvision,
-  timm and transformers once, and never ran an operator, CUDA included: a sweep starts dozens
+  timm, transformers and scipy.stats once, and never ran an operator, CUDA included: a sweep starts dozens
   of workers, and importing those afresh costs 5-9 s each on a small CPU. The worker gets the
   sweep's environment as it is at launch. Where forkserver does not exist (Windows), or
   ``NORMBENCH_FRESH_WORKERS=1`` is set, each worker is ``python -m MODULE SPEC`` instead;
@@ -34,7 +34,7 @@ MODES = ("subprocess", "torchrun", "inline")
 #: what the fork server imports once; a module missing here is skipped (the worker imports it). None
 #: of them initializes CUDA on import (checked: no device query during these imports), which matters:
 #: a CUDA context made in the server would be unusable in every forked worker
-PRELOAD = ("torch", "torchvision", "timm", "transformers")
+PRELOAD = ("torch", "torchvision", "timm", "transformers", "scipy.stats")
 FRESH_ENV = "NORMBENCH_FRESH_WORKERS"
 
 

@@ -33,6 +33,7 @@ class Registry:
         self._entries: dict[str, Any] = {}
         self._discovered = False
         self._discovering = False
+        REGISTRIES.append(self)
 
     # -- registration -----------------------------------------------------------------
     def register(self, name: str, obj: Any = None) -> Callable[[Any], Any] | Any:
@@ -52,6 +53,10 @@ class Registry:
 
         return add if obj is None else add(obj)
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a plugin loaded for a while, e.g. by a test, then put away)."""
+        self._entries.pop(name, None)
+
     # -- lookup -------------------------------------------------------------------------
     def get(self, name: str) -> Any:
         self.discover()
@@ -65,6 +70,11 @@ class Registry:
         hint = f" Did you mean {close[0]!r}?" if close else ""
         return (f"unknown {self.kind} {name!r}.{hint} Known {self.kind}s: "
                 f"{', '.join(known) or '(none)'}; run with --list for descriptions.")
+
+    def entries(self) -> dict[str, Any]:
+        """Every registered name and object (a copy), after discovery."""
+        self.discover()
+        return dict(self._entries)
 
     def names(self) -> list[str]:
         self.discover()
@@ -113,6 +123,10 @@ class Registry:
             fix = f"fix the name in {PLUGINS_ENV} or unset it" if where == PLUGINS_ENV else "fix or remove the file"
             raise UsageError(f"{self.kind} plugin module {module!r} (from {where}) failed to load: {_line(e)}; "
                              f"{fix}") from None
+
+
+#: every registry made (one per kind of plugin), in the order they were created
+REGISTRIES: list[Registry] = []
 
 
 def _line(e: BaseException) -> str:

@@ -1,11 +1,15 @@
 """Shared fixtures: CLI runner, fast sweep flags, tiny real-layout datasets, the gpu marker."""
 from __future__ import annotations
 
+import contextlib
+import importlib
 import importlib.util
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,6 +25,22 @@ if importlib.util.find_spec("jsonschema") is not None:
     os.environ["NORMBENCH_VALIDATE_ROWS"] = "1"
 #: both devices for a test whose logic runs anywhere: the CUDA case is a `gpu` test
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``make test``: two workers), each worker gets its own share of the cores and
+    one torch thread per core it has: PyTorch's OpenMP threads spin while they wait, so two workers
+    each running threads on every core slow each other down many times over."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not (worker and count) or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    index, n = int(worker.removeprefix("gw")), int(count)
+    share = max(1, len(cores) // n)
+    mine = cores[(index * share) % len(cores):][:share] or cores[:share]
+    os.sched_setaffinity(0, mine)  # inherited by every process this worker starts
+    os.environ["OMP_NUM_THREADS"] = str(len(mine))
+    torch.set_num_threads(len(mine))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -41,8 +61,122 @@ def plugin_env(*modules: str) -> dict[str, str]:
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``run_suite.py ARGS`` in a fresh interpreter: where the command's own process is the point (its
+    exit status as a process, a kill, a lock held by another process, an installed package)."""
     return subprocess.run([sys.executable, str(ROOT / "run_suite.py"), *args], cwd=ROOT, env=env or plugin_env(),
                           capture_output=True, text=True, timeout=timeout)
+
+
+class ForkedCli:
+    """``run_suite.py ARGS`` as a process forked from this process's preloaded launcher server
+    (``tests/cli_worker.py``): its own process and session, its own registries and state, the
+    environment it is given; what a fresh interpreter would do, minus the seconds of importing
+    torch, timm and transformers again. ``pid`` is also its process group."""
+
+    def __init__(self, args: tuple[str, ...], env: dict[str, str], folder: Path) -> None:
+        import json
+
+        from suite.launch import _forked_main, _server_context
+        folder.mkdir(parents=True, exist_ok=True)
+        self.args, self.out, self.err = args, folder / "stdout.txt", folder / "stderr.txt"
+        spec = folder / "cli-spec.json"
+        spec.write_text(json.dumps({"argv": list(args), "stdout": str(self.out), "stderr": str(self.err)}))
+        self.proc = _server_context().Process(target=_forked_main, args=("tests.cli_worker", str(spec), env))
+        self.proc.start()
+        self.pid = self.proc.pid
+
+    def poll(self) -> int | None:
+        return self.proc.exitcode
+
+    def wait(self, timeout: float = 600) -> subprocess.CompletedProcess:
+        self.proc.join(timeout)
+        if self.proc.exitcode is None:
+            os.killpg(self.pid, 9)
+            self.proc.join()
+            raise TimeoutError(f"run_suite.py {' '.join(self.args)} ran past {timeout} s")
+        return subprocess.CompletedProcess(["normbench", *self.args], self.proc.exitcode, self.out.read_text(),
+                                           self.err.read_text())
+
+
+def start_cli(*args: str, env: dict[str, str] | None = None, folder: Path) -> ForkedCli:
+    """Start ``run_suite.py ARGS`` in a forked process (``ForkedCli``); ``folder`` keeps its output."""
+    return ForkedCli(args, env or plugin_env(), folder)
+
+
+def run_forked(*args: str, env: dict[str, str] | None = None, folder: Path,
+               timeout: float = 600) -> subprocess.CompletedProcess:
+    """``run_suite.py ARGS`` in a forked process of its own (``ForkedCli``), waited for."""
+    return start_cli(*args, env=env, folder=folder).wait(timeout)
+
+
+_PLUGIN_ENTRIES: dict[str, list[tuple[Any, str, Any]]] = {}
+
+
+@contextlib.contextmanager
+def plugins_loaded(*modules: str) -> Iterator[None]:
+    """The test-only plugin modules registered in this process for a while (their workers load them
+    through ``NORMBENCH_PLUGINS``), and put away after, so no other test sees them."""
+    import suite.measure.runtimes
+    import suite.task
+    import suite.variants  # noqa: F401 - every registry exists before the snapshot below
+    from suite.registry import REGISTRIES
+    if modules and str(PLUGINS) not in sys.path:
+        sys.path.insert(0, str(PLUGINS))
+    added = []
+    for module in modules:
+        if module not in _PLUGIN_ENTRIES:  # first use: import it and note what its decorators registered
+            before = {id(r): r.entries() for r in REGISTRIES}
+            sys.modules.pop(module, None)  # registered by an earlier import and put away since
+            importlib.import_module(module)
+            _PLUGIN_ENTRIES[module] = [(r, n, o) for r in REGISTRIES for n, o in r.entries().items()
+                                       if n not in before.get(id(r), {})]
+            added += _PLUGIN_ENTRIES[module]
+        else:
+            for registry, name, obj in _PLUGIN_ENTRIES[module]:
+                if name not in registry:
+                    registry.register(name, obj)
+                    added.append((registry, name, obj))
+    try:
+        yield
+    finally:
+        for registry, name, _ in added:
+            registry.unregister(name)
+
+
+def run_main(*args: str, plugins: tuple[str, ...] = (), env: dict[str, str] | None = None
+             ) -> subprocess.CompletedProcess:
+    """The real command line (``suite.cli.main.main``) in this process: its workers are still
+    processes of their own (forked from this process's preloaded server, which lives across tests),
+    only the sweep's parent is this one, so no interpreter start and library import per call. The
+    parent's stdout and stderr are captured; the environment, plugins and torch threads are as
+    before afterwards."""
+    import io
+
+    import torch
+
+    from suite.cli.main import main
+    extra = dict(env or {})
+    if plugins:
+        extra["NORMBENCH_PLUGINS"] = ",".join(plugins)
+        extra["PYTHONPATH"] = os.pathsep.join([str(PLUGINS), str(ROOT), os.environ.get("PYTHONPATH", "")])
+    saved = {k: os.environ.get(k) for k in extra}
+    threads = torch.get_num_threads()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with plugins_loaded(*plugins), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            os.environ.update(extra)
+            try:
+                code = main(list(args))
+            except SystemExit as e:  # argparse
+                code = e.code if isinstance(e.code, int) else 2
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        torch.set_num_threads(threads)
+    return subprocess.CompletedProcess(["normbench", *args], code, out.getvalue(), err.getvalue())
 
 
 def save_tiny_deployed(folder: Path, variant: str = "ln") -> Path:

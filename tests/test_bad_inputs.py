@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from suite.cli.main import main
 from suite.report.rows import SCHEMA_VERSION
 from suite.sweep.config import RunConfig
 
-from conftest import ROOT, write_coco, write_image_folders, write_wikitext
+from conftest import ROOT, run_forked, write_coco, write_image_folders, write_wikitext
 from synth import make_row
 
 
@@ -125,7 +123,9 @@ CASES = [
     (["scaling", "--tokens", "10,x"], "positive integers"),
     (["history", "--history", "{tmp}/nowhere"], "no history at"),
     (["history", "--nights", "0"], "--nights must be a positive integer"),
-    (["gpu-check", "--device", "cpu"], "only --quick"),
+    (["gpu-check", "--budget", "0"], "--budget must be a positive number of seconds"),
+    (["gpu-check", "--build-jobs", "0"], "--build-jobs must be a positive integer"),
+    (["deploy-bench", "--batch", "-1"], "--batch must be 0 (batch-1 latency only) or a positive integer"),
 ]
 LAYOUTS = [("imagenet", "imagenet-no-val", "val is missing"),
            ("imagenet", "imagenet-empty-class", "holds no image files"),
@@ -185,8 +185,7 @@ def test_broken_plugin(tmp_path: Path, folders: dict[str, Path], case: str) -> N
         (tmp_path / f"{name}.py").write_text(body)
     env = dict(os.environ) | {"PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}", "NORMBENCH_PLUGINS": module}
     before = (folders["out"] / "rows.jsonl").read_bytes()
-    proc = subprocess.run([sys.executable, str(ROOT / "run_suite.py"), "--list"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = run_forked("--list", env=env, folder=tmp_path / "cli", timeout=120)  # its own process and registries
     err = proc.stderr.strip()
     assert proc.returncode == 2 and "Traceback" not in err and "\n" not in err, err
     assert needle in err and ("fix" in err or "remove" in err), err

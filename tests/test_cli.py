@@ -7,7 +7,7 @@ import pytest
 
 from suite.cli.main import main
 
-from conftest import run_cli
+from conftest import run_main
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
@@ -18,7 +18,7 @@ def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
 
 
 def test_unknown_variant_exits_2_listing_known_variants_in_one_line() -> None:
-    proc = run_cli("--variants", "ln,lnn", "--tasks", "imagenet")
+    proc = run_main("--variants", "ln,lnn", "--tasks", "imagenet")
     assert proc.returncode == 2
     err = proc.stderr.strip()
     assert err.count("\n") == 0 and "Traceback" not in err

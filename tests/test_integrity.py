@@ -7,6 +7,7 @@ import pickle
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -15,19 +16,19 @@ import pytest
 from suite.faults import POINTS
 from suite.report.store import read_rows
 
-from conftest import FAST, ROOT, plugin_env, run_cli
+from conftest import FAST, ROOT, plugin_env, run_cli, run_forked, run_main
 
 SWEEP = ["--variants", "ln,none", "--tasks", "imagenet", *FAST]
 
 
 def sweep(out: Path, *extra: str, fault: str | None = None, mark: Path | None = None,
           timeout: float = 600) -> subprocess.CompletedProcess:
-    """The CLI in a process group of its own, so an injected kill takes it down and nothing else."""
+    """The CLI in a process and session of its own, so an injected kill takes it down and nothing else."""
     env = plugin_env()
     if fault:
         env |= {"NORMBENCH_FAULT": fault, "NORMBENCH_FAULT_MARK": str(mark)}
-    return subprocess.run([sys.executable, str(ROOT / "run_suite.py"), *extra, "--out", str(out)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout, start_new_session=True)
+    return run_forked(*extra, "--out", str(out), env=env, folder=out.parent / f"cli-{uuid.uuid4().hex[:8]}",
+                      timeout=timeout)
 
 
 def whole_rows(path: Path) -> list[dict]:
@@ -41,7 +42,7 @@ def test_a_kill_at_any_point_then_resume_records_every_cell_once(tmp_path: Path,
     killed = sweep(out, *SWEEP, "--inline", fault=point, mark=tmp_path / "mark")
     assert killed.returncode == -9, (point, killed.stderr[-2000:])  # SIGKILLed at the point
     assert (tmp_path / "mark").exists()
-    resumed = sweep(out, "--resume", fault=point, mark=tmp_path / "mark")  # the mark: it dies only once
+    resumed = run_main("--resume", "--out", str(out))  # in this process: the fault is not armed here
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     rows = whole_rows(out / "rows.jsonl")
     counts = Counter(r["key"] for r in rows)
@@ -59,14 +60,14 @@ def test_resume_runs_the_stored_configuration_and_refuses_another(tmp_path: Path
     assert killed.returncode == -9
     assert len(whole_rows(out / "rows.jsonl")) == 3
     before = (out / "rows.jsonl").read_bytes()
-    refused = run_cli("--resume", "--out", str(out), "--variants", "ln,un")
+    refused = run_main("--resume", "--out", str(out), "--variants", "ln,un")
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     err = [line for line in refused.stderr.splitlines() if line.strip()]
     assert len(err) == 1 and "--variants would change it (ln,none,bn -> ln,un)" in err[0]
     assert (out / "rows.jsonl").read_bytes() == before  # the refused call wrote nothing
     run_json = (out / "run.json").read_bytes()
     out = out.rename(tmp_path / "moved")  # a run folder moved (or copied) since it started completes where it is
-    resumed = run_cli("--resume", "--out", str(out), "--cell-timeout", "600")  # allowed: no cell changes meaning
+    resumed = run_main("--resume", "--out", str(out), "--cell-timeout", "600")  # allowed: no cell changes meaning
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     rows = whole_rows(out / "rows.jsonl")
     assert len(rows) == 6 and len({r["key"] for r in rows}) == 6
@@ -107,15 +108,13 @@ class _Planted:
 def test_a_planted_pickle_in_a_results_folder_is_never_executed(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "run"
-    assert sweep(out, *SWEEP, "--inline").returncode == 0
+    assert run_main(*SWEEP, "--inline", "--out", str(out)).returncode == 0
     marker = tmp_path / "pwned"
     monkeypatch.setenv("PLANT_MARK", str(marker))
     (out / "cells" / "imagenet-ln-s0" / "deployed.pt").write_bytes(pickle.dumps(_Planted()))
     (out / "rows.jsonl").unlink()  # as if killed before the rows landed: resume reads the deployed models back
-    env = plugin_env() | {"PLANT_MARK": str(marker), "PYTHONPATH": f"{Path(__file__).parent}{os.pathsep}"
-                                                                   f"{plugin_env()['PYTHONPATH']}"}
-    proc = subprocess.run([sys.executable, str(ROOT / "run_suite.py"), "--resume", "--out", str(out)], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=600)
+    # resumed inline, in this process, where _Planted is importable: unpickling it would create the marker
+    proc = run_main("--resume", "--out", str(out))
     assert not marker.exists()
     rows = {r["variant"]: r for r in whole_rows(out / "rows.jsonl")}
     assert rows["ln"]["status"] == "error" and "could not build it" in rows["ln"]["message"]
@@ -131,14 +130,14 @@ def test_no_code_path_unpickles_with_weights_only_false() -> None:
 
 def test_rows_carry_config_ids_that_tell_configurations_apart(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
-    assert sweep(a, *SWEEP, "--inline").returncode == 0
-    assert sweep(b, *SWEEP, "--inline", "--max-steps", "3").returncode == 0
+    assert run_main(*SWEEP, "--inline", "--out", str(a)).returncode == 0
+    assert run_main(*SWEEP, "--inline", "--max-steps", "3", "--out", str(b)).returncode == 0
     ra = {r["variant"]: r for r in whole_rows(a / "rows.jsonl")}
     rb = {r["variant"]: r for r in whole_rows(b / "rows.jsonl")}
     assert ra["ln"]["config_group"] == ra["none"]["config_group"]  # one comparison: ranked together
     assert ra["ln"]["config_id"] != ra["none"]["config_id"]
     assert ra["ln"]["config_id"] != rb["ln"]["config_id"] and ra["ln"]["config_group"] != rb["ln"]["config_group"]
-    verdicts = run_cli("compare", str(b), str(a))
+    verdicts = run_main("compare", str(b), str(a))
     assert verdicts.returncode == 0 and "config_id" in verdicts.stdout and "incomparable" in verdicts.stdout
     # the leaderboard of both runs together never ranks them in one table
     mixed = tmp_path / "mixed"

@@ -13,7 +13,7 @@ import pytest
 from suite.launch import FRESH_ENV, Launcher
 from suite.report.store import read_rows
 
-from conftest import FAST, plugin_env, run_cli
+from conftest import FAST, run_main
 
 WORKER = "tests.launch_workers"
 
@@ -71,9 +71,21 @@ def test_a_sweep_with_fresh_interpreters_measures_memory_on_the_same_baseline(tm
     """NORMBENCH_FRESH_WORKERS=1: every worker a new interpreter; the memory probe still imports the
     libraries before its baseline, so peak_mb means what it means with forked workers."""
     out = tmp_path / "fresh"
-    proc = run_cli("--variants", "ln", "--tasks", "imagenet", "--out", str(out), *FAST,
-                   env=plugin_env() | {FRESH_ENV: "1"})
+    proc = run_main("--variants", "ln", "--tasks", "imagenet", "--out", str(out), *FAST, env={FRESH_ENV: "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     (row,) = read_rows(out / "rows.jsonl")
     assert row["status"] == "ok" and row["launcher"] == "subprocess"
     assert "already imported then: torch, torchvision, timm, transformers" in row["memory"]["source"]
+
+
+def test_progress_bars_only_on_a_terminal() -> None:
+    import io
+
+    from suite.env import interactive
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert interactive(Terminal()) and not interactive(io.StringIO()) and not interactive(object())
+

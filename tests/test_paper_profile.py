@@ -8,12 +8,12 @@ import pytest
 from suite.report.store import read_rows
 from suite.task import TASKS
 
-from conftest import plugin_env, run_cli
+from conftest import run_main
 
 
 @pytest.mark.parametrize("task", ["imagenet", "coco", "wikitext"])
 def test_paper_profile_needs_real_data(task: str) -> None:
-    proc = run_cli("--tasks", task, "--variants", "ln", "--profile", "paper", "--out", "/nonexistent/x")
+    proc = run_main("--tasks", task, "--variants", "ln", "--profile", "paper", "--out", "/nonexistent/x")
     assert proc.returncode == 2 and "runs on real data: pass --data-root" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 
@@ -35,11 +35,11 @@ def test_paper_profile_trains_a_ddp_cell_under_torchrun_on_cpu(tiny_all: Path, t
     # an LN-only first step leaves PRepBN's BN branch and eta without gradient: DDP must accept that;
     # rankboom fails on rank 1 while rank 0 waits for it in the gradient all-reduce: the cell must end
     # at once as an error row that names the rank (the timeout is only a guard against the old hang)
-    proc = run_cli("--tasks", "imagenet", "--variants", "prepbn,rankboom", "--profile", "paper", "--data-root",
-                   str(tiny_all), "--device", "cpu", "--nproc-per-node", "2", "--sync-bn", "--max-steps", "2",
-                   "--batch-size", "4", "--throughput-batch", "2", "--timing-seconds", "0.3",
-                   "--set", "prepbn.warmup_steps=1", "--cell-timeout", "240", "--out", str(out),
-                   env=plugin_env("faulty_norms"))
+    proc = run_main("--tasks", "imagenet", "--variants", "prepbn,rankboom", "--profile", "paper", "--data-root",
+                    str(tiny_all), "--device", "cpu", "--nproc-per-node", "2", "--sync-bn", "--max-steps", "2",
+                    "--batch-size", "4", "--throughput-batch", "2", "--timing-seconds", "0.3",
+                    "--set", "prepbn.warmup_steps=1", "--cell-timeout", "240", "--out", str(out),
+                    plugins=("faulty_norms",))
     assert proc.returncode == 1, proc.stderr[-3000:]
     rows = {r["variant"]: r for r in read_rows(out / "rows.jsonl")}
     failed = rows["rankboom"]

@@ -16,12 +16,12 @@ import pytest
 
 from suite.report.store import read_rows
 
-from conftest import FAST, plugin_env, run_cli
+from conftest import FAST, run_forked
 
 DIST = "normbench-softsign-plugin-test"
 NAME = "softsign_test"
 
-pytestmark = pytest.mark.slow  # about 100 s on 2 CPU cores: pip, two --list runs and a two-cell sweep
+pytestmark = pytest.mark.slow  # pip, two --list runs and a two-cell sweep
 
 PYPROJECT = f"""\
 [build-system]
@@ -75,14 +75,14 @@ def test_a_norm_package_with_an_entry_point_is_listed_and_swept(tmp_path: Path) 
     pip("uninstall", "-y", DIST)  # a leftover from an interrupted run
     installed = pip("install", "--no-deps", "--no-build-isolation", "--no-index", "--quiet", str(src))
     assert installed.returncode == 0, installed.stdout + installed.stderr
-    try:
-        env = plugin_env()
-        listed = run_cli("--list", env=env, timeout=300)
+    try:  # each command in a process of its own: its registries discover the installed entry point afresh
+        listed = run_forked("--list", folder=tmp_path / "list", timeout=300)
         assert listed.returncode == 0, listed.stderr
         assert f"{NAME}" in listed.stdout and "norm from an installed package" in listed.stdout
 
         out = tmp_path / "run"
-        swept = run_cli("--variants", f"ln,{NAME}", "--tasks", "imagenet", *FAST, "--out", str(out), env=env)
+        swept = run_forked("--variants", f"ln,{NAME}", "--tasks", "imagenet", *FAST, "--out", str(out),
+                           folder=tmp_path / "sweep")
         assert swept.returncode == 0, swept.stdout[-2000:] + swept.stderr[-2000:]
         rows = {r["variant"]: r for r in read_rows(out / "rows.jsonl")}
         assert set(rows) == {"ln", NAME}
@@ -92,5 +92,5 @@ def test_a_norm_package_with_an_entry_point_is_listed_and_swept(tmp_path: Path) 
     finally:
         removed = pip("uninstall", "-y", DIST)
         assert removed.returncode == 0, removed.stdout + removed.stderr
-    gone = run_cli("--list", env=plugin_env(), timeout=300)
+    gone = run_forked("--list", folder=tmp_path / "gone", timeout=300)
     assert NAME not in gone.stdout

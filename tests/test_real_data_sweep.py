@@ -7,15 +7,15 @@ import pytest
 
 from suite.report.store import read_rows
 
-from conftest import FAST, run_cli, write_coco, write_wikitext
+from conftest import FAST, run_main, write_coco, write_wikitext
 
 TASKS = ("imagenet", "coco", "wikitext")
 
 
 def test_every_task_runs_on_real_layouts_and_crms_matches_ln(tiny_all: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = run_cli("--tasks", ",".join(TASKS), "--variants", "ln,crms", "--data-root", str(tiny_all),
-                   "--out", str(out), "--inline", *FAST)
+    proc = run_main("--tasks", ",".join(TASKS), "--variants", "ln,crms", "--data-root", str(tiny_all),
+                    "--out", str(out), "--inline", *FAST)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {(r["task"], r["variant"]): r for r in read_rows(out / "rows.jsonl")}
     assert len(rows) == 6 and all(r["status"] == "ok" for r in rows.values())
@@ -42,8 +42,8 @@ def test_malformed_data_fails_its_task_only_and_overrides_reach_the_others(tmp_p
     write_wikitext(write_coco(root))
     (root / "coco" / "annotations" / "instances_train2017.json").write_text("{oops")
     out = tmp_path / "run"
-    proc = run_cli("--tasks", "coco,wikitext", "--variants", "prepbn", "--set", "prepbn.total_steps=3",
-                   "--data-root", str(root), "--out", str(out), *FAST)
+    proc = run_main("--tasks", "coco,wikitext", "--variants", "prepbn", "--set", "prepbn.total_steps=3",
+                    "--data-root", str(root), "--out", str(out), *FAST)
     assert proc.returncode == 2  # bad data: a non-zero exit, but the healthy task ran
     errors = [line for line in proc.stderr.splitlines() if line.startswith("normbench: error")]
     assert len(errors) == 1 and "instances_train2017.json" in errors[0] and "Traceback" not in proc.stderr

@@ -11,7 +11,7 @@ from suite.measure.prepare import agreement, prepare_module, tensors
 from suite.measure.runtimes import PRECISIONS, RUNTIMES, cpu_has_bf16, precision_unsupported
 from suite.report.store import read_rows
 
-from conftest import FAST, plugin_env, run_cli
+from conftest import FAST, run_main
 
 CPU = torch.device("cpu")
 TINY_VIT = dict(img_size=16, patch_size=4, embed_dim=32, depth=2, num_heads=2, num_classes=5)
@@ -67,9 +67,9 @@ def test_sweep_over_runtimes_rows_errors_and_matrix(tmp_path: Path) -> None:
     """A plugin norm that ONNX cannot export: an error row for onnxruntime only; CUDA-only runtime and
     fp16 on CPU: not-applicable rows; the leaderboard gets per-runtime sections, the matrix and its heat map."""
     out = tmp_path / "run"
-    proc = run_cli("--variants", "ln,noexport", "--tasks", "imagenet", "--precision", "fp32,fp16",
-                   "--runtime", "eager,compile,onnxruntime,cudagraphs", "--out", str(out), "--inline", *FAST,
-                   env=plugin_env("faulty_norms"))
+    proc = run_main("--variants", "ln,noexport", "--tasks", "imagenet", "--precision", "fp32,fp16",
+                    "--runtime", "eager,compile,onnxruntime,cudagraphs", "--out", str(out), "--inline", *FAST,
+                    plugins=("faulty_norms",))
     assert proc.returncode == 1, proc.stderr[-3000:]  # a cell errored (the export), the sweep finished
     rows = {(r["variant"], r["runtime"], r["precision"]): r for r in read_rows(out / "rows.jsonl")}
     assert len(rows) == 16
@@ -91,8 +91,8 @@ def test_sweep_over_runtimes_rows_errors_and_matrix(tmp_path: Path) -> None:
 @pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no native bfloat16")
 def test_bf16_rows_carry_the_quality_change_against_fp32(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = run_cli("--variants", "ln,un", "--tasks", "imagenet", "--precision", "fp32,bf16", "--out", str(out),
-                   "--inline", *FAST)
+    proc = run_main("--variants", "ln,un", "--tasks", "imagenet", "--precision", "fp32,bf16", "--out", str(out),
+                    "--inline", *FAST)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {(r["variant"], r["precision"]): r for r in read_rows(out / "rows.jsonl")}
     for v in ("ln", "un"):
@@ -115,8 +115,8 @@ def test_bf16_on_a_cpu_without_it_is_not_applicable_with_the_reason(monkeypatch)
 @pytest.mark.skipif(cpu_has_bf16(), reason="this CPU has native bfloat16 (the rows are measured instead)")
 def test_bf16_rows_on_this_cpu_are_not_applicable_and_fp32_is_measured(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = run_cli("--variants", "ln", "--tasks", "imagenet", "--precision", "fp32,bf16", "--out", str(out),
-                   "--inline", *FAST)
+    proc = run_main("--variants", "ln", "--tasks", "imagenet", "--precision", "fp32,bf16", "--out", str(out),
+                    "--inline", *FAST)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = {r["precision"]: r for r in read_rows(out / "rows.jsonl")}
     assert rows["fp32"]["status"] == "ok"

@@ -17,7 +17,7 @@ from suite.report.merge import merge_rows
 from suite.report.store import Store, read_rows
 from suite.sweep.shard import Shard, parse_shard, shard_groups
 
-from conftest import FAST, run_cli
+from conftest import FAST, run_main
 from synth import make_row, provenance
 
 TASKS, SEEDS, VARIANTS = ["imagenet", "coco", "wikitext"], [0, 1, 2], ["ln", "un", "rms"]
@@ -120,8 +120,8 @@ def test_a_real_shard_merges_compares_and_records_history_end_to_end(tmp_path: P
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """One real shard of a two-group sweep through the CLI (one cell), merged, compared, recorded;
     the other shard is left out, so merge must name the cell no shard recorded."""
-    proc = run_cli("--variants", "ln", "--tasks", "imagenet", "--seeds", "0,1", *FAST, "--shard", "2/2",
-                   "--out", str(tmp_path / "s2"))
+    proc = run_main("--variants", "ln", "--tasks", "imagenet", "--seeds", "0,1", *FAST, "--shard", "2/2",
+                    "--out", str(tmp_path / "s2"))
     assert proc.returncode == 0, proc.stderr
     assert [r["seed"] for r in read_rows(tmp_path / "s2" / "rows.jsonl")] == [1]  # sorted groups, round-robin
     hist = tmp_path / "history"

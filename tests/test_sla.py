@@ -142,10 +142,10 @@ def test_softmax_is_the_models_own_attention_through_sdpa() -> None:
 def test_methods_that_do_not_apply_are_not_applicable_rows_beside_the_others(tmp_path) -> None:
     from suite.report.store import read_rows
 
-    from conftest import FAST, run_cli
+    from conftest import FAST, run_main
     out = tmp_path / "run"
     # LLaMA: PRepBN applies (RMSNorm base); Pre-CRMSNorm has no LayerNorm to convert; SLA is not causal
-    proc = run_cli("--tasks", "wikitext-llama", "--variants", "prepbn,crms,ln+sla", "--out", str(out), *FAST)
+    proc = run_main("--tasks", "wikitext-llama", "--variants", "prepbn,crms,ln+sla", "--out", str(out), *FAST)
     assert proc.returncode == 0, proc.stderr[-2000:]  # not failures of the suite: facts about the methods
     rows = {r["variant"]: r for r in read_rows(out / "rows.jsonl")}
     assert rows["prepbn"]["status"] == "ok"

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,15 +13,24 @@ import pytest
 from suite.report.rows import SCHEMA_VERSION
 from suite.report.store import read_rows
 
-from conftest import FAST, ROOT, plugin_env, run_cli
+from conftest import FAST, run_main, start_cli
 
 
-def test_failing_variants_become_rows_and_the_sweep_goes_on(tmp_path: Path) -> None:
-    """Also the cells training side by side (--jobs 2): failures next to a good cell stay apart."""
+def test_failing_variants_become_rows_and_the_sweep_goes_on(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Also the cells training side by side (--jobs 2): failures next to a good cell stay apart; and
+    the log of a sweep whose stderr is no terminal (here: captured) has one line per cell and per
+    timing group and never a carriage return (no progress bar frames), workers' output included."""
     out = tmp_path / "run"
-    proc = run_cli("--variants", "ln,boom,nanorm", "--tasks", "imagenet", "--out", str(out), "--jobs", "2", *FAST,
-                   env=plugin_env("faulty_norms"))
+    proc = run_main("--variants", "ln,boom,nanorm", "--tasks", "imagenet", "--out", str(out), "--jobs", "2", *FAST,
+                    plugins=("faulty_norms",))
     assert proc.returncode == 1, proc.stderr  # a cell errored: exit 1, but everything is recorded
+    workers = capfd.readouterr().err
+    assert "\r" not in proc.stderr + workers
+    log = [line.strip() for line in proc.stderr.splitlines()]
+    for cell in ("imagenet/ln/seed 0: ok top1 ", "imagenet/boom/seed 0: error RuntimeError: boom",
+                 "imagenet/nanorm/seed 0: diverged non-finite loss"):
+        assert sum(line.startswith(cell) for line in log) == 1, (cell, log)
+    assert sum(line.startswith("timing imagenet/seed 0 eager fp32: 1 model, ") for line in log) == 1, log
     rows = {r["variant"]: r for r in read_rows(out / "rows.jsonl")}
     assert set(rows) == {"ln", "boom", "nanorm"}
     assert rows["boom"]["status"] == "error" and "boom from the test plugin" in rows["boom"]["message"]
@@ -60,23 +68,21 @@ def test_failing_variants_become_rows_and_the_sweep_goes_on(tmp_path: Path) -> N
 
 def test_sigkill_leaves_finished_rows_and_resume_completes_without_duplicates(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    args = [sys.executable, str(ROOT / "run_suite.py"), "--variants", "ln,none", "--tasks", "imagenet",
-            "--seeds", "0,1", "--out", str(out), *FAST]
-    proc = subprocess.Popen(args, cwd=ROOT, env=plugin_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = start_cli("--variants", "ln,none", "--tasks", "imagenet", "--seeds", "0,1", "--out", str(out), *FAST,
+                     folder=tmp_path / "cli")
     rows_file = out / "rows.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and not (rows_file.exists() and rows_file.read_text().count("\n") >= 2):
         time.sleep(0.05)
         assert proc.poll() is None, "the sweep ended before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)  # the sweep and every cell process it started
-    proc.wait()
+    os.killpg(proc.pid, signal.SIGKILL)  # the sweep and every worker process it started
+    assert proc.wait().returncode == -signal.SIGKILL
     finished = [json.loads(line) for line in rows_file.read_text().splitlines() if line.strip()]
     assert len(finished) >= 2 and all(r["status"] == "ok" for r in finished)
     assert {r["seed"] for r in finished} >= {0}
 
-    resumed = run_cli("--variants", "ln,none", "--tasks", "imagenet", "--seeds", "0,1", "--out", str(out),
-                      "--resume", *FAST)
+    resumed = run_main("--variants", "ln,none", "--tasks", "imagenet", "--seeds", "0,1", "--out", str(out),
+                       "--resume", *FAST)
     assert resumed.returncode == 0, resumed.stderr
     rows = list(read_rows(rows_file))
     keys = [r["key"] for r in rows]
@@ -84,8 +90,8 @@ def test_sigkill_leaves_finished_rows_and_resume_completes_without_duplicates(tm
     assert {(r["variant"], r["seed"]) for r in rows} == {("ln", 0), ("none", 0), ("ln", 1), ("none", 1)}
     assert all(r["status"] == "ok" and r["latency"]["ratio"]["baseline"] == "ln" for r in rows)
     # a second resume has nothing left to do and records nothing new
-    again = run_cli("--variants", "ln,none", "--tasks", "imagenet", "--seeds", "0,1", "--out", str(out),
-                    "--resume", *FAST)
+    again = run_main("--variants", "ln,none", "--tasks", "imagenet", "--seeds", "0,1", "--out", str(out),
+                     "--resume", *FAST)
     assert again.returncode == 0 and len(list(read_rows(rows_file))) == 4
 
 
@@ -93,7 +99,7 @@ def test_reusing_an_output_folder_without_resume_is_refused(tmp_path: Path) -> N
     out = tmp_path / "run"
     out.mkdir()
     (out / "run.json").write_text("{}")
-    proc = run_cli("--variants", "ln", "--out", str(out))
+    proc = run_main("--variants", "ln", "--out", str(out))
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "--resume" in proc.stderr
 

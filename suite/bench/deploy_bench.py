@@ -12,6 +12,7 @@ sit at 1.00 of ``none``.
 """
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from suite.launch import Launcher
 from suite.measure.inputs import make_input
 from suite.measure.interleave import ratio_ci
 from suite.measure.runtimes import RUNTIMES, precision_unsupported
+from suite.measure.timing_worker import timing_line
 from suite.models.artifact import save_deployed
 from suite.models.create import LM_CONFIGS, create_model
 from suite.models.deploy import deploy
@@ -99,10 +101,11 @@ def run_deploy_bench(*, model: str, img_size: int, seq_len: int, variants: list[
             else:
                 warmed = warm_builds(folder, names, runtime=runtime, precision=precision, device=device,
                                      spec_in=spec_in, batch=batch, jobs=build_jobs)
+                t0 = time.perf_counter()
                 result = time_group(folder, names, runtime=runtime, precision=precision, device=device,
                                     threads=threads, spec_in=spec_in, batch=batch, seconds=seconds)
                 groups[label] = summarize(result, names, batch, params) | ({"warm_builds": warmed} if warmed else {})
-                print(f"{label}: {len(groups[label].get('rows', []))} variant(s) timed", flush=True)
+                print(f"{timing_line(f'{model} {label}', result)} ({time.perf_counter() - t0:.0f} s)", flush=True)
             new = bench_rows({label: result}, {label: groups[label]}, model=model, spec=spec_in, names=names,
                              device=device, bench=bench, run_id=run_id)
             for row in new:
@@ -139,7 +142,7 @@ def warm_builds(folder: Path, names: list[str], *, runtime: str, precision: str,
     group, so that the timing worker's own builds read the compiled code back from disk. Each
     model's build seconds here, or why it failed (the timing worker then builds it cold)."""
     from concurrent.futures import ThreadPoolExecutor
-    if jobs <= 1 or not RUNTIMES.get(runtime).build_cache:
+    if jobs <= 1 or not getattr(RUNTIMES.get(runtime), "build_cache", False):
         return {}
     warm = folder / "warm"
     warm.mkdir(exist_ok=True)

@@ -7,7 +7,7 @@ when it fails). The peak is taken over the forwards only: on CPU the kernel's hi
 of this process is reset after the build (``/proc/self/clear_refs``), so what compilation or
 export allocated and freed again does not count, while what stays resident does; the model's
 share is that peak minus the resident set before the model was loaded (interpreter, torch and
-the inputs are in the baseline; so are torch, torchvision, timm and transformers, imported first
+the inputs are in the baseline; so are torch, torchvision, timm, transformers and scipy.stats, imported first
 and listed in the row's ``source``, while a library the build imports lazily counts). On GPU
 the figure is likewise the model's share, counted from before the model was loaded (the input is
 in the baseline, as on CPU), read where the runtime keeps its memory (``Runtime.gpu_memory``):
@@ -81,7 +81,7 @@ def _cuda_probe(folder: str, dev: torch.device, runtime: str, precision: str, x:
     torch.cuda.reset_peak_memory_stats(dev)
     _forwards(prepared.built.fn, x)
     torch.cuda.synchronize(dev)
-    return gpu_figures(RUNTIMES.get(runtime).gpu_memory, before, read_gpu(dev))
+    return gpu_figures(getattr(RUNTIMES.get(runtime), "gpu_memory", "allocated"), before, read_gpu(dev))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from suite import faults
-from suite.env import now_iso
+from suite.env import interactive, now_iso
 from suite.measure.alloc import steady_malloc
 from suite.measure.gpu import StateSampler
 from suite.measure.inputs import make_input
@@ -62,7 +62,7 @@ def run_group(spec: dict[str, Any]) -> dict[str, Any]:
     sampler = StateSampler(lambda: _gpu_state(device), lambda: _violations(device))
     host = HostLoad()
     bar = tqdm(desc=f"timing {len(prepared)} models ({runtime}, {precision})", unit="round", leave=False,
-               mininterval=1.0)
+               mininterval=1.0, disable=not interactive())  # a log gets the group's one line from the sweep
 
     def each_round(rounds: int, seconds: float) -> None:
         sampler.sample()  # between rounds, after their synchronize: never inside a timed block
@@ -84,6 +84,22 @@ def run_group(spec: dict[str, Any]) -> dict[str, Any]:
         for n, g in time_generation(lms, gen, spec, device, baseline).items():
             rows[n]["generation"] = g
     return out | {"gpu_state": gpu_state, "host_state": host.finish(), "models": rows}
+
+
+def timing_line(what: str, timing: dict[str, Any]) -> str:
+    """One line for a finished timing group: what, how many models and rounds, each model's batch-1
+    latency ratio to the baseline (the headline figure)."""
+    if "error" in timing:
+        return f"timing {what}: error {timing['error']}"
+    models = timing.get("models") or {}
+    rounds = len(next(iter(models.values()))["latency"]["round_ms"]) if models else 0
+    ratios = [f"{v} {m['latency']['ratio']['value']:.3f}" for v, m in models.items()
+              if (m["latency"].get("ratio") or {}).get("value") is not None and m["latency"]["ratio"]["baseline"] != v]
+    base = next((m["latency"]["ratio"]["baseline"] for m in models.values() if m["latency"].get("ratio")), None)
+    head = f"; batch-1 latency / {base}: {', '.join(ratios)}" if ratios else ""
+    failed = f"; {len(timing.get('failed') or {})} could not be built" if timing.get("failed") else ""
+    return f"timing {what}: {len(models)} model{'' if len(models) == 1 else 's'}, {rounds} rounds{head}{failed}"
+
 
 
 class HostLoad:

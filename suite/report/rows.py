@@ -108,9 +108,20 @@ def schema() -> dict[str, Any]:
 
 
 def validate(row: dict[str, Any]) -> None:
-    """Raise ``jsonschema.ValidationError`` when ``row`` does not follow the published schema."""
+    """Raise ``jsonschema.ValidationError`` when ``row`` does not follow the published schema
+    (the best match of its errors, as ``jsonschema.validate`` reports it)."""
     import jsonschema
-    jsonschema.validate(row, schema(), cls=jsonschema.Draft202012Validator)
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(row))
+    if error is not None:
+        raise error
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    """One validator for the schema (checked once), not one per row."""
+    import jsonschema
+    jsonschema.Draft202012Validator.check_schema(schema())
+    return jsonschema.Draft202012Validator(schema())
 
 
 # -- typed access -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ message; the sweep goes on. Workers are started by ``suite.launch``.
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -21,6 +22,7 @@ from suite.errors import DataError, UsageError
 from suite.launch import Launcher, worker_launcher
 from suite.measure.env import provenance
 from suite.measure.runtimes import RUNTIMES, precision_unsupported
+from suite.measure.timing_worker import timing_line
 from suite.models import artifact
 from suite.report.leaderboard import write_reports
 from suite.report.rows import SCHEMA_VERSION
@@ -227,8 +229,12 @@ def _timing(cfg: RunConfig, specs: dict[str, CellSpec], ok: dict[str, dict], bas
             "out": str(group_dir / f"{name}.json")}
     jsonio.write_atomic(group_dir / f"{name}-spec.json", spec)
     Path(spec["out"]).unlink(missing_ok=True)
+    t0 = time.perf_counter()
     err = worker_launcher(_launcher(cfg)).run("suite.measure.timing_worker", group_dir / f"{name}-spec.json")
-    return jsonio.read(spec["out"]) if Path(spec["out"]).exists() else {"error": err or "no timing written"}
+    timing = jsonio.read(spec["out"]) if Path(spec["out"]).exists() else {"error": err or "no timing written"}
+    print(f"  {timing_line(f'{some.task}/seed {some.seed} {runtime} {precision}', timing)} "
+          f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+    return timing
 
 
 def _log(spec: CellSpec, r: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from timm.scheduler import CosineLRScheduler
 from tqdm import tqdm
 
 from suite import faults
+from suite.env import interactive
 from suite.errors import Diverged
 from suite.sweep.distributed import mean_across
 from suite.task import Profile, Task, to_device
@@ -64,7 +65,8 @@ def train(model: nn.Module, task: Task, data: Any, profile: Profile, device: tor
     step_times, losses = [], []
     points, values, point_loss, eval_s, last = set(curve_steps(r.steps)) if curve else set(), [], [], 0.0, 0
     t_start = time.perf_counter()
-    bar = tqdm(range(r.steps), desc=desc, leave=False, mininterval=1.0, dynamic_ncols=True, disable=not show)
+    bar = tqdm(range(r.steps), desc=desc, leave=False, mininterval=1.0, dynamic_ncols=True,
+               disable=not (show and interactive()))  # a log file gets the cell's one line at its end instead
     for step in bar:
         t0 = time.perf_counter()
         batch = to_device(next(batches), device)
