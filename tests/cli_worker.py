@@ -1,4 +1,4 @@
-"""The command line in a process forked from the launcher's preloaded server (``conftest.start_cli``).
+"""The command line (or pytest) in a process forked from the launcher's preloaded server (``conftest.start_cli``).
 
 A real process of its own, in a session of its own (so a fault injected into it, which kills its
 whole process group, ends it and its workers and nothing else), that runs ``suite.cli.main.main``
@@ -22,5 +22,8 @@ def main(spec_path: str) -> int:
         os.close(target)
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - the process's own fds, for its life
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    if spec.get("entry") == "pytest":  # a pytest run of its own (the benchmarks' smoke run)
+        import pytest
+        return int(pytest.main(spec["argv"]))
     from suite.cli.main import main as cli
     return cli(spec["argv"])

@@ -18,7 +18,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 #: budgets that keep an end-to-end sweep to seconds of work per cell
-FAST = ["--max-steps", "6", "--timing-seconds", "0.4"]
+FAST = ["--max-steps", "6", "--timing-seconds", "0.4", "--throughput-batch", "2"]
 #: every row any sweep of the tests writes (in this process or a child) is checked against the schema
 #: (where jsonschema is installed: the GPU image lacks it, and its gpu tests must still collect and run)
 if importlib.util.find_spec("jsonschema") is not None:
@@ -73,14 +73,15 @@ class ForkedCli:
     environment it is given; what a fresh interpreter would do, minus the seconds of importing
     torch, timm and transformers again. ``pid`` is also its process group."""
 
-    def __init__(self, args: tuple[str, ...], env: dict[str, str], folder: Path) -> None:
+    def __init__(self, args: tuple[str, ...], env: dict[str, str], folder: Path, entry: str = "cli") -> None:
         import json
 
         from suite.launch import _forked_main, _server_context
         folder.mkdir(parents=True, exist_ok=True)
         self.args, self.out, self.err = args, folder / "stdout.txt", folder / "stderr.txt"
         spec = folder / "cli-spec.json"
-        spec.write_text(json.dumps({"argv": list(args), "stdout": str(self.out), "stderr": str(self.err)}))
+        spec.write_text(json.dumps({"argv": list(args), "stdout": str(self.out), "stderr": str(self.err),
+                                    "entry": entry}))
         self.proc = _server_context().Process(target=_forked_main, args=("tests.cli_worker", str(spec), env))
         self.proc.start()
         self.pid = self.proc.pid
@@ -107,6 +108,11 @@ def run_forked(*args: str, env: dict[str, str] | None = None, folder: Path,
                timeout: float = 600) -> subprocess.CompletedProcess:
     """``run_suite.py ARGS`` in a forked process of its own (``ForkedCli``), waited for."""
     return start_cli(*args, env=env, folder=folder).wait(timeout)
+
+
+def run_forked_pytest(*args: str, folder: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``pytest ARGS`` in a forked process of its own (from the repository root), waited for."""
+    return ForkedCli(args, plugin_env(), folder, entry="pytest").wait(timeout)
 
 
 _PLUGIN_ENTRIES: dict[str, list[tuple[Any, str, Any]]] = {}

@@ -1,15 +1,13 @@
 """The benchmark files stay runnable: each benchmark once, timing disabled (no claims here)."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
-from conftest import ROOT
+from conftest import ROOT, run_forked_pytest
 
 
-def test_norm_micro_benchmarks_run() -> None:
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "--benchmark-disable", "-p", "no:cacheprovider",
-                           str(ROOT / "benchmarks")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+def test_norm_micro_benchmarks_run(tmp_path) -> None:
+    proc = run_forked_pytest("-q", "--benchmark-disable", "-p", "no:cacheprovider", "-p", "no:xdist",
+                             "--rootdir", str(ROOT / "benchmarks"), str(ROOT / "benchmarks"), folder=tmp_path / "bench",
+                             timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert " passed" in proc.stdout
 

@@ -26,7 +26,7 @@ from suite.bench.common import BenchSetup, report_dir, setup, write_report
 from suite.env import now_iso
 from suite.launch import Launcher
 from suite.measure.inputs import make_input
-from suite.measure.interleave import ratio_ci
+from suite.measure.interleave import block_for, ratio_ci
 from suite.measure.runtimes import RUNTIMES, precision_unsupported
 from suite.measure.timing_worker import timing_line
 from suite.models.artifact import save_deployed
@@ -166,7 +166,7 @@ def time_group(folder: Path, names: list[str], *, runtime: str, precision: str, 
             "threads": threads, "runtime": runtime, "precision": precision, "input_spec": spec_in,
             "unit": "items/s", "probe": str(folder / "probe_inputs.pt"),
             "timing": {"budget_s": seconds, "throughput_batch": batch or 1, "measure_throughput": bool(batch),
-                       "warmup_s": min(1.0, seconds / 8)},
+                       "warmup_s": min(1.0, seconds / 8), "block_s": block_for(seconds / len(names))},
             "out": str(folder / f"timing-{runtime}-{precision}.json")}
     spec_path = folder / f"timing-{runtime}-{precision}-spec.json"
     jsonio.write_atomic(spec_path, spec)

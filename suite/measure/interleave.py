@@ -46,6 +46,12 @@ class TimingConfig:
             raise UsageError("timing throughput_batch must be >= 1 and warmup_iters >= 0")
 
 
+def block_for(per_model_s: float, default: float = 0.05) -> float:
+    """A round's block for a per-model budget: the default (50 ms), shorter only for budgets under
+    0.8 s a model, so that a short check still gets its minimum rounds within about its budget."""
+    return min(default, max(per_model_s / 16, 0.005))
+
+
 @dataclass
 class RatioCI:
     value: float

@@ -21,6 +21,7 @@ from suite.env import now_iso
 from suite.errors import DataError, UsageError
 from suite.launch import Launcher, worker_launcher
 from suite.measure.env import provenance
+from suite.measure.interleave import block_for
 from suite.measure.runtimes import RUNTIMES, precision_unsupported
 from suite.measure.timing_worker import timing_line
 from suite.models import artifact
@@ -225,7 +226,7 @@ def _timing(cfg: RunConfig, specs: dict[str, CellSpec], ok: dict[str, dict], bas
             "input_spec": first["input_spec"], "unit": first["throughput_unit"],
             "probe": str(probe) if probe.exists() else None,
             "timing": {"budget_s": per_model * len(ok), "throughput_batch": first["throughput_batch"],
-                       "warmup_s": min(1.0, per_model / 4)},
+                       "warmup_s": min(1.0, per_model / 4), "block_s": block_for(per_model)},
             "out": str(group_dir / f"{name}.json")}
     jsonio.write_atomic(group_dir / f"{name}-spec.json", spec)
     Path(spec["out"]).unlink(missing_ok=True)
