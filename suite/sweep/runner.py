@@ -175,7 +175,7 @@ def _train_cells(cfg: RunConfig, specs: dict[str, CellSpec], plans: dict[str, di
 def _cell_result(cfg: RunConfig, spec: CellSpec, expected_id: str) -> dict[str, Any]:
     d = Path(spec.cell_dir)
     res_path, spec_path = d / "result.json", d / "spec.json"
-    if res_path.exists() and spec_path.exists() and jsonio.read(spec_path) == spec.as_json():
+    if res_path.exists() and spec_path.exists() and _same_cell(jsonio.read(spec_path), spec.as_json()):
         prior = jsonio.read(res_path)  # a finished cell from a run killed before its rows landed
         if prior.get("status") == "ok" and prior.get("cell_id") == expected_id and artifact.exists(d):
             return prior
@@ -192,6 +192,12 @@ def _cell_result(cfg: RunConfig, spec: CellSpec, expected_id: str) -> dict[str, 
         rank = ranks[0].name.split("-")[1]
         result["message"] = f"rank {rank} failed: {ranks[0].read_text().strip()} (rank 0: {result['message']})"
     return result
+
+
+def _same_cell(stored: dict[str, Any], asked: dict[str, Any]) -> bool:
+    """The cell asked for is the one whose spec is stored, wherever the run's folder is now (a run
+    moved or copied since it started keeps its finished cells)."""
+    return {k: v for k, v in stored.items() if k != "cell_dir"} == {k: v for k, v in asked.items() if k != "cell_dir"}
 
 
 def _memory(cfg: RunConfig, spec: CellSpec, result: dict[str, Any], runtime: str, precision: str) -> dict[str, Any]:
