@@ -9,6 +9,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from suite.errors import UsageError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -46,3 +48,14 @@ def interactive(stream: object | None = None) -> bool:
 
 def now_iso() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def resolve_device(name: str) -> str:
+    """``--device``: ``auto`` is ``cuda`` where CUDA is available, else ``cpu``; ``cuda`` is checked."""
+    import torch
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device cuda, but CUDA is not available here (torch {torch.__version__}, "
+                         f"CUDA build {torch.version.cuda or 'none'}); use --device cpu or --device auto")
+    return name

@@ -54,10 +54,17 @@ class Profile:
     recipe: Recipe
     throughput_batch: int
     timing_s_per_model: float = 6.0   # interleaved timing budget per model in a group
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)   # the task's own settings (the harness reads none)
+    amp: str | None = None            # the recipe's training autocast on CUDA ("bf16" | "fp16"), unless --amp
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The profile as a cell's plan records it. ``amp`` is kept where profiles of earlier versions
+        held it (in ``extra``, and only when set), so every ``config_id`` stays what it was."""
+        out = asdict(self)
+        amp = out.pop("amp")
+        if amp is not None:
+            out["extra"] = {**out["extra"], "amp": amp}
+        return out
 
 
 @dataclass
@@ -162,7 +169,9 @@ class Task:
         raise NotImplementedError
 
     #: eval items (images, windows) a learning-curve point evaluates: a fixed subset, the first ones
-    curve_eval_items = 128
+    #: (``evaluate(..., limit=N)``); None declares a task without learning curves, whose ``evaluate``
+    #: is only ever called without ``limit``
+    curve_eval_items: int | None = 128
 
     def evaluate(self, model: nn.Module, data: Any, profile: Profile, device: torch.device,
                  limit: int | None = None) -> dict[str, float]:

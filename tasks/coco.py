@@ -14,7 +14,7 @@ import hashlib
 import io
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -49,9 +49,9 @@ class Coco(Task):
                 Recipe(steps=steps, batch_size=16, lr=1e-4, weight_decay=0.05, warmup_steps=1000, min_lr=1e-6,
                        grad_clip=1.0, eval_batch_size=16, scale_lr_with_batch=True),
                 throughput_batch=16, timing_s_per_model=20.0,
-                extra={"img_size": 512, "out_channels": 256, "head_convs": 4, "amp": "fp16",
+                extra={"img_size": 512, "out_channels": 256, "head_convs": 4,
                        "hardware": "8 x 40-80 GB GPUs; about 12-24 h per cell (backbone from scratch: "
-                                   "no weights can be downloaded here)"})
+                                   "no weights can be downloaded here)"}, amp="fp16")
         return out
 
     def data_identity(self, data_root: Path | None) -> dict[str, Any]:
@@ -87,7 +87,7 @@ class Coco(Task):
                 items = [data.train[j] for j in perm[i:i + b]]
                 yield [x for x, _ in items], [t for _, t in items]
 
-    def model_args(self, variant, profile, data, variant_kwargs):  # type: ignore[override]
+    def model_args(self, variant, profile, data, variant_kwargs):
         args = super().model_args(variant, profile, data, variant_kwargs)
         args["factory"] = "detector"
         args["kwargs"] |= {"num_classes": data.info.num_classes, "img_size": profile.extra["img_size"],
@@ -97,7 +97,8 @@ class Coco(Task):
         return args
 
     def forward(self, model: nn.Module, batch: Any) -> Any:
-        return model.backbone(model.transform(batch[0])[0].tensors)
+        backbone, transform = cast(nn.Module, model.backbone), cast(nn.Module, model.transform)
+        return backbone(transform(batch[0])[0].tensors)
 
     def loss(self, model: nn.Module, batch: Any, profile: Profile) -> torch.Tensor:
         return sum(model(batch[0], batch[1]).values())
@@ -130,7 +131,7 @@ class Coco(Task):
         return {"map": 100.0 * ev.stats[0], "ap50": 100.0 * ev.stats[1], "detections": len(results)}
 
     def deploy_probe(self, model: nn.Module) -> nn.Module:
-        return model.backbone
+        return cast(nn.Module, model.backbone)
 
     def sample_inputs(self, data: Any, n: int, device: torch.device) -> Any:
         from suite.models.detection import MEAN, STD

@@ -49,7 +49,8 @@ def write_split(coco: Path, split: str, n: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     (coco / split).mkdir(parents=True, exist_ok=True)
     (coco / "annotations").mkdir(parents=True, exist_ok=True)
-    images, anns = [], []
+    images: list[dict[str, Any]] = []
+    anns: list[dict[str, Any]] = []
     for image_id in range(1, n + 1):
         w, h = (int(v) for v in rng.integers(72, 161, 2))
         base = rng.integers(0, 90, 3)

@@ -56,7 +56,7 @@ class CachedImages:
             with Image.open(path) as im:
                 rgb = im.convert("RGB")
                 size = cached_size(*rgb.size, short)
-                self.pixels.append(np.asarray(rgb if size == rgb.size else rgb.resize(size, Image.BILINEAR)))
+                self.pixels.append(np.asarray(rgb if size == rgb.size else rgb.resize(size, Image.Resampling.BILINEAR)))
 
     def __len__(self) -> int:
         return len(self.samples)

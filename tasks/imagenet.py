@@ -74,7 +74,7 @@ class ImageNet(Task):
     def train_batches(self, data: Any, profile: Profile, seed: int) -> Iterator[Any]:
         return data.train_batches(profile.recipe.batch_size, seed, *self.shard(profile))
 
-    def model_args(self, variant, profile, data, variant_kwargs):  # type: ignore[override]
+    def model_args(self, variant, profile, data, variant_kwargs):
         args = super().model_args(variant, profile, data, variant_kwargs)
         args["kwargs"] |= {"num_classes": data.info.num_classes,
                            "attention_kwargs": profile.extra.get("attention_kwargs")}
@@ -198,7 +198,8 @@ class _Folders:
 
     def train_batches(self, batch: int, seed: int, rank: int = 0, world: int = 1) -> Iterator[Any]:
         from torch.utils.data.distributed import DistributedSampler
-        sampler = DistributedSampler(self.train, num_replicas=world, rank=rank, seed=seed) if world > 1 else None
+        sampler: DistributedSampler[Any] | None = (
+            DistributedSampler(self.train, num_replicas=world, rank=rank, seed=seed) if world > 1 else None)
         batch = max(1, min(batch, len(self.train) // world))
         loader = self._loader(self.train, batch, shuffle=True, seed=seed, drop_last=True, sampler=sampler)
         epoch = 0
@@ -224,11 +225,10 @@ def paper_profile(name: str, model: str, *, drop_path: float, lr: float, warmup_
                     warmup_steps=warmup_epochs * steps_per_epoch, label_smoothing=0.1, grad_clip=grad_clip,
                     eval_batch_size=256, scale_lr_with_batch=True)
     extra = {"augment": {"auto_augment": "rand-m9-mstd0.5-inc1", "re_prob": 0.25, "interpolation": "bicubic"},
-             "amp": "fp16",  # DeiT trains under fp16 autocast with loss scaling
              "mixup": {"mixup_alpha": 0.8, "cutmix_alpha": 1.0, "label_smoothing": 0.1},
              "hardware": "8 x 40-80 GB GPUs (A100 class); DeiT-T about 1-2 days per cell, DeiT-S/Swin-T 2-4 days"}
     return Profile(name, model, {"img_size": 224, "drop_path_rate": drop_path}, recipe, throughput_batch=256,
-                   timing_s_per_model=20.0, extra=extra)
+                   timing_s_per_model=20.0, extra=extra, amp="fp16")  # DeiT: fp16 autocast, loss scaling
 
 
 def check_class_folders(root: Path, splits: tuple[str, ...], layout: str) -> None:

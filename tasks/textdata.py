@@ -14,11 +14,14 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from suite.errors import DataError
+
+if TYPE_CHECKING:
+    from suite.task import DatasetInfo
 
 LAYOUT = "DIR/wikitext/wiki.{train,valid,test}.raw"
 SPLITS = ("train", "valid", "test")
@@ -94,6 +97,8 @@ class BPETokenizer:
 
 class TokenStreams:
     """Token ids of each split as 1-D tensors, plus the byte counts for bits per byte."""
+
+    info: DatasetInfo  # set by the task that loads the streams
 
     def __init__(self, texts: dict[str, str], tokenizer: Any) -> None:
         self.tokenizer = tokenizer

@@ -56,8 +56,7 @@ class WikiText(Task):
                        grad_clip=1.0, eval_batch_size=8, scale_lr_with_batch=True),
                 throughput_batch=8, timing_s_per_model=20.0,
                 extra={"seq_len": 1024, "tokenizer": "bpe:32768", "generation": {"prompt": 128, "new_tokens": 64},
-                       "amp": "bf16",
-                       "hardware": "8 x 40-80 GB GPUs; about 1 day per cell (3.3B tokens seen)"})
+                       "hardware": "8 x 40-80 GB GPUs; about 1 day per cell (3.3B tokens seen)"}, amp="bf16")
         return out
 
     def positions(self, seq: int) -> dict[str, Any]:
@@ -88,7 +87,7 @@ class WikiText(Task):
         return data.windows("train", profile.extra["seq_len"], profile.recipe.batch_size, seed + 1000 * rank)
 
     # -- model, loss, metrics -----------------------------------------------------------------
-    def model_args(self, variant, profile, data, variant_kwargs):  # type: ignore[override]
+    def model_args(self, variant, profile, data, variant_kwargs):
         args = super().model_args(variant, profile, data, variant_kwargs)
         args["kwargs"] |= {"vocab_size": data.tokenizer.vocab_size}
         args["call"] = "logits"  # timed and exported as ids -> logits, without the KV cache

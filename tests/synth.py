@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from suite.report.rows import SCHEMA_VERSION
+from suite.measure.jobs import ModelTiming, TimingResult
+from suite.report.rows import SCHEMA_VERSION, RowKey, build_row
 
 BASE_MS = {"ln": 1.30, "un": 1.20, "rms": 1.25}
 TOP1 = {"ln": 97.5, "un": 96.0, "rms": 97.2}
@@ -41,33 +42,29 @@ def make_row(variant: str, seed: int = 0, *, task: str = "imagenet", round_ms: l
         {"baseline": "ln", "value": 1.0, "lo": 1.0, "hi": 1.0, "rounds": 20,
          "log_ratios": list(log_ratios or [0.0] * 20)}
     p50 = float(np.median(round_ms))
-    return {
-        "schema_version": SCHEMA_VERSION, "run_id": run_id,
-        "key": f"{task}|{variant}|{seed}|smoke|{device}|eager|fp32", "runtime": "eager", "precision": "fp32",
-        "runtime_info": {"build_s": 0.0}, "agreement": {"rel_err": 0.0, "reference": "eager fp32", "inputs": 16},
-        "quality_delta": {}, "config_id": f"c-{task}-{variant}-{seed}", "config_group": f"g-{task}",
-        "task": task, "variant": variant, "norm": variant, "attention": None, "seed": seed, "profile": "smoke",
-        "device": device, "status": status, "message": "" if ok else "RuntimeError: boom",
-        "quality": {"top1": top1, "top5": 100.0} if ok else {}, "primary_metric": "top1",
-        "metric_better": {"top1": "higher", "top5": "higher"},
-        "latency": {"p50_ms": p50, "p90_ms": max(round_ms), "p99_ms": max(round_ms), "mean_ms": p50, "batch": 1,
-                    "n": len(round_ms), "timer": "perf_counter", "samples_ms": round_ms, "round_ms": round_ms,
-                    "ratio": ratio} if ok else None,
-        "throughput": {"value": BATCH * 1e3 / float(np.median(thr_round_ms)), "unit": "img/s", "batch": BATCH,
-                       "round_ms": thr_round_ms} if ok else None,
-        "generation": None,
-        "memory": {"peak_mb": peak_mb, "source": "cpu: test"} if ok else None,
-        "model": {"name": "vit_tiny_patch16_224", "kwargs": {}, "variant_kwargs": {}, "attention": None,
-                  "params_train": 100_000, "params": 100_000, "flops": 10_000_000},
-        "train": {"steps": 10, "time_s": 1.0, "step_ms": 10.0, "final_loss": 0.5, "loss_curve": [1.0, 0.5]},
-        "deploy": {"rel_err": 0.0, "norm_modules_left": 0, "checked": "VisionTransformer"},
-        "dataset": {"kind": "embedded", "path": None, "label": "digits (embedded)", "fingerprint": "d1"},
-        "distributed": {"world_size": 1, "backend": "none", "bn_statistics": "per-process"},
-        "launcher": "subprocess", "versions": {"task": "1", "norm": "1"}, "profile_config": None,
-        "timing_config": None, "gpu_state": gpu_state, "host_state": None,
-        "provenance": prov or provenance(device={"type": device}),
-        "started_at": None, "finished_at": None, "recorded_at": recorded_at,
-    }
+    key = RowKey(task=task, variant=variant, norm=variant, attention=None, seed=seed, profile="smoke", device=device,
+                 config_id=f"c-{task}-{variant}-{seed}", config_group=f"g-{task}")
+    latency = {"p50_ms": p50, "p90_ms": max(round_ms), "p99_ms": max(round_ms), "mean_ms": p50, "batch": 1,
+               "n": len(round_ms), "timer": "perf_counter", "samples_ms": round_ms, "round_ms": round_ms,
+               "ratio": ratio}
+    throughput = {"value": BATCH * 1e3 / float(np.median(thr_round_ms)), "unit": "img/s", "batch": BATCH,
+                  "round_ms": thr_round_ms}
+    measured = ModelTiming(latency=latency, throughput=throughput, runtime_info={"build_s": 0.0},
+                           agreement={"rel_err": 0.0, "reference": "eager fp32", "inputs": 16})
+    return build_row(
+        key, run_id=run_id, status=status, message="" if ok else "RuntimeError: boom",
+        provenance=prov or provenance(device={"type": device}), recorded_at=recorded_at,
+        measured=measured if ok else None, timing=TimingResult(gpu_state=gpu_state),
+        quality={"top1": top1, "top5": 100.0} if ok else {}, primary_metric="top1",
+        metric_better={"top1": "higher", "top5": "higher"},
+        memory={"peak_mb": peak_mb, "source": "cpu: test"} if ok else None,
+        model={"name": "vit_tiny_patch16_224", "kwargs": {}, "variant_kwargs": {}, "attention": None,
+               "params_train": 100_000, "params": 100_000, "flops": 10_000_000},
+        train={"steps": 10, "time_s": 1.0, "step_ms": 10.0, "final_loss": 0.5, "loss_curve": [1.0, 0.5]},
+        deploy={"rel_err": 0.0, "norm_modules_left": 0, "checked": "VisionTransformer"},
+        dataset={"kind": "embedded", "path": None, "label": "digits (embedded)", "fingerprint": "d1"},
+        distributed={"world_size": 1, "backend": "none", "bn_statistics": "per-process"},
+        launcher="subprocess", versions={"task": "1", "norm": "1"})
 
 
 @dataclass

@@ -16,6 +16,7 @@ import torch
 from suite.cli.main import main
 from suite.report.rows import SCHEMA_VERSION
 from suite.sweep.config import RunConfig
+from suite.sweep.options import Grid, Output, Training
 
 from conftest import ROOT, run_forked, write_coco, write_image_folders, write_wikitext
 from synth import make_row
@@ -29,7 +30,8 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for name, variants in (("out", ["ln", "un"]), ("other", ["ln", "bn"])):
         d = base / name
         d.mkdir()
-        cfg = RunConfig(tasks=["imagenet"], variants=variants, seeds=[0], out=d, max_steps=5)
+        cfg = RunConfig(grid=Grid(tasks=["imagenet"], variants=variants, seeds=[0], device="cpu"),
+                        training=Training(max_steps=5), output=Output(out=d))
         (d / "run.json").write_text(json.dumps({"run_id": "r0", "config": cfg.as_json()}))
         (d / "rows.jsonl").write_text("".join(json.dumps(make_row(v)) + "\n" for v in variants))
         made[name] = d

@@ -56,3 +56,20 @@ def test_old_history_compares_and_plots(tmp_path: Path) -> None:
     assert (tmp_path / "p" / "trend-latency.png").stat().st_size > 1000
     r = run_main("history", "--history", str(history), "--metric", "ppl")
     assert r.returncode == 0 and "ln" in r.stdout, r.stderr
+
+
+def test_every_profile_is_recorded_as_the_old_version_recorded_it() -> None:
+    """``profile-digests.json``: the sha256 (first 12 hex) of each task profile's ``as_dict()`` as
+    the plan hashes it, computed by ad23643 for every registered task and profile (embedded and
+    real). The profile is part of every ``config_id``, so it must hash the same."""
+    import hashlib
+
+    from suite.task import TASKS
+    now = {}
+    for name, cls in TASKS.items():
+        for embedded in (True, False):
+            for pn, p in cls().profiles(embedded).items():
+                text = json.dumps(p.as_dict(), sort_keys=True, default=str)
+                now[f"{name}/{pn}/{embedded}"] = hashlib.sha256(text.encode()).hexdigest()[:12]
+    old = json.loads((FIXTURE / "profile-digests.json").read_text())
+    assert {k: now.get(k) for k in old} == old

@@ -29,7 +29,7 @@ def parsed(step: Step):
         return bench_cli.parser().parse_args(argv[1:])
     if argv and argv[0] == "scaling":
         return scaling_cli.parser().parse_args(argv[1:])
-    return run_cli.parser().parse_args(argv)
+    return run_cli.given_options(argv)
 
 
 def test_the_plan_puts_the_headline_measurements_first(tmp_path: Path) -> None:

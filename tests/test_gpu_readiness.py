@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from suite.errors import UsageError
+from suite.measure.jobs import TimingResult
 from suite.measure.memory_worker import GpuReading, gpu_figures
 from suite.measure.runtimes import RUNTIMES, Built
 
@@ -80,7 +81,7 @@ def test_agreement_runs_the_built_model_as_it_is_timed(tmp_path: Path, monkeypat
 
 
 def test_a_ddp_cell_on_cuda_gets_one_gpu_per_process() -> None:
-    from suite.cli.run import check_nproc
+    from suite.sweep.config import check_nproc
     check_nproc(2, 2)
     with pytest.raises(UsageError, match=r"--nproc-per-node 4 needs 4 GPUs .* but 2 are visible .* "
                                          r"use --nproc-per-node 2 or fewer"):
@@ -116,10 +117,10 @@ def test_deploy_bench_builds_on_the_cpu_and_keeps_every_finished_group(tmp_path:
     monkeypatch.setattr(gpu, "capability", lambda index=0: (9, 0))
     seen: list[dict[str, Any]] = []
 
-    def fake_group(folder: Path, names: list[str], **kw: Any) -> dict[str, Any]:
+    def fake_group(folder: Path, names: list[str], **kw: Any) -> TimingResult:
         report = folder / "report.json"
         seen.append(jsonio.read(report)["groups"] if report.exists() else {})
-        return {"error": "not timed in this test", "failed": {}}
+        return TimingResult(error="not timed in this test")
 
     monkeypatch.setattr(deploy_bench, "time_group", fake_group)
     code = deploy_bench.run_deploy_bench(model="vit_tiny_patch16_224", img_size=32, seq_len=0, variants=["ln"],

@@ -60,11 +60,13 @@ def test_the_sampler_sees_a_cap_that_holds_only_during_the_rounds() -> None:
 def test_a_timing_group_samples_the_gpu_state_at_every_round(tmp_path: Path, device: str,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from suite.measure import timing_worker
+    from suite.measure.jobs import TimingJob
     if device == "cpu":  # a fake NVML reading stands in for the GPU's
         monkeypatch.setattr(timing_worker, "_gpu_state", lambda dev: dict(CALM))
     models = {n: str(save_tiny_deployed(tmp_path / n, n)) for n in ("ln", "un")}
-    spec = {"models": models, "baseline": "ln", "device": device, "input_spec": TINY_INPUT, "unit": "items/s",
-            "timing": {"budget_s": 0.5, "throughput_batch": 4, "warmup_s": 0.05}}
+    spec = TimingJob(models=models, baseline="ln", device=device, runtime="eager", precision="fp32",
+                     input_spec=TINY_INPUT, unit="items/s", out=str(tmp_path / "timing.json"),
+                     timing={"budget_s": 0.5, "throughput_batch": 4, "warmup_s": 0.05}).as_json()
     out = timing_worker.run_group(spec)
     assert set(out["models"]) == {"ln", "un"} and not out["failed"]
     rounds = len(out["models"]["un"]["latency"]["round_ms"])

@@ -75,3 +75,20 @@ def test_row_accessors_read_what_the_reports_need() -> None:
     assert r.params == 100_000 and r.deploy_rel_err == 0.0 and r.dataset_kind == "embedded" and r.commit == "c0ffee"
     empty = Row({"key": "a|b|0|p|cpu", "task": "a", "variant": "b", "seed": 0, "status": "error", "latency": None})
     assert empty.latency_p50 is None and empty.log_ratios == [] and empty.quality == {} and empty.peak_mb is None
+
+
+def test_the_one_row_builder_writes_every_schema_field_and_no_other() -> None:
+    """``build_row`` is where every row is made (sweep, deploy-bench, these tests): its fields are
+    the schema's, all required; a minimal row (a cell that failed before anything was measured)
+    follows the schema too."""
+    from suite.report.rows import RowKey, build_row
+    key = RowKey(task="imagenet", variant="ln", norm="ln", attention=None, seed=0, profile="smoke", device="cpu")
+    row = build_row(key, run_id="r", status="error", message="DataError: no data", recorded_at="2026-01-01T00:00:00Z",
+                    provenance=make_row("ln")["provenance"], dataset={"kind": "embedded", "path": None,
+                                                                     "label": "embedded"})
+    s = schema()
+    assert set(row) == set(s["properties"]) == set(s["required"])
+    validate(row)
+    assert row["key"] == "imagenet|ln|0|smoke|cpu|eager|fp32"
+    with pytest.raises(ValueError, match="status must be one of"):
+        build_row(key, run_id="r", status="fine", provenance={}, recorded_at="")

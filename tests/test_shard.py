@@ -13,8 +13,8 @@ from suite import jsonio
 from suite.cli.main import main
 from suite.errors import UsageError
 from suite.report.leaderboard import leaderboard_markdown
-from suite.report.merge import merge_rows
 from suite.report.store import Store, read_rows
+from suite.sweep.merge import merge_rows
 from suite.sweep.shard import Shard, parse_shard, shard_groups
 
 from conftest import FAST, run_main

@@ -46,7 +46,7 @@ def test_workflow_structure_and_commands() -> None:
 
     sweep = commands(shard, wf["env"])
     assert len(sweep) == 1
-    args = run_cli.parser().parse_args(sweep[0])  # every flag exists in the sweep's parser
+    args = run_cli.given_options(sweep[0])  # every flag exists in the sweep's parser
     assert args.shard == "3/4" and args.device == "cuda" and args.profile == "smoke"
     assert f"/{len(shard['strategy']['matrix']['shard'])}" in args.shard
     upload = next(s["with"]["path"] for s in shard["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))

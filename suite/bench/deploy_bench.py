@@ -26,14 +26,15 @@ from suite.bench.common import BenchSetup, report_dir, setup, write_report
 from suite.env import now_iso
 from suite.launch import Launcher
 from suite.measure.inputs import make_input
-from suite.measure.interleave import block_for, ratio_ci
+from suite.measure.interleave import ratio_ci
+from suite.measure.jobs import TimingResult, run_timing, timing_job
 from suite.measure.runtimes import RUNTIMES, precision_unsupported
 from suite.measure.timing_worker import timing_line
 from suite.models.artifact import save_deployed
 from suite.models.create import LM_CONFIGS, create_model
 from suite.models.deploy import deploy
 from suite.regression.nightly import NightlyOptions, finish
-from suite.report.rows import SCHEMA_VERSION, cell_key
+from suite.report.rows import SCHEMA_VERSION, RowKey, build_row
 from suite.report.store import Store
 from suite.variants import NORMS, parse_variant
 from suite.variants.base import budget_kwargs
@@ -95,7 +96,7 @@ def run_deploy_bench(*, model: str, img_size: int, seq_len: int, variants: list[
             label = f"{runtime} {precision}"
             reason = RUNTIMES.get(runtime).unsupported(bench.device, precision) or \
                 precision_unsupported(bench.device, precision)
-            result: dict[str, Any] = {}
+            result = TimingResult()
             if reason:
                 groups[label] = {"not_applicable": reason}
             else:
@@ -160,77 +161,70 @@ def warm_builds(folder: Path, names: list[str], *, runtime: str, precision: str,
 
 
 def time_group(folder: Path, names: list[str], *, runtime: str, precision: str, device: str, threads: int | None,
-               spec_in: dict[str, Any], batch: int, seconds: float) -> dict[str, Any]:
-    """One timing worker over every saved model under (runtime, precision); its output."""
-    spec = {"models": {v: str(folder / "models" / v) for v in names}, "baseline": "ln", "device": device,
-            "threads": threads, "runtime": runtime, "precision": precision, "input_spec": spec_in,
-            "unit": "items/s", "probe": str(folder / "probe_inputs.pt"),
-            "timing": {"budget_s": seconds, "throughput_batch": batch or 1, "measure_throughput": bool(batch),
-                       "warmup_s": min(1.0, seconds / 8), "block_s": block_for(seconds / len(names))},
-            "out": str(folder / f"timing-{runtime}-{precision}.json")}
-    spec_path = folder / f"timing-{runtime}-{precision}-spec.json"
-    jsonio.write_atomic(spec_path, spec)
-    err = Launcher(mode="subprocess").run("suite.measure.timing_worker", spec_path)
-    return jsonio.read(spec["out"]) if Path(spec["out"]).exists() else {"error": err or "no output"}
+               spec_in: dict[str, Any], batch: int, seconds: float) -> TimingResult:
+    """One timing worker over every saved model under (runtime, precision): ``seconds`` in all, a
+    warm-up of an eighth of that (at most 1 s), throughput at ``batch`` (0: latency only)."""
+    job = timing_job({v: str(folder / "models" / v) for v in names}, per_model_s=seconds / len(names),
+                     throughput_batch=batch or 1, measure_throughput=bool(batch), warmup_s=min(1.0, seconds / 8),
+                     baseline="ln", device=device, threads=threads, runtime=runtime, precision=precision,
+                     input_spec=spec_in, unit="items/s", probe=folder / "probe_inputs.pt",
+                     out=folder / f"timing-{runtime}-{precision}.json")
+    return run_timing(job, Launcher(mode="subprocess"))
 
 
-def bench_rows(raw: dict[str, Any], groups: dict[str, dict[str, Any]], *, model: str, spec: dict[str, Any],
+def bench_rows(raw: dict[str, TimingResult], groups: dict[str, dict[str, Any]], *, model: str, spec: dict[str, Any],
                names: list[str], device: str, bench: BenchSetup, run_id: str) -> list[dict[str, Any]]:
-    """One row per (variant, runtime, precision), shaped like a sweep's rows where it matters for
-    ``compare`` and the history: key, status, latency and throughput with their per-round data,
-    the ratio to ``ln``, runtime facts, agreement, provenance."""
+    """One row per (variant, runtime, precision), shaped like a sweep's rows (``build_row``): key,
+    status, latency and throughput with their per-round data, the ratio to ``ln``, runtime facts,
+    agreement, provenance; no quality, training or memory."""
     task = f"deploy-bench:{model}"
     size = f"{spec['seq_len']}tok" if spec["kind"] == "tokens" else f"{spec['shape'][-1]}px"
     now = now_iso()
     rows = []
     for label, g in groups.items():
         runtime, precision = label.split()
-        result = raw.get(label) or {}
+        result = raw.get(label) or TimingResult()
         for v in names:
-            m = (result.get("models") or {}).get(v)
-            why = g.get("not_applicable") or g.get("error") or (result.get("failed") or {}).get(v)
+            m = result.models.get(v)
+            why = g.get("not_applicable") or g.get("error") or result.failed.get(v)
             status = "ok" if m else ("not-applicable" if "not_applicable" in g else "error")
             parsed = parse_variant(v)
-            rows.append({
-                "schema_version": SCHEMA_VERSION, "run_id": run_id,
-                "key": cell_key(task, v, 0, size, device, runtime, precision), "task": task, "variant": v,
-                "norm": parsed.norm, "attention": parsed.attention, "seed": 0, "profile": size, "device": device,
-                "status": status, "message": "" if m else str(why or "not measured"), "runtime": runtime,
-                "precision": precision, "quality": {}, "quality_delta": {}, "primary_metric": None,
-                "metric_better": {}, "latency": (m or {}).get("latency"), "throughput": (m or {}).get("throughput"),
-                "runtime_info": (m or {}).get("runtime_info"), "agreement": (m or {}).get("agreement"),
-                "dataset": {"kind": "embedded", "path": None, "label": "random inputs (deploy-bench)"},
-                "gpu_state": result.get("gpu_state"), "host_state": result.get("host_state"),
-                "provenance": {"schema_version": SCHEMA_VERSION, **bench.provenance}, "recorded_at": now})
+            key = RowKey(task=task, variant=v, norm=parsed.norm, attention=parsed.attention, seed=0, profile=size,
+                         device=device, runtime=runtime, precision=precision)
+            rows.append(build_row(key, run_id=run_id, status=status, message="" if m else str(why or "not measured"),
+                                  provenance={"schema_version": SCHEMA_VERSION, **bench.provenance},
+                                  recorded_at=now, measured=m, timing=result,
+                                  dataset={"kind": "embedded", "path": None,
+                                           "label": "random inputs (deploy-bench)"}))
     return rows
 
 
-def summarize(result: dict[str, Any], names: list[str], batch: int, params: dict[str, int]) -> dict[str, Any]:
+def summarize(result: TimingResult, names: list[str], batch: int, params: dict[str, int]) -> dict[str, Any]:
     """Per variant: latencies, ratios to ``ln`` and ``none`` (paired per round), build cost, agreement."""
-    if "error" in result:
-        return {"error": result["error"]}
-    models = result.get("models", {})
+    if result.error is not None:
+        return {"error": result.error}
+    models = result.models
     rows = []
     for v in [n for n in names if n in models]:
         m = models[v]
-        row: dict[str, Any] = {"variant": v, "p50_b1_ms": m["latency"]["p50_ms"],
-                               "build_s": (m.get("runtime_info") or {}).get("build_s"),
-                               "agreement": (m.get("agreement") or {}).get("rel_err"),
-                               "runtime_info": m.get("runtime_info"), "params": params.get(v)}
+        row: dict[str, Any] = {"variant": v, "p50_b1_ms": m.latency["p50_ms"],
+                               "build_s": (m.runtime_info or {}).get("build_s"),
+                               "agreement": (m.agreement or {}).get("rel_err"),
+                               "runtime_info": m.runtime_info, "params": params.get(v)}
         passes = [("b1", "latency")]
         if batch:  # 0: batch-1 latency only
-            row[f"median_b{batch}_ms"] = float(np.median(m["throughput"]["round_ms"]))
+            row[f"median_b{batch}_ms"] = float(np.median((m.throughput or {})["round_ms"]))
             passes.append((f"b{batch}", "throughput"))
         for base in BASELINES:
             if base not in models:
                 continue
             for tag, key in passes:
-                r = ratio_ci(np.log(m[key]["round_ms"]) - np.log(models[base][key]["round_ms"]), baseline=base)
+                mine, theirs = getattr(m, key) or {}, getattr(models[base], key) or {}
+                r = ratio_ci(np.log(mine["round_ms"]) - np.log(theirs["round_ms"]), baseline=base)
                 row[f"{tag}_vs_{base}"] = [r.value, r.lo, r.hi]
         rows.append(row)
-    return {"rows": rows, "failed": result.get("failed", {}), "rounds": len(next(iter(models.values()))["latency"]
-                                                                           ["round_ms"]) if models else 0,
-            "host_state": result.get("host_state"), "gpu_state": result.get("gpu_state")}
+    return {"rows": rows, "failed": result.failed, "rounds": result.rounds,
+            "host_state": result.host_state, "gpu_state": result.gpu_state}
 
 
 def render(groups: dict[str, dict[str, Any]], *, model: str, spec: dict[str, Any], batch: int, seconds: float,

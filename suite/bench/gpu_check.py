@@ -53,8 +53,8 @@ BENCH_VARIANTS = "ln,none,un,prepbn,crms,dyt"
 SWEEP_VARIANTS = "ln,prepbn"
 FOCUS = ("un", "prepbn", "crms")
 #: (model, its deploy-bench arguments), in the order their results are worth having
-REAL_MODELS = (("deit_tiny_patch16_224", []), ("gpt2-small", ["--seq-len", "1024"]),
-               ("deit_small_patch16_224", []))
+REAL_MODELS: tuple[tuple[str, list[str]], ...] = (
+    ("deit_tiny_patch16_224", []), ("gpt2-small", ["--seq-len", "1024"]), ("deit_small_patch16_224", []))
 #: seconds kept back at the end for the summary and the bundle
 RESERVE_S = 15.0
 BUNDLE_LIMIT = 15 * 2**20  # the device tool returns files of at most 16 MiB
@@ -256,7 +256,7 @@ def dependencies() -> list[tuple[str, str]]:
     """(name, pinned version) of the suite's run and test dependencies (pyproject.toml)."""
     meta = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     reqs = meta["dependencies"] + meta["optional-dependencies"]["test"]
-    return [tuple(r.split("==", 1)) if "==" in r else (r, "") for r in reqs]  # type: ignore[misc]
+    return [tuple(r.split("==", 1)) if "==" in r else (r, "") for r in reqs]
 
 
 def dependency_status() -> list[dict[str, Any]]:

@@ -9,7 +9,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from suite.env import REPO_ROOT
+from suite.declare import parse_list, parse_seeds  # noqa: F401 - the subcommands' parsers use them
+from suite.env import REPO_ROOT, resolve_device  # noqa: F401 - the subcommands resolve --device with it
 from suite.errors import UsageError
 from suite.regression.compare import WINDOW
 from suite.regression.history import DEFAULT_HISTORY
@@ -21,24 +22,6 @@ RESULTS = REPO_ROOT / "results"
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{message} (see {self.prog} --help)")
-
-
-def parse_list(text: str, flag: str) -> list[str]:
-    items = [t.strip() for t in text.split(",")]
-    if not text.strip() or any(not t for t in items):
-        raise UsageError(f"malformed {flag} {text!r}: give a comma-separated list with no empty items, "
-                         f"e.g. {flag} ln,none")
-    dup = next((t for t in items if items.count(t) > 1), None)
-    if dup:
-        raise UsageError(f"{flag} lists {dup!r} twice; give each once")
-    return items
-
-
-def parse_seeds(text: str) -> list[int]:
-    items = parse_list(text, "--seeds")
-    if not all(t.isdigit() for t in items):
-        raise UsageError(f"--seeds {text!r} is not a comma-separated list of non-negative integers; e.g. --seeds 0,1,2")
-    return [int(t) for t in items]
 
 
 def check_positive(pairs: list[tuple[str, Any]]) -> None:
@@ -53,16 +36,6 @@ def check_seconds(pairs: list[tuple[str, Any]]) -> None:
     for flag, value in pairs:
         if value is not None and not (0 < value < float("inf")):
             raise UsageError(f"{flag} must be a positive number of seconds, got {value}")
-
-
-def resolve_device(name: str) -> str:
-    import torch
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device cuda, but CUDA is not available here (torch {torch.__version__}, "
-                         f"CUDA build {torch.version.cuda or 'none'}); use --device cpu or --device auto")
-    return name
 
 
 def add_device_arguments(p: argparse.ArgumentParser) -> None:

@@ -20,7 +20,7 @@ def parser() -> Parser:
 def command(argv: list[str]) -> int:
     from suite.regression.nightly import finish
     from suite.report.leaderboard import write_reports
-    from suite.report.merge import merge_rows, write_merged
+    from suite.sweep.merge import merge_rows, write_merged
     args = parser().parse_args(argv)
     opts = nightly_options(args)
     report = merge_rows(args.dirs)

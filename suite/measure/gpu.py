@@ -15,7 +15,7 @@ import torch
 try:
     import pynvml
 except ImportError:  # nvidia-ml-py is a dependency, but keep CPU-only use working without it
-    pynvml = None  # type: ignore[assignment]
+    pynvml = None
 
 _REASONS = {  # bit flag name in pynvml -> short label
     "nvmlClocksEventReasonGpuIdle": "idle",
@@ -57,7 +57,7 @@ def handle(cuda_index: int = 0) -> Any:
         return None
     attempts = []
     if torch.cuda.is_initialized():
-        props = torch.cuda.get_device_properties(cuda_index)
+        props: Any = torch.cuda.get_device_properties(cuda_index)  # pci_* fields are missing from torch's stubs
         uuid = getattr(props, "uuid", None)
         if uuid is not None:
             attempts.append(lambda: pynvml.nvmlDeviceGetHandleByUUID(f"GPU-{uuid}"))
@@ -113,7 +113,7 @@ def capability(cuda_index: int = 0) -> tuple[int, int]:
     """The GPU's compute capability, through NVML where it can (no CUDA context)."""
     h = handle(cuda_index)
     cap = None if h is None else _try(lambda: pynvml.nvmlDeviceGetCudaComputeCapability(h))
-    return tuple(cap) if cap else torch.cuda.get_device_capability(cuda_index)  # type: ignore[return-value]
+    return tuple(cap) if cap else torch.cuda.get_device_capability(cuda_index)
 
 
 def gpu_state(cuda_index: int = 0) -> dict[str, Any] | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -167,15 +167,16 @@ def _warmup(timer: Any, fn: Callable[[], Any], cfg: TimingConfig) -> float:
     return float(np.median(samples[len(samples) // 2:]))
 
 
-def time_interleaved(models: dict[str, Callable[[Any], Any]], make_input: Callable[[int], Any], cfg: TimingConfig,
+def time_interleaved(models: Mapping[str, Callable[[Any], Any]], make_input: Callable[[int], Any], cfg: TimingConfig,
                      device: torch.device, baseline: str | None = None,
                      progress: Callable[[int, float], None] | None = None) -> dict[str, Timing]:
     """Time ``models`` (modules, or any callables a runtime built) in interleaved rounds: latency
     at batch 1 and throughput at cfg.throughput_batch."""
     names = list(models)
     for n in names:
-        if isinstance(models[n], nn.Module):
-            assert_eval(models[n], n)
+        m = models[n]
+        if isinstance(m, nn.Module):
+            assert_eval(m, n)
     timer = make_timer(device)
     x1, xb = make_input(1), make_input(cfg.throughput_batch)
     calls = {n: (lambda m=models[n]: m(x1), lambda m=models[n]: m(xb)) for n in names}

@@ -2,7 +2,7 @@
 
 A worker of ``suite.launch`` (``python -m suite.measure.memory_worker SPEC.json``): reads
 the model back, builds it under the runtime (``suite.measure.prepare``), then runs a few
-forwards at the task's batch and writes one JSON object to ``spec["out"]`` (``{"error": ...}``
+forwards at the task's batch and writes one JSON object to the job's ``out`` (``{"error": ...}``
 when it fails). The peak is taken over the forwards only: on CPU the kernel's high-water mark
 of this process is reset after the build (``/proc/self/clear_refs``), so what compilation or
 export allocated and freed again does not count, while what stays resident does; the model's
@@ -32,6 +32,7 @@ import torch
 from suite import faults
 from suite.launch import PRELOAD
 from suite.measure.inputs import make_input
+from suite.measure.jobs import MemoryJob
 from suite.measure.prepare import prepare
 from suite.measure.runtimes import PRECISIONS, RUNTIMES
 from suite.measure.worker import run_worker
@@ -155,11 +156,15 @@ def high_water_mark_mb() -> float | None:
     return None
 
 
+def measure(spec: dict[str, Any]) -> dict[str, Any]:
+    """The memory of the model a ``MemoryJob`` names."""
+    job = MemoryJob.from_json(spec)
+    return probe(job.model, job.input_spec, job.batch, job.device, runtime=job.runtime, precision=job.precision,
+                 threads=job.threads)
+
+
 def main(spec_path: str) -> int:
-    return run_worker(spec_path, lambda spec: probe(spec["model"], spec["input_spec"], spec["batch"], spec["device"],
-                                                    runtime=spec.get("runtime", "eager"),
-                                                    precision=spec.get("precision", "fp32"),
-                                                    threads=spec.get("threads")))
+    return run_worker(spec_path, measure)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 ``python -m suite.measure.timing_worker SPEC.json``: a group is the variants of one task and
 seed under one runtime and precision; they are built into one process (``suite.measure.prepare``)
 and timed in rounds (``suite.measure.interleave``), so each variant's ratio to the baseline is
-paired inside one process and one runtime. Writes ``spec["out"]`` with one entry per model
+paired inside one process and one runtime. Writes the job's ``out`` with one entry per model
 (timing, build cost, agreement with eager fp32) plus the device and host state, the models
 that could not be built (``failed``), or ``{"error": ...}`` when the group fails as a whole.
 """
@@ -25,39 +25,41 @@ from suite.measure.alloc import steady_malloc
 from suite.measure.gpu import StateSampler
 from suite.measure.inputs import make_input
 from suite.measure.interleave import TimingConfig, time_interleaved
+from suite.measure.jobs import TimingJob, TimingResult
 from suite.measure.prepare import Prepared, prepare, probe_batch
 from suite.measure.runtimes import PRECISIONS
 from suite.measure.worker import describe_error, run_worker
 
 
 def run_group(spec: dict[str, Any]) -> dict[str, Any]:
-    """Build every model of the group under the spec's runtime and precision, then time them
-    interleaved. A model that cannot be built is reported in ``failed`` and left out; the rest
+    """Build every model of the group (a ``TimingJob``) under its runtime and precision, then time
+    them interleaved. A model that cannot be built is reported in ``failed`` and left out; the rest
     are still timed (without it, and without ratios when it was the baseline)."""
     faults.point("timing")
+    job = TimingJob.from_json(spec)
     malloc = steady_malloc()
-    device = torch.device(spec["device"])
-    runtime, precision = spec.get("runtime", "eager"), spec.get("precision", "fp32")
+    device = torch.device(job.device)
+    runtime, precision = job.runtime, job.precision
     dtype = PRECISIONS[precision]
-    cfg = TimingConfig(**spec["timing"])
+    cfg = TimingConfig(**job.timing)
     shapes = (1, cfg.throughput_batch) if cfg.measure_throughput else (1,)  # latency only: one shape to build
-    examples = [make_input(spec["input_spec"], b, device, dtype) for b in shapes]
-    probe = torch.load(spec["probe"], weights_only=True) if spec.get("probe") else None
+    examples = [make_input(job.input_spec, b, device, dtype) for b in shapes]
+    probe = torch.load(job.probe, weights_only=True) if job.probe else None
     probe = None if probe is None else probe_batch(probe, shapes[-1]).to(device)
     prepared: dict[str, Prepared] = {}
     failed: dict[str, str] = {}
-    for name, folder in spec["models"].items():
+    for name, folder in job.models.items():
         try:
             prepared[name] = prepare(Path(folder), device=device, runtime=runtime, precision=precision,
-                                     examples=examples, threads=spec.get("threads"), probe=probe)
+                                     examples=examples, threads=job.threads, probe=probe)
         except Exception as e:  # noqa: BLE001 - this model's row records it; the group goes on
             traceback.print_exc()
             failed[name] = f"{runtime} could not build it: {describe_error(e)}"
-    out: dict[str, Any] = {"started_at": now_iso(), "config": {**spec["timing"], **malloc}, "failed": failed,
+    out: dict[str, Any] = {"started_at": now_iso(), "config": {**job.timing, **malloc}, "failed": failed,
                            "runtime": runtime, "precision": precision, "models": {}}
     if not prepared:
         return out
-    baseline = spec.get("baseline") if spec.get("baseline") in prepared else None
+    baseline = job.baseline if job.baseline in prepared else None
     state_before = _gpu_state(device)
     sampler = StateSampler(lambda: _gpu_state(device), lambda: _violations(device))
     host = HostLoad()
@@ -69,36 +71,35 @@ def run_group(spec: dict[str, Any]) -> dict[str, Any]:
         bar.update(1)
 
     timings = time_interleaved({n: p.built.fn for n, p in prepared.items()},
-                               lambda b: make_input(spec["input_spec"], b, device, dtype), cfg, device,
+                               lambda b: make_input(job.input_spec, b, device, dtype), cfg, device,
                                baseline=baseline, progress=each_round)
     bar.close()
     gpu_state = None if state_before is None else {"before": state_before, "during": sampler.summary(),
                                                    "after": _gpu_state(device)}
-    rows = {n: t.as_row(spec["unit"], spec["input_spec"].get("items", 1)) for n, t in timings.items()}
+    rows = {n: t.as_row(job.unit, job.input_spec.get("items", 1)) for n, t in timings.items()}
     for n, p in prepared.items():
         rows[n]["runtime_info"] = {"build_s": p.built.build_s, **p.built.info}
         rows[n]["agreement"] = p.agreement
-    gen = spec["input_spec"].get("generation")
+    gen = job.input_spec.get("generation")
     if gen and runtime == "eager":  # generation (a Python loop over the KV cache) is timed in eager only
         lms = {n: p.model for n, p in prepared.items()}
-        for n, g in time_generation(lms, gen, spec, device, baseline).items():
+        for n, g in time_generation(lms, gen, job, device, baseline).items():
             rows[n]["generation"] = g
     return out | {"gpu_state": gpu_state, "host_state": host.finish(), "models": rows}
 
 
-def timing_line(what: str, timing: dict[str, Any]) -> str:
+def timing_line(what: str, timing: TimingResult) -> str:
     """One line for a finished timing group: what, how many models and rounds, each model's batch-1
     latency ratio to the baseline (the headline figure)."""
-    if "error" in timing:
-        return f"timing {what}: error {timing['error']}"
-    models = timing.get("models") or {}
-    rounds = len(next(iter(models.values()))["latency"]["round_ms"]) if models else 0
-    ratios = [f"{v} {m['latency']['ratio']['value']:.3f}" for v, m in models.items()
-              if (m["latency"].get("ratio") or {}).get("value") is not None and m["latency"]["ratio"]["baseline"] != v]
-    base = next((m["latency"]["ratio"]["baseline"] for m in models.values() if m["latency"].get("ratio")), None)
+    if timing.error is not None:
+        return f"timing {what}: error {timing.error}"
+    models = timing.models
+    ratios = [f"{v} {m.ratio['value']:.3f}" for v, m in models.items()
+              if m.ratio and m.ratio.get("value") is not None and m.ratio["baseline"] != v]
+    base = next((m.ratio["baseline"] for m in models.values() if m.ratio), None)
     head = f"; batch-1 latency / {base}: {', '.join(ratios)}" if ratios else ""
-    failed = f"; {len(timing.get('failed') or {})} could not be built" if timing.get("failed") else ""
-    return f"timing {what}: {len(models)} model{'' if len(models) == 1 else 's'}, {rounds} rounds{head}{failed}"
+    failed = f"; {len(timing.failed)} could not be built" if timing.failed else ""
+    return f"timing {what}: {len(models)} model{'' if len(models) == 1 else 's'}, {timing.rounds} rounds{head}{failed}"
 
 
 
@@ -140,17 +141,18 @@ class Generate(torch.nn.Module):
         self.lm, self.new_tokens = lm, new_tokens
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.lm.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=self.new_tokens,
-                                min_new_tokens=self.new_tokens, do_sample=False, use_cache=True, pad_token_id=0)
+        lm: Any = self.lm  # a transformers model: ``generate`` is its own
+        return lm.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=self.new_tokens,
+                           min_new_tokens=self.new_tokens, do_sample=False, use_cache=True, pad_token_id=0)
 
 
-def time_generation(models: dict[str, Any], gen: dict[str, int], spec: dict[str, Any],
+def time_generation(models: dict[str, Any], gen: dict[str, int], job: TimingJob,
                     device: torch.device, baseline: str | None) -> dict[str, dict[str, Any]]:
     """Latency per generated token at batch 1, the models interleaved as for the forward timing."""
     k = int(gen["new_tokens"])
     wrapped = {n: Generate(m, k).eval() for n, m in models.items()}
-    prompt = {**spec["input_spec"], "seq_len": int(gen["prompt"])}
-    cfg = TimingConfig(**{**spec["timing"], "budget_s": spec["timing"]["budget_s"] / 2, "measure_throughput": False,
+    prompt = {**job.input_spec, "seq_len": int(gen["prompt"])}
+    cfg = TimingConfig(**{**job.timing, "budget_s": job.timing["budget_s"] / 2, "measure_throughput": False,
                           "throughput_batch": 1})
     t = time_interleaved(wrapped, lambda b: make_input(prompt, b, device), cfg, device, baseline=baseline)
     return {n: {"prompt_tokens": int(gen["prompt"]), "new_tokens": k, "p50_ms": r.summary["p50_ms"],

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,7 +17,7 @@ from suite import jsonio
 
 
 def run_worker(spec_path: str, work: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
-    spec = jsonio.read(spec_path)
+    spec = jsonio.read(Path(spec_path))
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
     try:

@@ -12,6 +12,7 @@ Arithmetic in float64, cast back once.
 from __future__ import annotations
 
 import copy
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -42,13 +43,13 @@ def _convert(model: nn.Module, compress: bool) -> nn.Module:
     out = copy.deepcopy(model).eval()
     adapter.untie(out)
     sites = [s for s in adapter.fold_sites(out) if s.stream]
-    width = {out.get_submodule(s.norm).normalized_shape[-1] for s in sites}
+    width = {cast(nn.LayerNorm, out.get_submodule(s.norm)).normalized_shape[-1] for s in sites}  # LayerNorms (Pre-LN)
     if len(width) != 1:
         raise NotConvertible(f"stream LayerNorms have different widths {sorted(width)}")
     d = width.pop()
     with torch.no_grad():
         for s in sites:
-            ln = out.get_submodule(s.norm)
+            ln = cast(nn.LayerNorm, out.get_submodule(s.norm))
             a = ln.weight if ln.weight is not None else torch.ones(d)
             b = ln.bias if ln.bias is not None else torch.zeros(d)
             for c in s.consumers:
@@ -75,12 +76,12 @@ def _center_producer(model: nn.Module, p: Producer) -> None:
         t = getattr(owner, attr).double()
         getattr(owner, attr).copy_(t - t.mean(-1, keepdim=True))
         return
-    layer = model.get_submodule(p.name)
+    layer: Any = model.get_submodule(p.name)  # a Linear, Conv2d, HF Conv1D or Embedding (by p.kind)
     w = layer.weight.double()
     out_dim = {"linear": 0, "conv": 0, "conv1d": 1, "embedding": 1}[p.kind]
     bias = layer.bias.double() if getattr(layer, "bias", None) is not None else None
     if p.layer_scale is not None:  # y = gamma * (W x + b): fold gamma into W and b first
-        gamma = model.get_submodule(p.layer_scale).gamma.double()
+        gamma = cast(torch.Tensor, model.get_submodule(p.layer_scale).gamma).double()
         w = w * gamma.reshape(-1, *[1] * (w.dim() - 1)) if out_dim == 0 else w * gamma
         bias = None if bias is None else bias * gamma
         replace_module(model, p.layer_scale, nn.Identity())
@@ -96,7 +97,8 @@ def _truncate_producer(model: nn.Module, p: Producer, k: int) -> None:
         owner, attr = _owner(model, p.name)
         setattr(owner, attr, nn.Parameter(getattr(owner, attr)[..., :k].clone()))
         return
-    layer = model.get_submodule(p.name)
+    layer: Any = model.get_submodule(p.name)  # a Linear, Conv2d, HF Conv1D or Embedding (by p.kind)
+    new: Any  # the same kind of layer, k outputs wide
     if p.kind == "linear":
         new = nn.Linear(layer.in_features, k, bias=layer.bias is not None, dtype=layer.weight.dtype)
         new.weight.copy_(layer.weight[:k])
@@ -105,7 +107,9 @@ def _truncate_producer(model: nn.Module, p: Producer, k: int) -> None:
                         layer.groups, bias=layer.bias is not None, dtype=layer.weight.dtype)
         new.weight.copy_(layer.weight[:k])
     elif p.kind == "conv1d":
-        new = conv1d_type()(k, layer.weight.shape[0])
+        conv1d = conv1d_type()
+        assert conv1d is not None  # a Conv1D producer comes from a transformers model
+        new = conv1d(k, layer.weight.shape[0])
         new = new.to(layer.weight.dtype)
         new.weight.copy_(layer.weight[:, :k])
     else:  # embedding
@@ -127,8 +131,10 @@ def _compress_consumer(layer: nn.Module, d: int) -> nn.Module:
         if layer.bias is not None:
             new.bias.copy_(layer.bias)
         return carry_attachments(layer, new)
-    w = layer.weight.double()  # HF Conv1D [in, out]
-    new = conv1d_type()(w.shape[1], d - 1).to(device=layer.weight.device, dtype=layer.weight.dtype)
+    w = cast(torch.Tensor, layer.weight).double()  # HF Conv1D [in, out]
+    conv1d = conv1d_type()
+    assert conv1d is not None  # not a Linear: a transformers Conv1D
+    new = conv1d(w.shape[1], d - 1).to(device=layer.weight.device, dtype=layer.weight.dtype)
     new.weight.copy_(w[:d - 1] - w[d - 1:d])
     new.bias.copy_(layer.bias)
     return carry_attachments(layer, new)

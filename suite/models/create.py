@@ -1,7 +1,7 @@
 """``create_model``: a timm model or a named LM config, with a variant swapped in."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import timm
 import torch.nn as nn
@@ -63,14 +63,14 @@ def create_model(name: str, variant: str | Variant = "ln", *, variant_kwargs: di
         model.normbench_attention = (reports[0] if len(reports) == 1  # type: ignore[assignment]
                                      else {"attention": v.attention, "parts": reports})
     if placement is not None:
-        model.normbench_placement = placement.apply(model, {})  # type: ignore[assignment]
+        model.normbench_placement = placement.apply(model, {})
     prepare = getattr(norm_cls, "prepare_model", None)
     if callable(prepare):
         prepare(model, dict(variant_kwargs or {}))
     else:
         swap_norms(model, norm_cls, variant_kwargs)
     attach_reparam(model)
-    model.normbench_variant = v.name  # type: ignore[attr-defined]
+    model.normbench_variant = v.name  # type: ignore[assignment]
     return model
 
 
@@ -98,7 +98,7 @@ def build_lm(name: str, **overrides: Any) -> nn.Module:
             fields[token] = fields["vocab_size"] - 1
     fields.setdefault("loss_type", "ForCausalLM")  # name the loss: transformers warns when it must guess
     config = cfg_cls(**fields)
-    model = model_cls(config)
+    model = model_cls(cast(Any, config))  # the config class goes with the model class
     model.loss_type = "ForCausalLM"  # transformers reads the attribute, not only the config, and warns on None
     return model
 

@@ -44,7 +44,7 @@ def deploy(model: nn.Module) -> nn.Module:
 def deploy_in_place(model: nn.Module, source: str | None = None) -> nn.Module:
     """Turn ``model`` itself into its inference form; returns it (or, after a whole-model rewrite, the new model)."""
     out = model.eval()
-    hooks = {type(m) for m in out.modules() if callable(getattr(type(m), "deploy_model", None))}
+    hooks: set[type[Any]] = {type(m) for m in out.modules() if callable(getattr(type(m), "deploy_model", None))}
     for cls in sorted(hooks, key=lambda c: c.__name__):
         out = cls.deploy_model(out)
     fold_norms(out)
@@ -73,7 +73,7 @@ def fold_norms(model: nn.Module) -> int:
 
 
 def _fold_site(part: nn.Module, site: FoldSite) -> int:
-    norm = part.get_submodule(site.norm)
+    norm: Any = part.get_submodule(site.norm)  # a norm of the (duck-typed) norm contract
     if is_foldable(norm):
         a, b = norm.affine_form()
         if site.after is not None:

@@ -29,10 +29,11 @@ class TokenPyramid(nn.Module):
     def __init__(self, body: nn.Module, out_channels: int) -> None:
         super().__init__()
         self.body, self.out_channels = body, out_channels
-        self.grid, self.prefix = tuple(body.patch_embed.grid_size), body.num_prefix_tokens
+        vit: Any = body  # a timm VisionTransformer: its parts are read by name
+        self.grid, self.prefix = tuple(vit.patch_embed.grid_size), vit.num_prefix_tokens
         self.up = nn.ConvTranspose2d(out_channels, out_channels, 2, stride=2)
         self.down = nn.MaxPool2d(2)
-        patch = body.patch_embed.patch_size[0]
+        patch = vit.patch_embed.patch_size[0]
         self.strides = (patch // 2, patch, patch * 2)
 
     def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
@@ -42,15 +43,18 @@ class TokenPyramid(nn.Module):
 
 
 class StagePyramid(nn.Module):
+    body: Any  # a timm SwinTransformer: its parts are read by name
+
     def __init__(self, body: nn.Module, out_channels: int, stages: int = 3) -> None:
         from torchvision.ops import FeaturePyramidNetwork
         super().__init__()
         body.norm = nn.Identity()  # classification-only; the detector reads stage outputs
         self.body, self.out_channels, self.stages = body, out_channels, stages
+        swin: Any = body
         dims = [stage.blocks[-1].norm1.normalized_shape[0] if hasattr(stage.blocks[-1].norm1, "normalized_shape")
-                else stage.dim for stage in body.layers[:stages]]
+                else stage.dim for stage in swin.layers[:stages]]
         self.fpn = FeaturePyramidNetwork(dims, out_channels)
-        patch = body.patch_embed.patch_size[0] if hasattr(body.patch_embed, "patch_size") else 4
+        patch = swin.patch_embed.patch_size[0] if hasattr(swin.patch_embed, "patch_size") else 4
         self.strides = tuple(patch * 2 ** i for i in range(stages))
 
     def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
@@ -70,8 +74,9 @@ def create_detector(backbone: str, variant: Any = "ln", *, num_classes: int, img
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.fcos import FCOSHead
     common = dict(variant_kwargs=variant_kwargs, attention_kwargs=attention_kwargs, img_size=img_size, **model_kwargs)
+    pyramid: TokenPyramid | StagePyramid
     if backbone.startswith("swin_"):
-        pyramid: nn.Module = StagePyramid(create_model(backbone, variant, num_classes=0, **common), out_channels)
+        pyramid = StagePyramid(create_model(backbone, variant, num_classes=0, **common), out_channels)
     else:
         pyramid = TokenPyramid(create_model(backbone, variant, num_classes=out_channels, global_pool="", **common),
                                out_channels)

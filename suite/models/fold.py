@@ -8,6 +8,8 @@ such as a per-head query/key norm) stays; a layer rebuilt in another shape keeps
 """
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn as nn
 
@@ -23,8 +25,9 @@ def conv1d_type() -> type | None:
 def _bias(layer: nn.Module, out: int) -> torch.Tensor:
     """The layer's bias in float64, created (as zeros) when it has none."""
     if getattr(layer, "bias", None) is None:
-        layer.bias = nn.Parameter(torch.zeros(out, dtype=layer.weight.dtype, device=layer.weight.device))
-    return layer.bias.double()
+        weight = cast(torch.Tensor, layer.weight)
+        layer.bias = nn.Parameter(torch.zeros(out, dtype=weight.dtype, device=weight.device))
+    return cast(torch.Tensor, layer.bias).double()
 
 
 @torch.no_grad()
@@ -39,9 +42,10 @@ def fold_into_consumer(layer: nn.Module, a: torch.Tensor, b: torch.Tensor) -> nn
         return layer
     conv1d = conv1d_type()
     if conv1d is not None and isinstance(layer, conv1d):
-        w = layer.weight.double()  # [in, out]: y = x @ W + bias
-        layer.bias.copy_(layer.bias.double() + b @ w)
-        layer.weight.copy_(a[:, None] * w)
+        weight, layer_bias = cast(torch.Tensor, layer.weight), cast(torch.Tensor, layer.bias)
+        w = weight.double()  # [in, out]: y = x @ W + bias
+        layer_bias.copy_(layer_bias.double() + b @ w)
+        weight.copy_(a[:, None] * w)
         return layer
     raise NotImplementedError(f"cannot fold a norm into {type(layer).__name__}")
 
@@ -60,7 +64,8 @@ def fold_after(layer: nn.Module, a: torch.Tensor, b: torch.Tensor, offset: int =
     out_axis = 1 if conv1d is not None and isinstance(layer, conv1d) else 0
     if not isinstance(layer, nn.Linear | nn.Conv1d | nn.Conv2d) and out_axis == 0:
         raise NotImplementedError(f"cannot fold a norm into the output of {type(layer).__name__}")
-    w = layer.weight.double()
+    weight = cast(torch.Tensor, layer.weight)
+    w = weight.double()
     n_out = w.shape[out_axis]
     full_a = torch.ones(n_out, dtype=a.dtype, device=a.device)
     full_b = torch.zeros(n_out, dtype=b.dtype, device=b.device)
@@ -72,8 +77,8 @@ def fold_after(layer: nn.Module, a: torch.Tensor, b: torch.Tensor, offset: int =
     shape = [1] * w.dim()
     shape[out_axis] = n_out
     bias = _bias(layer, n_out)
-    layer.weight.copy_(w * full_a.reshape(shape))
-    layer.bias.copy_(full_a * bias + full_b)
+    weight.copy_(w * full_a.reshape(shape))
+    cast(torch.Tensor, layer.bias).copy_(full_a * bias + full_b)
     return layer
 
 

@@ -23,7 +23,7 @@ from suite import jsonio
 from suite.errors import UsageError
 from suite.regression.verdicts import MIN_HISTORY, Rule, judge, observations
 from suite.report.fingerprint import differences, fingerprint
-from suite.report.rows import cell_label, latest_rows
+from suite.report.rows import Row, cell_label, latest_rows
 from suite.report.store import ROWS, read_rows
 
 HISTORY_FILE = "history.jsonl"
@@ -38,10 +38,10 @@ class Baseline:
     nights: list[list[dict[str, Any]]]      # oldest first; each night's newest row per cell
 
     def rows_for(self, key: str, exclude: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        out = [r for night in self.nights for r in night if r["key"] == key]
+        out = [r for night in self.nights for r in night if Row(r).key == key]
         if exclude is not None:  # the history may already hold the run being judged
-            out = [r for r in out if (r.get("run_id"), r.get("recorded_at")) !=
-                   (exclude.get("run_id"), exclude.get("recorded_at"))]
+            ex = Row(exclude)
+            out = [r for r in out if (Row(r).run_id, Row(r).recorded_at) != (ex.run_id, ex.recorded_at)]
         return out
 
 
@@ -76,10 +76,10 @@ def load_baseline(path: Path) -> Baseline:
     rows = list(read_rows(path))
     if not rows:
         raise UsageError(f"--compare {path} holds no rows; give a run that finished at least one cell")
-    if any("night" in r for r in rows):
+    if any(Row(r).in_history for r in rows):
         nights: dict[str, list[dict]] = {}
         for r in rows:
-            nights.setdefault(r.get("night") or "?", []).append(r)
+            nights.setdefault(Row(r).night or "?", []).append(r)
         return Baseline(str(path), "history", [latest_rows(n) for n in nights.values()])
     return Baseline(str(path), "run", [latest_rows(rows)])
 
@@ -90,25 +90,26 @@ def compare_rows(rows: list[dict[str, Any]], baseline: Baseline, window: int = W
     spread_old = _seed_spread(baseline.nights[-1])
     out: list[Verdict] = []
     for row in rows:
-        cands = baseline.rows_for(row["key"], exclude=row if baseline.kind == "history" else None)
+        cands = baseline.rows_for(Row(row).key, exclude=row if baseline.kind == "history" else None)
         out += _cell_verdicts(row, cands[-window:] if window else cands, spread_new, spread_old)
     return sorted(out, key=lambda v: (ORDER[v.verdict], v.key, v.metric))
 
 
 def _cell_verdicts(row: dict, cands: list[dict], spread_new: dict, spread_old: dict) -> list[Verdict]:
-    key = row["key"]
+    new_row = Row(row)
+    key = new_row.key
     if not cands:
         return [Verdict(key, "-", "incomparable", method="no baseline row for this cell")]
     fp = fingerprint(row)
     same = [r for r in cands if fingerprint(r) == fp]
     if not same:
         return [Verdict(key, "-", "incomparable", method="; ".join(differences(fingerprint(cands[-1]), fp)))]
-    last, status = same[-1], row.get("status")
-    if status != "ok" or last.get("status") != "ok":
-        verdict = ("regressed" if last.get("status") == "ok" else "improved" if status == "ok" else "unchanged")
-        return [Verdict(key, "status", verdict, str(last.get("status")), str(status), method="status")]
-    device = row.get("device")
-    ok = [r for r in same if r.get("status") == "ok"]
+    last, status = Row(same[-1]), new_row.status
+    if not (new_row.ok and last.ok):
+        verdict = "regressed" if last.ok else "improved" if new_row.ok else "unchanged"
+        return [Verdict(key, "status", verdict, last.status, status, method="status")]
+    device = new_row.device
+    ok = [r for r in same if Row(r).ok]
     # pairwise judging uses the newest night's bootstrap error; a history uses its spread
     base_obs = [observations(r, with_se=r is ok[-1] and len(ok) < MIN_HISTORY) for r in ok]
     out = []
@@ -118,7 +119,7 @@ def _cell_verdicts(row: dict, cands: list[dict], spread_new: dict, spread_old: d
             out.append(Verdict(key, metric, "incomparable", new=_show(rule, new.value),
                                method="the baseline has no value for this metric"))
             continue
-        group = (row["task"], row["variant"], metric)
+        group = (new_row.task, new_row.variant, metric)
         new.spread = spread_new.get(group, 0.0)
         base[-1].spread = spread_old.get(group, 0.0)
         j = judge(rule, new, base, device)
@@ -130,11 +131,11 @@ def _cell_verdicts(row: dict, cands: list[dict], spread_new: dict, spread_old: d
 def _seed_spread(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], float]:
     """Std over seeds of each quality metric per (task, variant), where several seeds exist."""
     values: dict[tuple[str, str, str], list[float]] = defaultdict(list)
-    for r in rows:
-        if r.get("status") == "ok":
-            for m, (_, obs) in observations(r, with_se=False).items():
-                if m in (r.get("metric_better") or {}):
-                    values[(r["task"], r["variant"], m)].append(obs.value)
+    for r in map(Row, rows):
+        if r.ok:
+            for m, (_, obs) in observations(r.d, with_se=False).items():
+                if m in r.metric_better:
+                    values[(r.task, r.variant, m)].append(obs.value)
     return {k: float(np.std(v, ddof=1)) for k, v in values.items() if len(v) >= 2}
 
 

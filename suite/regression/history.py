@@ -32,7 +32,7 @@ from suite.errors import UsageError
 from suite.regression.compare import HISTORY_FILE, WINDOW
 from suite.regression.verdicts import ALPHA, MIN_HISTORY, Rule, observations
 from suite.report.fingerprint import commit, fingerprint, fingerprint_id
-from suite.report.rows import latest_rows
+from suite.report.rows import Row, latest_rows
 from suite.report.store import Store, read_rows
 
 DEFAULT_HISTORY = REPO_ROOT / "results" / "history"
@@ -82,7 +82,7 @@ def append_night(path: Path, rows: list[dict[str, Any]], cfg: HistoryConfig = Hi
 
 def nights(rows: list[dict[str, Any]]) -> list[str]:
     """Night ids in the order they were recorded."""
-    return list(dict.fromkeys(r.get("night") or "?" for r in rows))
+    return list(dict.fromkeys(Row(r).night or "?" for r in rows))
 
 
 def compact(file: Path, cfg: HistoryConfig) -> bool:
@@ -93,10 +93,10 @@ def compact(file: Path, cfg: HistoryConfig) -> bool:
     raw = set(order[-cfg.keep_raw:])
     out, changed = [], False
     for r in rows:
-        if r.get("night") not in keep:
+        if Row(r).night not in keep:
             changed = True
             continue
-        if r.get("night") not in raw:
+        if Row(r).night not in raw:
             for part, name in THINNED:
                 if (r.get(part) or {}).get(name) is not None:
                     r[part] = {k: v for k, v in r[part].items() if k != name}
@@ -125,9 +125,8 @@ def to_frame(rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, dict[str, Rule]]
     in its own unit (latency in ms of the per-round median, memory in MB, ...)."""
     lines, rules = [], {}
     for r in rows:
-        line = {k: r.get(k) for k in ("night", "appended_at", "commit", "fingerprint_id", "key", "task",
-                                      "variant", "seed", "status")}
-        if r.get("status") == "ok":
+        line = Row(r).history_line
+        if Row(r).ok:
             for m, (rule, obs) in observations(r, with_se=False).items():
                 line[m] = rule.show(obs.value)
                 rules[m] = rule

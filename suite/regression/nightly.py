@@ -19,7 +19,7 @@ from suite.regression.compare import WINDOW, Baseline, compare_rows, load_baseli
 from suite.regression.history import append_night, cell_trends, history_file, read_history, to_frame
 from suite.report.leaderboard import write_reports
 from suite.report.plots import slug, trend_plot
-from suite.report.rows import cell_label, latest_rows
+from suite.report.rows import Row, cell_label, latest_rows
 
 TREND_METRICS = ("latency", "ratio_to_ln", "memory")  # plus each task's primary quality metric
 
@@ -45,7 +45,7 @@ class NightlyOptions:
 
     def _starts_history(self) -> bool:
         """``--compare H --history H`` on the very first night: H does not exist yet."""
-        return (self.history is not None
+        return (self.history is not None and self.compare is not None
                 and history_file(self.compare).resolve() == history_file(self.history).resolve()
                 and not history_file(self.history).exists())
 
@@ -70,8 +70,8 @@ def finish(out: Path, rows: list[dict[str, Any]], opts: NightlyOptions) -> int:
 def trend_links(history: Path, rows: list[dict[str, Any]], out: Path) -> list[tuple[str, str]]:
     """Trend PNGs of this run's cells over the history, for the leaderboard to link."""
     frame, rules = to_frame(read_history(history))
-    frame = frame[frame["key"].isin({r["key"] for r in rows})]
-    metrics = list(TREND_METRICS) + sorted({r["primary_metric"] for r in rows if r.get("primary_metric")})
+    frame = frame[frame["key"].isin({Row(r).key for r in rows})]
+    metrics = list(TREND_METRICS) + sorted({m for m in (Row(r).primary_metric for r in rows) if m})
     links = []
     for metric in [m for m in metrics if m in rules]:
         trends = cell_trends(frame, metric, rules[metric])

@@ -20,7 +20,7 @@ from suite.measure.gpu import state_flag, state_warnings
 from suite.report.matrix import deployment_matrices, machine, pooled_ratio
 from suite.report.plots import curve_plots, matrix_heatmaps, pareto_plots
 from suite.report.quality import paired_difference
-from suite.report.rows import METRIC_LABEL, Row, latest_rows
+from suite.report.rows import METRIC_LABEL, Row, baseline_of, latest_rows
 
 ARROW = {"higher": "↑", "lower": "↓"}
 RAW_COLUMNS = ("samples_ms", "round_ms", "loss_curve", "log_ratios")
@@ -154,15 +154,14 @@ def _section_key(r: dict[str, Any]) -> tuple[str, str, str, str, str, str, str]:
 
 def _config_label(rows: list[dict[str, Any]]) -> str:
     """Steps and batch of a section's recipe: what usually tells two configurations apart."""
-    recipe = next(((r.get("profile_config") or {}).get("recipe") for r in rows if r.get("profile_config")), None) or {}
+    recipe = next((Row(r).recipe for r in rows if Row(r).recipe), {})
     return f"{recipe.get('steps', '?')} steps, batch {recipe.get('batch_size', '?')}"
 
 
 def _section_table(rows: list[dict[str, Any]]) -> str:
     views = [Row(r) for r in rows]
     order = list(dict.fromkeys(r.variant for r in views))
-    baselines = {r.ratio_baseline for r in views} - {None}
-    base = "ln" if "ln" in order else (sorted(baselines)[0] if baselines else order[0])  # type: ignore[type-var]
+    base = baseline_of(views)
     order.sort(key=lambda v: v != base)  # baseline first, the rest as recorded
     better: dict[str, str] = {}
     for r in views:

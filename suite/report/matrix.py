@@ -1,4 +1,5 @@
-"""The deployment matrix: each variant's latency ratio to ``ln`` under every runtime and precision measured."""
+"""The deployment matrix: each variant's latency ratio to the baseline (``ln`` unless the sweep's
+``--baseline`` said otherwise) under every runtime and precision measured."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,7 +7,7 @@ from typing import Any
 from tabulate import tabulate
 
 from suite.measure.interleave import RatioCI, ratio_ci
-from suite.report.rows import Row
+from suite.report.rows import Row, baseline_of
 
 
 def machine(row: Row) -> str:
@@ -35,7 +36,8 @@ def deployment_matrices(rows: list[dict[str, Any]]) -> list[str]:
         if len(columns) < 2:
             continue
         out += [f"## Deployment matrix: {task} · profile {profile} · {where} · data: {data}", "",
-                "Batch-1 latency of each deployed variant as a ratio to `ln` under the same runtime and precision "
+                f"Batch-1 latency of each deployed variant as a ratio to `{baseline_of(views)}` under the same "
+                "runtime and precision "
                 "(paired per interleaved round, 95% interval); lower is faster. `n/a`: not applicable here; "
                 "`error`: the runtime could not build the model (reasons in the sections above).", "",
                 tabulate(matrix_lines(views, columns), headers="keys", tablefmt="github", disable_numparse=True), ""]
@@ -45,15 +47,16 @@ def deployment_matrices(rows: list[dict[str, Any]]) -> list[str]:
 def matrix_cells(views: list[Row], columns: list[tuple[str, str]]) -> dict[str, dict[tuple[str, str], Any]]:
     """variant -> (runtime, precision) -> a ``RatioCI``, or the status word when there is no ratio."""
     variants = list(dict.fromkeys(r.variant for r in views))
-    variants.sort(key=lambda v: v != "ln")
+    base = baseline_of(views)
+    variants.sort(key=lambda v: v != base)
     cells: dict[str, dict[tuple[str, str], Any]] = {}
     for v in variants:
         for col in columns:
             mine = [r for r in views if r.variant == v and (r.runtime, r.precision) == col]
             ok = [r for r in mine if r.ok]
-            ci = pooled_ratio(ok, "ln") if ok else None
-            if ci is None and ok and v == "ln":
-                ci = RatioCI(1.0, 1.0, 1.0, 0, "ln")
+            ci = pooled_ratio(ok, base) if ok else None
+            if ci is None and ok and v == base:
+                ci = RatioCI(1.0, 1.0, 1.0, 0, base)
             word = {"not-applicable": "n/a"}.get(mine[0].status, mine[0].status) if mine and not ok else "-"
             cells.setdefault(v, {})[col] = ci if ci is not None else word
     return cells

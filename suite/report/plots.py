@@ -60,6 +60,7 @@ def pareto_plots(rows: list[dict[str, Any]], out_dir: Path) -> list[tuple[str, s
         pts = _points(grows, metric) if metric else {}
         if not pts:
             continue
+        assert metric is not None  # no metric, no points
         higher = next((r.get("metric_better") or {} for r in grows), {}).get(metric, "higher") == "higher"
         name = f"pareto-{slug(task, profile, device, kind)}.png"
         title = f"{task} · {profile} · {device} · {kind}: {METRIC_LABEL.get(metric, metric)} vs latency"

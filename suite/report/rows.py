@@ -8,18 +8,26 @@ sweep and read by every report. Its shape is published as a JSON Schema
 - ``migrate`` brings a row of an older schema version to the current one (or refuses a
   row it cannot read with one line that names the fix);
 - ``Row`` gives typed read access, so no reader digs through nested ``.get`` chains;
+- ``build_row`` is the one place a row is made (the sweep, ``deploy-bench`` and the tests'
+  synthetic rows all call it), from typed parts: what the row is (``RowKey``), its outcome,
+  and the measurement of one timing group (``suite.measure.jobs``);
 - ``latest_rows``, ``cell_key`` and ``cell_label`` identify cells.
 """
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from suite.env import REPO_ROOT
 from suite.errors import UsageError
+
+if TYPE_CHECKING:
+    from suite.measure.jobs import ModelTiming, TimingResult
 
 #: version of the row layout this suite writes; bump it (and add a migration) on any change
 #: of an existing field's meaning; added optional fields keep the version
@@ -35,6 +43,59 @@ def cell_key(task: str, variant: str, seed: int, profile: str, device: str, runt
              precision: str = "fp32") -> str:
     """One row's identity: a trained cell measured under one runtime and precision."""
     return f"{task}|{variant}|{seed}|{profile}|{device}|{runtime}|{precision}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RowKey:
+    """What a row is: a trained cell (or a deploy-bench model) measured under one runtime and precision."""
+    task: str
+    variant: str
+    norm: str
+    attention: str | None
+    seed: int
+    profile: str
+    device: str
+    runtime: str = "eager"
+    precision: str = "fp32"
+    config_id: str | None = None       # ``suite.sweep.identity``: what defines the result
+    config_group: str | None = None    # the same without what tells variants and seeds apart
+
+    @property
+    def key(self) -> str:
+        return cell_key(self.task, self.variant, self.seed, self.profile, self.device, self.runtime, self.precision)
+
+
+def build_row(k: RowKey, *, run_id: str, status: str, provenance: dict[str, Any], recorded_at: str,
+              message: str = "", measured: ModelTiming | None = None, timing: TimingResult | None = None,
+              quality: dict[str, Any] | None = None, quality_delta: dict[str, Any] | None = None,
+              primary_metric: str | None = None, metric_better: dict[str, str] | None = None,
+              memory: dict[str, Any] | None = None, model: dict[str, Any] | None = None,
+              train: dict[str, Any] | None = None, deploy: dict[str, Any] | None = None,
+              dataset: dict[str, Any] | None = None, distributed: dict[str, Any] | None = None,
+              launcher: str = "subprocess", versions: dict[str, Any] | None = None,
+              profile_config: dict[str, Any] | None = None, started_at: str | None = None,
+              finished_at: str | None = None) -> dict[str, Any]:
+    """One results row, every field of the schema: ``measured`` is this model's part of the timing
+    group ``timing`` (absent when nothing was timed); ``distributed`` defaults to one process."""
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+    return {
+        "schema_version": SCHEMA_VERSION, "run_id": run_id, "key": k.key, "config_id": k.config_id,
+        "config_group": k.config_group, "task": k.task, "variant": k.variant, "norm": k.norm,
+        "attention": k.attention, "seed": k.seed, "profile": k.profile, "device": k.device,
+        "status": status, "message": message, "runtime": k.runtime, "precision": k.precision,
+        "quality": quality or {}, "quality_delta": quality_delta or {}, "primary_metric": primary_metric,
+        "metric_better": metric_better or {},
+        "latency": measured and measured.latency, "throughput": measured and measured.throughput,
+        "generation": measured and measured.generation, "runtime_info": measured and measured.runtime_info,
+        "agreement": measured and measured.agreement, "memory": memory,
+        "model": model, "train": train, "deploy": deploy, "dataset": dataset,
+        "distributed": distributed or {"world_size": 1, "backend": "none", "bn_statistics": "per-process"},
+        "launcher": launcher, "versions": versions, "profile_config": profile_config,
+        "timing_config": timing and timing.config, "gpu_state": timing and timing.gpu_state,
+        "host_state": timing and timing.host_state,
+        "provenance": provenance, "started_at": started_at, "finished_at": finished_at, "recorded_at": recorded_at,
+    }
 
 
 def cell_label(key: str) -> str:
@@ -143,6 +204,17 @@ def get_path(row: dict[str, Any], path: tuple[str, ...]) -> Any:
     return node
 
 
+def baseline_of(rows: Iterable[Row]) -> str:
+    """The variant a set of rows' ratios were taken to (the sweep's ``--baseline``, as their latency
+    ratios record it), else ``ln`` where it is among them, else the first variant."""
+    views = list(rows)
+    named = Counter(r.ratio_baseline for r in views if r.ratio_baseline)
+    variants = list(dict.fromkeys(r.variant for r in views))
+    if named:
+        return named.most_common(1)[0][0]
+    return "ln" if "ln" in variants or not variants else variants[0]
+
+
 class Row:
     """Typed, read-only access to one results row (a plain dict underneath, in ``.d``)."""
 
@@ -165,6 +237,34 @@ class Row:
     @property
     def key(self) -> str:
         return str(self.d["key"])
+
+    @property
+    def run_id(self) -> str | None:
+        return self.d.get("run_id")
+
+    @property
+    def recorded_at(self) -> str | None:
+        return self.d.get("recorded_at")
+
+    @property
+    def night(self) -> str | None:
+        """The history night this row was appended to (rows of a history store only)."""
+        return self.d.get("night")
+
+    @property
+    def recipe(self) -> dict[str, Any]:
+        """The training recipe the cell ran (steps, batch, ...); empty where the row has none."""
+        return dict(self._part("profile_config").get("recipe") or {})
+
+    @property
+    def in_history(self) -> bool:
+        return "night" in self.d
+
+    @property
+    def history_line(self) -> dict[str, Any]:
+        """What the history keeps beside a row's metrics: night, append time, commit, fingerprint, identity."""
+        return {k: self.d.get(k) for k in ("night", "appended_at", "commit", "fingerprint_id", "key", "task",
+                                           "variant", "seed", "status")}
 
     @property
     def task(self) -> str:

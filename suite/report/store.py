@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from suite import faults, jsonio
 from suite.errors import UsageError
-from suite.report.rows import migrate, validate
+from suite.report.rows import Row, migrate, validate
 
 ROWS = "rows.jsonl"
 DONE_STATUSES = {"ok", "diverged", "not-applicable"}  # resume re-runs only `error` cells
@@ -64,10 +64,8 @@ class Store:
 
     def done(self) -> dict[str, str | None]:
         """key -> config_id of the newest row of every cell that needs no re-run (``error`` cells do)."""
-        latest: dict[str, dict[str, Any]] = {}
-        for r in self.rows():
-            latest[r["key"]] = r
-        return {k: r.get("config_id") for k, r in latest.items() if r.get("status") in DONE_STATUSES}
+        latest = {row.key: row for row in map(Row, self.rows())}
+        return {k: row.config_id for k, row in latest.items() if row.status in DONE_STATUSES}
 
     @contextmanager
     def lock(self) -> Iterator[None]:

@@ -9,7 +9,7 @@ afterwards from those files by their own workers, once per runtime and precision
 from __future__ import annotations
 
 import copy
-import inspect
+import dataclasses
 import os
 import random
 import sys
@@ -32,7 +32,8 @@ from suite.models.create import count_params
 from suite.models.deploy import count_norm_modules, deploy, deploy_error
 from suite.sweep.config import PROBE_FILE, PROBE_INPUTS, RANK_ERROR, CellSpec
 from suite.sweep.distributed import finish, init_from_env, wrap
-from suite.sweep.identity import cell_id, cell_plan, variant_kwargs
+from suite.sweep.identity import cell_id, cell_plan, cell_profile, variant_kwargs
+from suite.sweep.outcome import CellResult
 from suite.sweep.train import train
 from suite.task import TASKS, to_device
 from suite.variants import parse_variant
@@ -54,9 +55,9 @@ def run_cell(spec: CellSpec, out: dict[str, Any] | None = None) -> dict[str, Any
     """
     out = {} if out is None else out
     task = TASKS.get(spec.task)()
-    root = Path(spec.data_root) if spec.data_root else None
-    profile = task.profile(spec.profile, root, spec.max_steps, spec.batch_size, spec.throughput_batch)
-    device = torch.device(spec.device)
+    root = spec.grid.data_root
+    profile = cell_profile(spec)
+    device = torch.device(spec.grid.device)
     dist = init_from_env(device)
     if device.type == "cuda" and dist.world > 1:
         device = torch.device("cuda", dist.local_rank)
@@ -66,7 +67,7 @@ def run_cell(spec: CellSpec, out: dict[str, Any] | None = None) -> dict[str, Any
         profile.recipe.batch_size = max(1, profile.recipe.batch_size // dist.world)
     variant = parse_variant(spec.variant)
     out.update({"profile_config": profile.as_dict(), "versions": {"task": task.version, **variant.versions()},
-                "distributed": dist.as_row(spec.sync_bn)})
+                "distributed": dist.as_row(spec.training.sync_bn)})
     data = task.load(root, profile)
     out["dataset"] = asdict(data.info) | {"label": data.info.label}
     vkw = variant_kwargs(task, variant, profile, spec.variant_kwargs)
@@ -74,14 +75,14 @@ def run_cell(spec: CellSpec, out: dict[str, Any] | None = None) -> dict[str, Any
     seed_everything(spec.seed)
     model = build(args).to(device)
     before_training(variant.norm_cls, model, TrainingContext(steps=profile.recipe.steps, family=task.family,
-                                                             world_size=dist.world, sync_bn=spec.sync_bn))
+                                                             world_size=dist.world, sync_bn=spec.training.sync_bn))
     out["model"] = {"name": profile.model, "kwargs": profile.model_kwargs, "variant_kwargs": vkw,
                     "attention": getattr(model, "normbench_attention", None), "params_train": count_params(model),
                     "schedule": schedule(variant.norm_cls, vkw)}
     curve = learning_curve(task, model, data, profile, device) if dist.main else None
     stats = train(model, task, data, profile, device, spec.seed, desc=f"{spec.task}/{spec.variant}/s{spec.seed}",
                   runner=wrap(model, dist, device), show=dist.main and spec.concurrent == 1,
-                  amp=training_amp(spec.amp, profile, device),
+                  amp=training_amp(spec.training.amp, profile, device),
                   curve=curve)
     finish()  # training was the collective part; rank 0 alone recalibrates, evaluates and deploys
     if not dist.main:
@@ -95,7 +96,7 @@ def run_cell(spec: CellSpec, out: dict[str, Any] | None = None) -> dict[str, Any
     deployed = deploy(model)
     out |= deployed_facts(task, profile, data, model, deployed, device)
     out["model"].update(out.pop("model_deployed"))
-    out["precision_quality"] = precision_quality(task, deployed, data, profile, device, spec.precisions)
+    out["precision_quality"] = precision_quality(task, deployed, data, profile, device, spec.measurement.precision)
     save_deployed(Path(spec.cell_dir), deployed, args)
     torch.save(task.eval_inputs(data, PROBE_INPUTS, device, profile).cpu(), Path(spec.cell_dir) / PROBE_FILE)
     return out
@@ -113,17 +114,17 @@ def schedule(norm_cls: type, vkw: dict[str, Any]) -> dict[str, Any] | None:
 def learning_curve(task: Any, model: torch.nn.Module, data: Any, profile: Any,
                    device: torch.device) -> Any:
     """The learning curve's evaluation: the primary metric on the first ``curve_eval_items`` eval
-    items; None for a task whose ``evaluate`` takes no ``limit``."""
-    if "limit" not in inspect.signature(task.evaluate).parameters:
-        return None
+    items; None for a task that declares no curve (``curve_eval_items = None``)."""
     n = task.curve_eval_items
+    if n is None:
+        return None
     return lambda: task.evaluate(model, data, profile, device, limit=n)[task.primary_metric]
 
 
 def training_amp(requested: str | None, profile: Any, device: torch.device) -> str | None:
     """Autocast dtype for training: ``--amp`` when given (``none`` turns it off), else the profile's
     default (the paper profiles use it); CUDA only, so a CPU cell trains in full precision."""
-    amp = requested if requested is not None else profile.extra.get("amp")
+    amp = requested if requested is not None else profile.amp
     return amp if device.type == "cuda" and amp in ("bf16", "fp16") else None
 
 
@@ -161,23 +162,22 @@ def main(spec_path: str) -> int:
     cell whose rank failed: that rank exits 1, so torchrun ends the whole group at once instead of
     leaving the other ranks waiting in a collective for it; a rank other than 0 first writes its
     message to ``rank-<r>-error.txt``, which the sweep puts in the row."""
-    spec = CellSpec(**jsonio.read(Path(spec_path)))
+    spec = CellSpec.from_json(jsonio.read(Path(spec_path)))
     if spec.threads:
         torch.set_num_threads(spec.threads)
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    result: dict[str, Any] = {"started_at": now_iso(), "cell_id": cell_id(cell_plan(spec))}
-    t0 = time.perf_counter()
+    started, t0 = now_iso(), time.perf_counter()
     partial: dict[str, Any] = {}
     try:
         cell = run_cell(spec, partial)
         if cell is None:  # a non-zero rank of a multi-process cell: rank 0 reports
             finish()
             return 0
-        result |= cell | {"status": "ok", "message": ""}
+        result = CellResult.from_json(cell | {"status": "ok"})
     except Diverged as e:
-        result |= {"status": "diverged", "message": str(e)}
+        result = CellResult.from_json(partial | {"status": "ok"}).failed("diverged", str(e))
     except NotApplicable as e:
-        result |= {"status": "not-applicable", "message": str(e)}
+        result = CellResult.from_json(partial | {"status": "ok"}).failed("not-applicable", str(e))
     except Exception as e:  # noqa: BLE001 - any failure becomes a row, the sweep goes on
         message = f"{type(e).__name__}: {e}".splitlines()[0][:500]
         if rank != 0:
@@ -185,17 +185,15 @@ def main(spec_path: str) -> int:
             (Path(spec.cell_dir) / RANK_ERROR.format(rank=rank)).write_text(message + "\n")
             return 1
         (Path(spec.cell_dir) / "error.txt").write_text(traceback.format_exc())
-        result |= {"status": "error", "message": message}
-    if result.get("status") != "ok":  # keep what identifies the cell (data, profile, versions), not the scores
-        result |= {k: partial[k] for k in ("dataset", "profile_config", "versions", "distributed") if k in partial}
-    result |= {"finished_at": now_iso(), "cell_seconds": time.perf_counter() - t0}
+        result = CellResult.from_json(partial | {"status": "ok"}).failed("error", message)
+    result = dataclasses.replace(result, cell_id=cell_id(cell_plan(spec)), started_at=started, finished_at=now_iso(),
+                                 cell_seconds=time.perf_counter() - t0)
     if rank == 0:
-        jsonio.write_atomic(Path(spec.cell_dir) / "result.json", result)
-    if world > 1 and result["status"] != "ok":
+        jsonio.write_atomic(Path(spec.cell_dir) / "result.json", result.as_json())
+    if world > 1 and not result.ok:
         return 1  # the other ranks may be waiting for this one in a collective: torchrun ends them
     finish()
     return 0
-
 
 
 if __name__ == "__main__":

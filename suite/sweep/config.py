@@ -1,20 +1,29 @@
-"""The sweep's configuration, built once at the edge (the CLI) and passed inward, keyword-only.
+"""The sweep's configuration, built once at the edge (the CLI) and passed inward whole.
 
-``RunConfig`` is the whole sweep; ``CellSpec`` is what one cell process is asked to do (it
-is written to the cell's ``spec.json`` and read back by the cell, so it holds plain values).
+``RunConfig`` is the whole sweep: the declared sections of ``suite.sweep.options`` (and those
+plugins declared), checked together by ``checked``. ``CellSpec`` is what one cell process is
+asked to do: its task, variant and seed with the grid, training and measurement sections as
+parsed (written to the cell's ``spec.json`` and read back by the cell).
+
+``run.json`` keeps ``RunConfig.as_json()``: one object per section under ``config_version`` 2.
+A ``run.json`` written before the sections (a flat object) is read through each option's
+``legacy`` key, so old runs still resume.
 """
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+import sys
+import typing
+from dataclasses import dataclass, field
 from typing import Any
 
+from suite.declare import Section, to_json
+from suite.errors import UsageError
 from suite.report.rows import cell_key
-from suite.sweep.shard import Shard
+from suite.sweep.options import SECTIONS, Grid, Launch, Measurement, Output, Training, plugin_sections
 
-LAUNCH_MODES = ("subprocess", "inline")
+CONFIG_VERSION = 2
 #: real eval inputs a cell saves next to its deployed model, for the runtimes' agreement check
 PROBE_INPUTS, PROBE_FILE = 16, "probe_inputs.pt"
 #: where a rank other than 0 of a multi-process cell writes why it failed (rank 0 writes result.json)
@@ -26,115 +35,161 @@ class CellSpec:
     task: str
     variant: str
     seed: int
-    profile: str
-    device: str
     cell_dir: str
-    data_root: str | None = None
-    max_steps: int | None = None
-    threads: int | None = None
-    variant_kwargs: dict[str, Any] = field(default_factory=dict)
-    batch_size: int | None = None
-    throughput_batch: int | None = None
-    nproc_per_node: int = 1
-    sync_bn: bool = False
-    precisions: list[str] = field(default_factory=lambda: ["fp32"])  # evaluated after deploy
-    amp: str | None = None                # training autocast dtype ("bf16" | "fp16"), CUDA only
+    grid: Grid
+    training: Training
+    measurement: Measurement
+    threads: int | None = None            # torch threads of this cell (its share with --jobs)
     concurrent: int = 1                   # cells of the sweep training at the same time as this one
+    plugins: dict[str, Section] = field(default_factory=dict)
+
+    @property
+    def variant_kwargs(self) -> dict[str, Any]:
+        """This variant's ``--set`` keywords."""
+        return dict(self.grid.set.get(self.variant, {}))
 
     def key(self, runtime: str = "eager", precision: str = "fp32") -> str:
-        return cell_key(self.task, self.variant, self.seed, self.profile, self.device, runtime, precision)
+        return cell_key(self.task, self.variant, self.seed, self.grid.profile, self.grid.device, runtime, precision)
+
+    def sections(self) -> list[Section]:
+        return [self.grid, self.training, self.measurement, *self.plugins.values()]
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"config_version": CONFIG_VERSION, "task": self.task, "variant": self.variant, "seed": self.seed,
+                "cell_dir": self.cell_dir,
+                "threads": self.threads, "concurrent": self.concurrent,
+                **{s.name: s.as_json() for s in self.sections()}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CellSpec:
+        sections = _sections_from(data)
+        return cls(task=data["task"], variant=data["variant"], seed=int(data["seed"]), cell_dir=data["cell_dir"],
+                   threads=data.get("threads"), concurrent=int(data.get("concurrent", 1)),
+                   grid=typing.cast(Grid, sections["grid"]), training=typing.cast(Training, sections["training"]),
+                   measurement=typing.cast(Measurement, sections["measurement"]), plugins=_plugins(sections))
 
 
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
-    tasks: list[str]
-    variants: list[str]
-    seeds: list[int]
-    out: Path
-    profile: str = "smoke"
-    device: str = "cpu"                   # resolved: "cpu" or "cuda"
-    data_root: Path | None = None
-    resume: bool = False
-    max_steps: int | None = None
-    timing_s_per_model: float | None = None
-    threads: int | None = None
-    cell_timeout_s: float | None = None
-    variant_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    batch_size: int | None = None
-    throughput_batch: int | None = None
-    nproc_per_node: int = 1
-    sync_bn: bool = False
-    shard: Shard | None = None            # run only this shard's (task, seed) groups
-    launch: str = "subprocess"            # "subprocess" (default) or "inline" (cells in the sweep's process)
-    runtimes: list[str] = field(default_factory=lambda: ["eager"])
-    precisions: list[str] = field(default_factory=lambda: ["fp32"])
-    amp: str | None = None                # training autocast on CUDA; None: the profile's default
-    jobs: int = 1                         # cells trained at once (CPU), the threads split between them
+    grid: Grid = field(default_factory=lambda: Grid())
+    training: Training = field(default_factory=lambda: Training())
+    measurement: Measurement = field(default_factory=lambda: Measurement())
+    launch: Launch = field(default_factory=lambda: Launch())
+    output: Output = field(default_factory=lambda: Output())
+    plugins: dict[str, Section] = field(default_factory=dict)   # sections plugins declared, by name
 
-    def __post_init__(self) -> None:
-        if self.launch not in LAUNCH_MODES:
-            raise ValueError(f"launch must be one of {LAUNCH_MODES}, got {self.launch!r}")
+    @property
+    def out(self) -> Any:
+        assert self.output.out is not None, "the CLI resolves --out before the sweep starts"
+        return self.output.out
 
     @property
     def baseline(self) -> str:
-        return "ln" if "ln" in self.variants else self.variants[0]
+        """The variant every ratio is taken to: ``--baseline``, else ln when it is swept, else the first."""
+        variants = self.grid.variants
+        return self.measurement.baseline or ("ln" if "ln" in variants else variants[0])
 
     @property
     def cell_threads(self) -> int | None:
-        """Torch threads of one training cell: all of ``threads`` alone, an equal share with ``jobs``."""
-        if self.jobs == 1:
-            return self.threads
-        return max(1, (self.threads or available_cores()) // self.jobs)
+        """Torch threads of one training cell: all of ``--threads`` alone, an equal share with ``--jobs``."""
+        if self.launch.jobs == 1:
+            return self.launch.threads
+        return max(1, (self.launch.threads or available_cores()) // self.launch.jobs)
 
     @property
     def measurements(self) -> list[tuple[str, str]]:
         """Every (runtime, precision) each trained cell is measured under."""
-        return [(r, p) for r in self.runtimes for p in self.precisions]
+        return [(r, p) for r in self.measurement.runtime for p in self.measurement.precision]
+
+    def sections(self) -> list[Section]:
+        return [self.grid, self.training, self.measurement, self.launch, self.output, *self.plugins.values()]
 
     def cell(self, task: str, variant: str, seed: int) -> CellSpec:
-        return CellSpec(task=task, variant=variant, seed=seed, profile=self.profile, device=self.device,
+        return CellSpec(task=task, variant=variant, seed=seed,
                         cell_dir=str(self.out / "cells" / f"{task}-{variant}-s{seed}"),
-                        data_root=None if self.data_root is None else str(self.data_root),
-                        max_steps=self.max_steps, threads=self.cell_threads,
-                        variant_kwargs=dict(self.variant_kwargs.get(variant, {})), batch_size=self.batch_size,
-                        throughput_batch=self.throughput_batch, nproc_per_node=self.nproc_per_node,
-                        sync_bn=self.sync_bn, precisions=list(self.precisions), amp=self.amp,
-                        concurrent=self.jobs)
+                        grid=self.grid, training=self.training, measurement=self.measurement,
+                        threads=self.cell_threads, concurrent=self.launch.jobs, plugins=dict(self.plugins))
 
     def as_json(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return {"config_version": CONFIG_VERSION, **{s.name: s.as_json() for s in self.sections()}}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunConfig:
-        """The configuration ``as_json`` wrote (a run's ``run.json``); fields it lacks take their defaults."""
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        values["out"] = Path(values["out"])
-        values["data_root"] = None if values.get("data_root") is None else Path(values["data_root"])
-        shard = values.get("shard")
-        values["shard"] = None if shard is None else Shard(int(shard["index"]), int(shard["count"]))
-        return cls(**values)
+        """The configuration ``as_json`` wrote (a run's ``run.json``), or the flat one of a run written
+        before the sections; what it lacks takes the defaults."""
+        return cls.assemble(_sections_from(data))
+
+    @classmethod
+    def assemble(cls, sections: dict[str, Section]) -> RunConfig:
+        """The configuration of these sections by name (the core ones and those plugins declared)."""
+        core: dict[str, Any] = {c.name: sections[c.name] for c in SECTIONS}
+        return cls(**core, plugins=_plugins(sections))
+
+    def replace(self, **sections: Any) -> RunConfig:
+        return dataclasses.replace(self, **sections)
 
 
-#: RunConfig fields that define what a cell means, with the option that sets each; a resumed run
-#: refuses to change any of them (the others: --cell-timeout, the nightly options)
-MEANING = {"tasks": "--tasks", "variants": "--variants", "seeds": "--seeds", "profile": "--profile",
-           "device": "--device", "data_root": "--data-root", "max_steps": "--max-steps",
-           "timing_s_per_model": "--timing-seconds", "threads": "--threads", "variant_kwargs": "--set",
-           "batch_size": "--batch-size", "throughput_batch": "--throughput-batch",
-           "nproc_per_node": "--nproc-per-node", "sync_bn": "--sync-bn", "shard": "--shard", "launch": "--inline",
-           "runtimes": "--runtime", "precisions": "--precision", "amp": "--amp", "jobs": "--jobs"}
+def _sections_from(data: dict[str, Any]) -> dict[str, Section]:
+    """Every section (core and registered by plugins) from a stored configuration, nested or flat."""
+    classes = {c.name: c for c in SECTIONS} | plugin_sections()
+    if "config_version" in data:
+        return {name: c.from_json(data.get(name) or {}) for name, c in classes.items()}
+    return {name: c.from_legacy(data) for name, c in classes.items()}  # written before the sections
 
 
-def first_difference(stored: RunConfig, asked: RunConfig) -> tuple[str, Any, Any] | None:
-    """(option, stored value, asked value) of the first meaning-bearing field that differs, or None."""
-    a, b = stored.as_json(), asked.as_json()
-    for name, flag in MEANING.items():
-        if json.dumps(a.get(name), sort_keys=True) != json.dumps(b.get(name), sort_keys=True):
-            return flag, a.get(name), b.get(name)
+def _plugins(sections: dict[str, Section]) -> dict[str, Section]:
+    return {name: s for name, s in sections.items() if name not in {c.name for c in SECTIONS}}
+
+
+def checked(cfg: RunConfig, *, note: bool = True) -> RunConfig:
+    """``cfg`` after the checks that involve several options (each declared field checked itself
+    when its section was made): one ``UsageError`` line naming the fix, or the configuration to run."""
+    g, t, m, launch = cfg.grid, cfg.training, cfg.measurement, cfg.launch
+    if t.amp in ("bf16", "fp16") and g.device != "cuda":
+        raise UsageError(f"--amp {t.amp} trains under CUDA autocast; use --device cuda, or leave --amp out on CPU")
+    if launch.jobs > 1 and (launch.inline or t.nproc_per_node > 1):
+        raise UsageError("--jobs trains cells side by side, each in its own process; with --inline or "
+                         "--nproc-per-node use --jobs 1 (make run: JOBS=1)")
+    if launch.inline and t.nproc_per_node > 1:
+        raise UsageError("--inline runs one process; drop --inline to train with --nproc-per-node > 1 (torchrun)")
+    if g.device == "cuda" and t.nproc_per_node > 1:
+        import torch
+        check_nproc(t.nproc_per_node, torch.cuda.device_count())
+    for variant, keywords in g.set.items():
+        if variant not in g.variants:
+            item = f"{variant}.{next(iter(keywords))}"
+            raise UsageError(f"--set {item!r} names {variant!r}, which is not in --variants ({','.join(g.variants)})")
+    if m.baseline is not None and m.baseline not in g.variants:
+        raise UsageError(f"--baseline {m.baseline} is not in --variants ({','.join(g.variants)}); add it there "
+                         f"or choose one of them")
+    from suite.task import TASKS
+    for task in g.tasks:
+        TASKS.get(task)().profile(g.profile, g.data_root)
+    if launch.jobs > 1 and g.device != "cpu":
+        if note:
+            print(f"normbench: --jobs {launch.jobs} splits CPU cores; on {g.device} the cells train one at a time",
+                  file=sys.stderr)
+        cfg = cfg.replace(launch=dataclasses.replace(launch, jobs=1))
+    return cfg
+
+
+def check_nproc(nproc: int, gpus: int) -> None:
+    """One process per GPU: a DDP cell on CUDA cannot have more processes than visible GPUs (a rank
+    without a GPU fails at ``set_device`` while the others wait for it)."""
+    if nproc > gpus:
+        raise UsageError(f"--nproc-per-node {nproc} needs {nproc} GPUs (one per process), but {gpus} "
+                         f"{'is' if gpus == 1 else 'are'} visible here (CUDA_VISIBLE_DEVICES); use "
+                         f"--nproc-per-node {max(gpus, 1)} or fewer")
+
+
+def first_difference(stored: RunConfig, asked: RunConfig) -> tuple[str, str, str] | None:
+    """(flag, stored value, asked value) of the first meaning-bearing option that differs, or None."""
+    from suite.declare import first_difference as differs
+    for a, b in zip(stored.sections(), asked.sections(), strict=True):
+        diff = differs(a, b)
+        if diff is not None:
+            d, was, now = diff
+            return d.flag, d.show(was), d.show(now)
     return None
 
 
@@ -146,9 +201,4 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return str(obj) if isinstance(obj, Path) else obj
+__all__ = ["CellSpec", "RunConfig", "checked", "first_difference", "to_json"]

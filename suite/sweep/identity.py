@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
+from suite.declare import result_values
 from suite.sweep.config import CellSpec
 from suite.task import TASKS, Profile, Task
 from suite.variants import Variant, parse_variant
@@ -34,19 +34,31 @@ def variant_kwargs(task: Task, variant: Variant, profile: Profile, overrides: di
     return {**budget_kwargs(variant.norm_cls, steps, task.family), **resolved}
 
 
-def cell_plan(spec: CellSpec) -> dict[str, Any]:
-    """The trained cell's defining configuration, computed without training (nor loading data)."""
+def cell_profile(spec: CellSpec) -> Profile:
+    """The profile a cell runs: its task's, with the recipe options the command line gave."""
     task = TASKS.get(spec.task)()
-    root = Path(spec.data_root) if spec.data_root else None
-    profile = task.profile(spec.profile, root, spec.max_steps, spec.batch_size, spec.throughput_batch)
+    return task.profile(spec.grid.profile, spec.grid.data_root, spec.training.max_steps, spec.training.batch_size,
+                        spec.measurement.throughput_batch)
+
+
+def cell_plan(spec: CellSpec) -> dict[str, Any]:
+    """The trained cell's defining configuration, computed without training (nor loading data).
+
+    Every option declared ``result="effect"`` is here through what it changes; the value of each
+    option declared ``result="value"`` is under ``options`` when it is not its default (absent
+    otherwise, so a cell that leaves it alone keeps the id it had before the option existed)."""
+    task = TASKS.get(spec.task)()
+    profile = cell_profile(spec)
     variant = parse_variant(spec.variant)
-    return {"task": spec.task, "task_version": task.version, "variant": variant.name,
+    plan = {"task": spec.task, "task_version": task.version, "variant": variant.name,
             "variant_versions": variant.versions(), "variant_kwargs": variant_kwargs(task, variant, profile,
                                                                                      spec.variant_kwargs),
-            "profile": profile.as_dict(), "seed": spec.seed, "device": spec.device,
-            "data": task.data_identity(root), "distributed": {"processes": spec.nproc_per_node,
-                                                              "sync_bn": spec.sync_bn},
-            "amp": spec.amp}
+            "profile": profile.as_dict(), "seed": spec.seed, "device": spec.grid.device,
+            "data": task.data_identity(spec.grid.data_root),
+            "distributed": {"processes": spec.training.nproc_per_node, "sync_bn": spec.training.sync_bn},
+            "amp": spec.training.amp}
+    options = dict(kv for section in spec.sections() for kv in result_values(section))
+    return plan | ({"options": options} if options else {})
 
 
 def digest(obj: Any) -> str:

@@ -1,4 +1,4 @@
-"""``--shard I/N``: split one sweep over N runners (``suite.report.merge`` puts it back together).
+"""``--shard I/N``: split one sweep over N runners (``suite.sweep.merge`` puts it back together).
 
 The unit of a shard is a (task, seed) group, never a single cell: a group's variants are
 timed interleaved in one process, and that pairing is what makes the latency ratio to

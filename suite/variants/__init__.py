@@ -30,6 +30,8 @@ register_norm = NORMS.register
 register_attention = ATTENTION.register
 register_placement = PLACEMENTS.register
 
+#: the variants a sweep crosses when ``--variants`` is not given: the baseline and the three methods
+DEFAULT_SWEEP = ("ln", "un", "prepbn", "crms")
 SYNTAX = "'norm[+attention][@placement]', e.g. 'prepbn+sla', 'rms+qknorm' or 'ln@peri'"
 
 

@@ -32,6 +32,10 @@ class TokenBatchNorm(nn.BatchNorm1d):
 
     #: average the batch statistics over all processes (set by ``--sync-bn`` in multi-process runs)
     sync = False
+    # buffers: BatchNorm types them Optional, but a token BatchNorm always tracks running statistics
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+    num_batches_tracked: torch.Tensor
 
     def __init__(self, dim: int, *, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True) -> None:
         super().__init__(dim, eps=eps, momentum=momentum, affine=affine)

@@ -53,6 +53,7 @@ class OnnxRuntime(Runtime):
         providers = _providers(device)
         work = Path(tempfile.mkdtemp(prefix="normbench-onnx-"))
         t0 = time.perf_counter()
+        paths: dict[tuple[int, ...] | None, Path]  # None: one graph with a dynamic batch
         try:  # export on the largest example: torch.export specializes a dimension of size 1
             paths = {None: _export(model, examples[-1], work / "model.onnx", dynamic=True)}
         except Exception:  # noqa: BLE001 - a model that cannot keep a dynamic batch gets one graph per shape
@@ -100,6 +101,7 @@ def _export(model: torch.nn.Module, example: torch.Tensor, path: Path, dynamic: 
         warnings.simplefilter("ignore")
         program = torch.onnx.export(model, (example,), dynamo=True, dynamic_shapes=dynamic_shapes,
                                     opset_version=OPSET, verbose=False, report=False)
+    assert program is not None  # dynamo=True always returns the program
     program.save(str(path))
     return path
 

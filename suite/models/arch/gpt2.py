@@ -1,6 +1,9 @@
 """HF GPT-2 (``GPT2LMHeadModel``): Pre-LN, ``Conv1D`` layers storing ``[in, out]``, tied embeddings."""
 from __future__ import annotations
 
+from typing import cast
+
+import torch
 import torch.nn as nn
 
 from suite.models.arch.base import Adapter, FoldSite, HeadNormSite, NotConvertible, OutputSite, Producer
@@ -74,5 +77,5 @@ class GPT2Adapter(Adapter):
 
     def untie(self, model: nn.Module) -> None:
         if model.lm_head.weight is model.transformer.wte.weight:
-            model.lm_head.weight = nn.Parameter(model.transformer.wte.weight.detach().clone())
+            model.lm_head.weight = nn.Parameter(cast(torch.Tensor, model.transformer.wte.weight).detach().clone())
         model.config.tie_word_embeddings = False

@@ -1,6 +1,9 @@
 """HF LLaMA (``LlamaForCausalLM``): RMSNorm before attention and MLP, final norm, lm_head."""
 from __future__ import annotations
 
+from typing import cast
+
+import torch
 import torch.nn as nn
 
 from suite.models.arch.base import Adapter, FoldSite, HeadNormSite, OutputSite
@@ -50,5 +53,5 @@ class LlamaAdapter(Adapter):
 
     def untie(self, model: nn.Module) -> None:
         if model.lm_head.weight is model.model.embed_tokens.weight:
-            model.lm_head.weight = nn.Parameter(model.model.embed_tokens.weight.detach().clone())
+            model.lm_head.weight = nn.Parameter(cast(torch.Tensor, model.model.embed_tokens.weight).detach().clone())
         model.config.tie_word_embeddings = False

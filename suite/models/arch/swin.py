@@ -1,6 +1,8 @@
 """timm SwinTransformer: block norms, PatchMerging norm, patch-embed norm (after its conv), final norm."""
 from __future__ import annotations
 
+from typing import Any
+
 import torch.nn as nn
 
 from suite.models.arch.base import Adapter, AttentionSite, FoldSite, is_norm_slot
@@ -33,7 +35,8 @@ class SwinAdapter(Adapter):
                 sites.append(FoldSite(f"{p}.norm1", (f"{p}.attn.qkv",)))
                 sites.append(FoldSite(f"{p}.norm2", (f"{p}.mlp.fc1",)))
         if is_norm_slot(model.norm):
-            if getattr(model.head, "global_pool", None) is None or model.head.global_pool.pool_type not in ("avg", ""):
+            pool: Any = getattr(model.head, "global_pool", None)
+            if pool is None or pool.pool_type not in ("avg", ""):
                 raise NotImplementedError("the final norm folds into the head only through average pooling")
             sites.append(FoldSite("norm", ("head.fc",)))
         return sites

@@ -15,7 +15,7 @@ the spatial grid (a ViT's class/register tokens) get the global term only.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -85,7 +85,7 @@ class SwinSLABlock(SwinTransformerBlock):
 
     global_attention = True  # the adapter's fold check: no window padding happens in this block
 
-    def _attn(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def _attn(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, c = x.shape
         return self.attn(x.reshape(b, h * w, c)).reshape(b, h, w, c)
 
@@ -138,7 +138,7 @@ def _swin(model: nn.Module, sites: list[AttentionSite]) -> dict:
     chosen = [s for s in sites if s.stage in SWIN_SLA_STAGES]
     for site in chosen:
         _replace(model, site).__class__ = SwinSLABlock
-    stages = sorted({s.stage for s in sites})
+    stages = sorted({cast(int, s.stage) for s in sites})  # every Swin site has its stage
     return {"attention": "sla", "blocks": len(chosen), "stages": [s + 1 for s in SWIN_SLA_STAGES if s in stages],
             "convention": "slab-swin (global SLA in stages 1-2, window softmax in 3-4)"}
 

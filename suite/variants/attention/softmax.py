@@ -1,6 +1,8 @@
 """``softmax``: the model's own attention, run through fused scaled-dot-product attention."""
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch.nn as nn
 
 from suite.variants import register_attention
@@ -19,6 +21,6 @@ class SoftmaxAttention:
         fused = 0
         for m in model.modules():
             if hasattr(m, "fused_attn"):
-                m.fused_attn = True
+                cast(Any, m).fused_attn = True  # a bool: Module.__setattr__ is typed for tensors and modules
                 fused += 1
         return {"attention": "softmax", "fused_modules": fused}

@@ -44,6 +44,7 @@ class StreamRMSNorm(Norm):
     foldable = False
     ln_like = True
     converter: Callable[[nn.Module], nn.Module]
+    registered_name: str  # set by register_norm on the registered subclasses (prerms, crms)
 
     def __init__(self, dim: int, *, eps: float = 1e-6) -> None:
         super().__init__()

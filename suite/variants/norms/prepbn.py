@@ -48,6 +48,7 @@ class PRepBN(Norm):
     foldable = True
     ln_like = True  # the LN branch keeps the eps of the LayerNorm it replaces
     reference_kwargs = {"total_steps": REFERENCE_TOTAL_STEPS}  # the reference DeiT/Swin schedule
+    num_forwards: torch.Tensor  # buffer (registered in __init__)
 
     @classmethod
     def before_training(cls, model: nn.Module, ctx: TrainingContext) -> None:

@@ -77,6 +77,12 @@ class UnifiedNorm(Norm):
     foldable = True
     ln_like = False
     reference_kwargs = {"warmup_iters": 4000, "r_warmup": 1000}  # the reference code's ImageNet values
+    # buffers (registered in __init__)
+    running_var: torch.Tensor
+    ema_gz: torch.Tensor
+    t: torch.Tensor
+    buf_x2: torch.Tensor
+    buf_gz: torch.Tensor
 
     def __init__(self, dim: int, *, eps: float = 1e-5, window_size: int = 4, warmup_iters: int = 4000,
                  momentum: float = 0.9, outlier_filtration: bool = True, r_warmup: int = 1000) -> None:

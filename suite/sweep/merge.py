@@ -9,7 +9,7 @@ cannot be merged: their latencies would share a table without being comparable.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,35 +18,43 @@ from suite.errors import UsageError
 from suite.report.fingerprint import differences, fingerprint
 from suite.report.rows import cell_key
 from suite.report.store import ROWS, Store, read_rows
+from suite.sweep.config import RunConfig, to_json
 
-#: run.json configuration fields that must agree between the shards of one sweep
-CONFIG_KEYS = ("tasks", "variants", "seeds", "profile", "device", "data_root", "runtimes", "precisions")
+#: the options that must agree between the shards of one sweep, as (section, field)
+SAME = (("grid", "tasks"), ("grid", "variants"), ("grid", "seeds"), ("grid", "profile"), ("grid", "device"),
+        ("grid", "data_root"), ("measurement", "runtime"), ("measurement", "precision"))
 
 
 @dataclass
 class Source:
     path: Path
     rows: list[dict[str, Any]]
-    config: dict[str, Any] = field(default_factory=dict)
+    config: RunConfig | None = None   # from its run.json (None: a folder without one)
 
 
 def _source(path: Path) -> Source:
     path, run = Path(path), Path(path) / "run.json"
     if not (path / ROWS).exists() and not run.exists():  # a shard with no group of its own has run.json only
         raise UsageError(f"merge: {path} has no {ROWS}; give the --out folders of the shard runs")
-    return Source(path, list(read_rows(path / ROWS)), (jsonio.read(run).get("config") or {}) if run.exists() else {})
+    config = jsonio.read(run).get("config") if run.exists() else None
+    return Source(path, list(read_rows(path / ROWS)), RunConfig.from_json(config) if config else None)
 
 
-def _check_same_sweep(sources: list[Source]) -> dict[str, Any]:
-    configured = [s for s in sources if s.config]
-    for s in configured[1:]:
-        diff = [k for k in CONFIG_KEYS if s.config.get(k) != configured[0].config.get(k)]
-        count = {(x.config.get("shard") or {}).get("count") for x in (configured[0], s)}
+def _value(cfg: RunConfig, section: str, name: str) -> Any:
+    return to_json(getattr(getattr(cfg, section), name))
+
+
+def _check_same_sweep(sources: list[Source]) -> RunConfig | None:
+    configured = [(s, s.config) for s in sources if s.config is not None]
+    for s, cfg in configured[1:]:
+        first = configured[0][1]
+        diff = [name for section, name in SAME if _value(cfg, section, name) != _value(first, section, name)]
+        count = {None if c.grid.shard is None else c.grid.shard.count for c in (first, cfg)}
         if diff or len(count) > 1:
             what = ", ".join(diff) or "shard count"
-            raise UsageError(f"merge: {s.path} and {configured[0].path} come from different sweeps ({what} differ); "
+            raise UsageError(f"merge: {s.path} and {configured[0][0].path} come from different sweeps ({what} differ); "
                              f"merge the shards of one sweep, started with the same arguments")
-    return configured[0].config if configured else {}
+    return configured[0][1] if configured else None
 
 
 def _check_fingerprints(sources: list[Source]) -> None:
@@ -93,19 +101,18 @@ def merge_rows(paths: list[Path]) -> MergeReport:
     for s in sources:
         for k in dict.fromkeys(r["key"] for r in s.rows):
             seen.setdefault(k, []).append(str(s.path))
-    rank = {name: {v: i for i, v in enumerate(config.get(name) or [])} for name in ("tasks", "seeds", "variants")}
+    grid = config.grid if config is not None else None
+    rank = {name: {v: i for i, v in enumerate(getattr(grid, name) if grid else [])}
+            for name in ("tasks", "seeds", "variants")}
 
     def order(r: dict[str, Any]) -> tuple:
         return (rank["tasks"].get(r["task"], len(rank["tasks"])), r["task"],
                 rank["seeds"].get(r["seed"], len(rank["seeds"])), r["seed"],
                 rank["variants"].get(r["variant"], len(rank["variants"])), r["variant"], r.get("recorded_at") or "")
     rows = sorted((r for s in sources for r in s.rows), key=order)
-    expected = [cell_key(t, v, s, config["profile"], config["device"], r, p) for t in config.get("tasks", [])
-                for s in config.get("seeds", []) for v in config.get("variants", [])
-                for r in config.get("runtimes") or ["eager"] for p in config.get("precisions") or ["fp32"]] \
-        if config else []
-    shards = [str((s.config.get("shard") or {}).get("index", "?")) + "/" +
-              str((s.config.get("shard") or {}).get("count", "?")) for s in sources]
+    expected = [cell_key(t, v, s, grid.profile, grid.device, r, p) for t in grid.tasks for s in grid.seeds
+                for v in grid.variants for r, p in config.measurements] if config and grid else []
+    shards = [str(s.config.grid.shard) if s.config and s.config.grid.shard else "?/?" for s in sources]
     return MergeReport(rows, {k: d for k, d in seen.items() if len(d) > 1},
                        [k for k in expected if k not in seen], shards)
 

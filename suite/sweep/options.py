@@ -1,0 +1,171 @@
+"""The sweep's options, each declared once (``suite.declare``), in five small sections.
+
+``Grid`` is what is crossed (tasks x variants x seeds, the profile, device and data), ``Training``
+how each cell trains, ``Measurement`` what each trained cell is measured under, ``Launch`` how
+the work is run, ``Output`` where it goes. A plugin declares its own options the same way: a
+``Section`` registered in ``OPTIONS`` (``@OPTIONS.register("name")``, found like the other
+plugins) gets its flags, its place in ``run.json``, the ``--resume`` check and, for its
+``result="value"`` fields, the cells' ``config_id``, with no other edit.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from suite.declare import Section, option, parse_list, parse_seeds
+from suite.env import resolve_device
+from suite.errors import UsageError
+from suite.registry import Registry
+from suite.sweep.shard import Shard, parse_shard
+from suite.variants import DEFAULT_SWEEP
+
+#: option sections declared by plugins (the core ones are ``SECTIONS``)
+OPTIONS = Registry("option section", None, "normbench.options")
+
+
+def default_tasks() -> list[str]:
+    from suite.task import TASKS
+    order = {"imagenet": 0, "coco": 1, "wikitext": 2}
+    names = [n for n, cls in TASKS.items() if getattr(cls, "default", True)]
+    return sorted(names, key=lambda n: (order.get(n, 99), n))
+
+
+def _tasks(text: str) -> list[str]:
+    from suite.task import TASKS
+    names = parse_list(text, "--tasks")
+    for t in names:
+        TASKS.get(t)
+    return names
+
+
+def _variants(text: str) -> list[str]:
+    from suite.variants import parse_variant
+    return [parse_variant(v).name for v in parse_list(text, "--variants")]
+
+
+def _folder(text: str) -> Path:
+    path = Path(text)
+    if not path.is_dir():
+        raise UsageError(f"--data-root {path} is not a folder; give the folder that holds imagenet/, "
+                         f"coco/ or wikitext/ in their public layouts, or leave it out for embedded data")
+    return path
+
+
+def _runtimes(text: str) -> list[str]:
+    from suite.measure.runtimes import check_names
+    names = parse_list(text, "--runtime")
+    check_names(names, [])
+    return names
+
+
+def _precisions(text: str) -> list[str]:
+    from suite.measure.runtimes import check_names
+    names = parse_list(text, "--precision")
+    check_names([], names)
+    return names
+
+
+def _overrides(items: list[str]) -> dict[str, dict[str, Any]]:
+    from suite.sweep.overrides import parse_overrides
+    return parse_overrides(items)
+
+
+def _show_overrides(value: dict[str, dict[str, Any]]) -> str:
+    return " ".join(f"{v}.{k}={json.dumps(x)}" for v, kw in value.items() for k, x in kw.items()) or "none"
+
+
+class Grid(Section):
+    name, title = "grid", "what is crossed"
+    tasks: list[str] = option(default_factory=default_tasks, parse=_tasks, result="effect",
+                              help="comma list (default: the default tasks, see --list)")
+    variants: list[str] = option(default_factory=lambda: list(DEFAULT_SWEEP), parse=_variants, result="effect",
+                                 help=f"comma list of norm[+attention][@placement] (default "
+                                      f"{','.join(DEFAULT_SWEEP)})")
+    seeds: list[int] = option(default_factory=lambda: [0], parse=parse_seeds, result="effect",
+                              help="comma list of integers (default 0)")
+    profile: str = option(default="smoke", result="effect", help="smoke (embedded data, minutes on CPU) or paper")
+    device: str = option(default_factory=lambda: resolve_device("auto"), parse=resolve_device,
+                         choices=("auto", "cpu", "cuda"), result="effect",
+                         help="auto (default: cuda where available), cpu or cuda")
+    data_root: Path | None = option(default=None, parse=_folder, result="effect",
+                                    help="folder holding the real datasets (imagenet/, ...)")
+    set: dict[str, dict[str, Any]] = option(default_factory=dict, parse=_overrides, append=True,
+                                            metavar="VARIANT.KEY=VALUE", result="effect", legacy="variant_kwargs",
+                                            show=_show_overrides,
+                                            help="override a norm keyword of one variant (repeatable), e.g. "
+                                                 "prepbn.total_steps=500; recorded in the row's model.variant_kwargs")
+    shard: Shard | None = option(default=None, parse=parse_shard, metavar="I/N", show=str,
+                                 help="run shard I of N: whole (task, seed) groups, sorted and dealt round-robin; "
+                                      "combine the shards with `merge`")
+
+
+class Training(Section):
+    name, title = "training", "how each cell trains"
+    max_steps: int | None = option(default=None, positive=True, result="effect",
+                                   help="override the recipe's optimizer steps")
+    batch_size: int | None = option(default=None, positive=True, result="effect",
+                                    help="override the recipe's global batch (paper recipes scale the learning "
+                                         "rate linearly)")
+    nproc_per_node: int = option(default=1, positive=True, result="effect",
+                                 help="train each cell with N processes (torchrun, DDP)")
+    sync_bn: bool = option(default=False, result="effect",
+                           help="with --nproc-per-node > 1: BN-family statistics averaged over processes (default: "
+                                "per process)")
+    amp: str | None = option(default=None, choices=("bf16", "fp16", "none"), result="effect",
+                             help="train under autocast (CUDA only; the paper profiles default to their recipe's, "
+                                  "'none' turns it off)")
+
+
+class Measurement(Section):
+    name, title = "measurement", "what each trained cell is measured under"
+    runtime: list[str] = option(default_factory=lambda: ["eager"], parse=_runtimes, metavar="R,...", result="effect",
+                                legacy="runtimes", help="runtimes every deployed model is measured under: eager "
+                                                        "(default), compile, onnxruntime, cudagraphs (see --list)")
+    precision: list[str] = option(default_factory=lambda: ["fp32"], parse=_precisions, metavar="P,...",
+                                  result="effect", legacy="precisions",
+                                  help="inference precisions: fp32 (default), bf16, fp16; quality is evaluated "
+                                       "again in each")
+    timing_seconds: float | None = option(default=None, positive=True, legacy="timing_s_per_model",
+                                          help="interleaved timing budget per model")
+    throughput_batch: int | None = option(default=None, positive=True, result="effect",
+                                          help="override the task's throughput batch")
+    baseline: str | None = option(default=None, parse=lambda text: _variants(text)[0],
+                                  help="the variant every ratio is taken to (default: ln when it is swept, "
+                                       "else the first of --variants)")
+
+
+class Launch(Section):
+    name, title = "launch", "how the work runs"
+    inline: bool = option(default=False, legacy="launch", legacy_read=lambda mode: mode == "inline",
+                          help="run cells, timing and memory in this process (for a debugger or quick checks: no "
+                               "isolation, memory figures are the whole process's)")
+    jobs: int = option(default=1, positive=True, help="train N cells at once on CPU, each with an equal share of the "
+                                              "threads (timing and memory still run alone); `make run` uses 2")
+    threads: int | None = option(default=None, positive=True, help="torch CPU threads in every process")
+    cell_timeout: float | None = option(default=None, positive=True, meaning=False, legacy="cell_timeout_s",
+                                        help="seconds before a cell process is killed")
+
+
+class Output(Section):
+    name, title = "output", "where results go"
+    out: Path | None = option(default=None, meaning=False,
+                              help="results folder (default results/runs/<time>-<profile>-<device>)")
+    resume: bool = option(default=False, meaning=False, help="complete the run in --out (default: the latest run)")
+
+
+#: the core sections, in the order of ``RunConfig``'s fields and of ``--help``
+SECTIONS: tuple[type[Section], ...] = (Grid, Training, Measurement, Launch, Output)
+
+
+def plugin_sections() -> dict[str, type[Section]]:
+    """The option sections plugins registered, by name (a section's ``name`` is the one it is registered
+    under: it names its object in ``run.json``)."""
+    out = dict(OPTIONS.items())
+    core = {c.name for c in SECTIONS}
+    for name, cls in out.items():
+        if name in core or cls.name != name:
+            raise UsageError(f"option section {cls.__module__}.{cls.__qualname__} is registered as {name!r} with "
+                             f"name {cls.name!r}: give it the name it is registered under, other than "
+                             f"{', '.join(sorted(core))}")
+    return out
