@@ -101,6 +101,7 @@ CASES = [
     (["--precision", "fp8"], "known precisions: fp32, bf16, fp16"),
     (["--inline", "--nproc-per-node", "2"], "drop --inline"),
     (["--jobs", "0"], "--jobs must be a positive integer"),
+    (["--variants", "ln,un", "--baseline", "rms"], "--baseline rms is not in --variants (ln,un)"),
     (["--jobs", "2", "--inline"], "with --inline or --nproc-per-node use --jobs 1"),
     (["--jobs", "2", "--nproc-per-node", "2"], "use --jobs 1 (make run: JOBS=1)"),
     (["--data-root", "{tmp}/nowhere"], "is not a folder"),

@@ -114,3 +114,16 @@ def test_runtime_sections_and_the_deployment_matrix(tmp_path: Path) -> None:
     assert cells[0].startswith("1.10") and cells[1].startswith("0.95") and cells[2] == "error"
     assert (tmp_path / "matrix-imagenet-smoke-cpu-embedded.png").stat().st_size > 1000
     assert "matrix-imagenet-smoke-cpu-embedded.png" in md
+
+
+def test_the_baseline_is_the_one_the_rows_ratios_were_taken_to() -> None:
+    """``--baseline un``: the timing group's ratios are to ``un``, and the section leads with it."""
+    from suite.report.rows import Row, baseline_of
+    from synth import make_row
+    rows = [make_row(v, log_ratios=[0.0] * 20) for v in ("ln", "un", "rms")]
+    for r in rows:
+        r["latency"]["ratio"]["baseline"] = "un"
+    assert baseline_of(map(Row, rows)) == "un"
+    md = leaderboard_markdown(rows)
+    assert "ratio to un" in md and "ratio to ln" not in md
+    assert baseline_of(map(Row, [make_row("rms"), make_row("ln")])) == "ln"  # no ratios recorded: ln, if swept
