@@ -119,6 +119,7 @@ def test_runtime_sections_and_the_deployment_matrix(tmp_path: Path) -> None:
 def test_the_baseline_is_the_one_the_rows_ratios_were_taken_to() -> None:
     """``--baseline un``: the timing group's ratios are to ``un``, and the section leads with it."""
     from suite.report.rows import Row, baseline_of
+
     from synth import make_row
     rows = [make_row(v, log_ratios=[0.0] * 20) for v in ("ln", "un", "rms")]
     for r in rows:
