@@ -83,3 +83,22 @@ def test_a_cell_gets_the_parsed_sections_whole(tmp_path: Path) -> None:
     assert spec.training is cfg.training and spec.grid.set == {"none": {"eps": 0.001}}
     assert CellSpec.from_json(json.loads(json.dumps(spec.as_json()))) == spec
     assert spec.variant_kwargs == {"eps": 0.001} and cfg.cell("wikitext", "ln", 0).variant_kwargs == {}
+
+
+def test_every_old_key_of_a_flat_run_json_keeps_its_meaning() -> None:
+    """The keys ad23643's flat run.json used under other names (``variant_kwargs``, ``launch``,
+    ``cell_timeout_s``, ``timing_s_per_model``, ``runtimes``, ``precisions``) and the shard."""
+    old = {"tasks": ["imagenet"], "variants": ["ln", "prepbn"], "seeds": [0, 1], "out": "/x", "profile": "smoke",
+           "device": "cpu", "data_root": "/data", "resume": False, "max_steps": 9, "timing_s_per_model": 1.5,
+           "threads": 2, "cell_timeout_s": 600.0, "variant_kwargs": {"prepbn": {"total_steps": "50%"}},
+           "batch_size": 8, "throughput_batch": 4, "nproc_per_node": 1, "sync_bn": False,
+           "shard": {"index": 2, "count": 3}, "launch": "inline", "runtimes": ["eager", "compile"],
+           "precisions": ["fp32", "bf16"], "amp": None, "jobs": 1}
+    cfg = RunConfig.from_json(old)
+    assert cfg.grid.set == {"prepbn": {"total_steps": "50%"}} and str(cfg.grid.shard) == "2/3"
+    assert cfg.grid.data_root == Path("/data") and cfg.output.out == Path("/x")
+    assert cfg.launch.inline and cfg.launch.cell_timeout == 600.0 and cfg.launch.threads == 2
+    assert cfg.measurement.runtime == ["eager", "compile"] and cfg.measurement.precision == ["fp32", "bf16"]
+    assert cfg.measurement.timing_seconds == 1.5 and cfg.training.batch_size == 8
+    assert cfg.measurements == [("eager", "fp32"), ("eager", "bf16"), ("compile", "fp32"), ("compile", "bf16")]
+    assert RunConfig.from_json(json.loads(json.dumps(cfg.as_json()))) == cfg
