@@ -38,7 +38,6 @@ RESULT = (None, "effect", "value")
 class Opt:
     """What one declared field is, beyond its name, type and default (see the module's docstring)."""
     help: str
-    flag: str = ""                                   # "--name-with-dashes" when empty
     parse: Callable[[Any], Any] | None = None        # argparse's value (a text, or a list with ``append``) -> field
     choices: tuple[Any, ...] | None = None
     positive: bool = False                           # when given: an integer >= 1, or seconds > 0
@@ -49,7 +48,6 @@ class Opt:
     legacy: str | None = None
     legacy_read: Callable[[Any], Any] | None = None  # an old run.json's value -> this field's
     show: Callable[[Any], str] | None = None         # the value as its flag takes it (messages)
-    cli: bool = True                                 # False: set by the program, not by a flag
 
     def __post_init__(self) -> None:
         if self.result not in RESULT:
@@ -89,12 +87,12 @@ class Declared:
     section: type[Section]
     name: str
     opt: Opt
+    hint: Any                   # the field's annotation, resolved
     kind: type | None           # bool, int, float, str or Path; None: converted by ``opt.parse``
-    optional: bool              # the annotation admits None
 
     @property
     def flag(self) -> str:
-        return self.opt.flag or "--" + self.name.replace("_", "-")
+        return "--" + self.name.replace("_", "-")
 
     @property
     def dest(self) -> str:
@@ -163,8 +161,7 @@ def declared(cls: type[Section]) -> list[Declared]:
             opt = f.metadata.get("option")
             if opt is None:
                 continue
-            kind, optional = _kind(hints[f.name])
-            out.append(Declared(cls, f.name, opt, kind, optional))
+            out.append(Declared(cls, f.name, opt, hints[f.name], _kind(hints[f.name])))
         _DECLARED[cls] = out
     return _DECLARED[cls]
 
@@ -173,13 +170,12 @@ def _fields(cls: type[Section]) -> dict[str, dataclasses.Field[Any]]:
     return {f.name: f for f in dataclasses.fields(typing.cast(Any, cls))}
 
 
-def _kind(hint: Any) -> tuple[type | None, bool]:
-    args = typing.get_args(hint)
-    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
-    if optional:
-        rest = [a for a in args if a is not type(None)]
+def _kind(hint: Any) -> type | None:
+    """The plain type argparse converts to (``X | None`` counts as ``X``), or None."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        rest = [a for a in typing.get_args(hint) if a is not type(None)]
         hint = rest[0] if len(rest) == 1 else hint
-    return (hint if hint in (bool, int, float, str, Path) else None), optional
+    return hint if hint in (bool, int, float, str, Path) else None
 
 
 def check(d: Declared, value: Any) -> None:
@@ -188,10 +184,24 @@ def check(d: Declared, value: Any) -> None:
         return
     if d.opt.choices is not None and value not in d.opt.choices:
         raise UsageError(f"{d.flag} must be one of {', '.join(map(str, d.opt.choices))}, got {value!r}")
-    if d.opt.positive and d.kind is int and value < 1:
-        raise UsageError(f"{d.flag} must be a positive integer, got {value}")
-    if d.opt.positive and d.kind is float and not (0 < value < math.inf):
-        raise UsageError(f"{d.flag} must be a positive number of seconds, got {value}")
+    if d.opt.positive and d.kind is int:
+        check_positive([(d.flag, value)])
+    if d.opt.positive and d.kind is float:
+        check_seconds([(d.flag, value)])
+
+
+def check_positive(pairs: list[tuple[str, Any]]) -> None:
+    """Each (flag, value) with a value given must be an integer >= 1."""
+    for flag, value in pairs:
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be a positive integer, got {value}")
+
+
+def check_seconds(pairs: list[tuple[str, Any]]) -> None:
+    """Each (flag, seconds) with a value given must be a finite number > 0."""
+    for flag, value in pairs:
+        if value is not None and not (0 < value < math.inf):
+            raise UsageError(f"{flag} must be a positive number of seconds, got {value}")
 
 
 def add_arguments(p: argparse.ArgumentParser, sections: list[type[Section]]) -> None:
@@ -200,8 +210,6 @@ def add_arguments(p: argparse.ArgumentParser, sections: list[type[Section]]) -> 
     for cls in sections:
         group = p.add_argument_group(cls.title or cls.name)
         for d in declared(cls):
-            if not d.opt.cli:
-                continue
             kw: dict[str, Any] = {"dest": d.dest, "default": argparse.SUPPRESS, "help": _help(d)}
             if d.kind is bool:
                 kw["action"] = "store_true"
@@ -273,8 +281,7 @@ def from_json_value(d: Declared, raw: Any) -> Any:
         return None
     if d.kind is Path:
         return Path(raw)
-    hint = typing.get_type_hints(d.section)[d.name]
-    target = next((a for a in typing.get_args(hint) if dataclasses.is_dataclass(a)), hint)
+    target = next((a for a in typing.get_args(d.hint) if dataclasses.is_dataclass(a)), d.hint)
     if dataclasses.is_dataclass(target) and isinstance(raw, dict):
         return target(**raw)  # type: ignore[operator]
     return raw

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
-from suite.declare import parse_list, parse_seeds  # noqa: F401 - the subcommands' parsers use them
+from suite.declare import (  # noqa: F401 - the subcommands' parsers use them
+    check_positive,
+    check_seconds,
+    parse_list,
+    parse_seeds,
+)
 from suite.env import REPO_ROOT, resolve_device  # noqa: F401 - the subcommands resolve --device with it
 from suite.errors import UsageError
 from suite.regression.compare import WINDOW
@@ -22,20 +26,6 @@ RESULTS = REPO_ROOT / "results"
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{message} (see {self.prog} --help)")
-
-
-def check_positive(pairs: list[tuple[str, Any]]) -> None:
-    """Each (flag, value) with a value given must be an integer >= 1."""
-    for flag, value in pairs:
-        if value is not None and value < 1:
-            raise UsageError(f"{flag} must be a positive integer, got {value}")
-
-
-def check_seconds(pairs: list[tuple[str, Any]]) -> None:
-    """Each (flag, seconds) with a value given must be a finite number > 0."""
-    for flag, value in pairs:
-        if value is not None and not (0 < value < float("inf")):
-            raise UsageError(f"{flag} must be a positive number of seconds, got {value}")
 
 
 def add_device_arguments(p: argparse.ArgumentParser) -> None:

@@ -31,8 +31,8 @@ def parser() -> Parser:
 
 
 def _sections() -> list[Any]:
-    from suite.sweep.options import SECTIONS, plugin_sections
-    return [*SECTIONS, *plugin_sections().values()]
+    from suite.sweep.options import section_classes
+    return list(section_classes().values())
 
 
 def command(argv: list[str]) -> int:
@@ -73,12 +73,11 @@ def run_config(args: argparse.Namespace, stored: Any = None) -> Any:
     declarations) over ``stored`` (a resumed run's configuration) or the defaults, then checked whole."""
     from suite.declare import build, given
     from suite.sweep.config import RunConfig, checked
-    from suite.sweep.options import SECTIONS, plugin_sections
+    from suite.sweep.options import section_classes
     check_positive([("--window", args.window)])
-    core = {c.name: build(c, given(args, c), getattr(stored, c.name) if stored else None) for c in SECTIONS}
-    plugins = {n: build(c, given(args, c), stored.plugins.get(n) if stored else None)
-               for n, c in plugin_sections().items()}
-    cfg = checked(RunConfig.assemble(core | plugins), note=stored is None)
+    old = {s.name: s for s in stored.sections()} if stored else {}
+    sections = {n: build(c, given(args, c), old.get(n)) for n, c in section_classes().items()}
+    cfg = checked(RunConfig.assemble(sections), note=stored is None)
     out = resolve_out(cfg.output.out, cfg.output.resume, cfg.grid.profile, cfg.grid.device)
     return cfg.replace(output=dataclasses.replace(cfg.output, out=out))
 

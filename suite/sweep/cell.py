@@ -175,9 +175,9 @@ def main(spec_path: str) -> int:
             return 0
         result = CellResult.from_json(cell | {"status": "ok"})
     except Diverged as e:
-        result = CellResult.from_json(partial | {"status": "ok"}).failed("diverged", str(e))
+        result = CellResult.failure("diverged", str(e), partial)
     except NotApplicable as e:
-        result = CellResult.from_json(partial | {"status": "ok"}).failed("not-applicable", str(e))
+        result = CellResult.failure("not-applicable", str(e), partial)
     except Exception as e:  # noqa: BLE001 - any failure becomes a row, the sweep goes on
         message = f"{type(e).__name__}: {e}".splitlines()[0][:500]
         if rank != 0:
@@ -185,7 +185,7 @@ def main(spec_path: str) -> int:
             (Path(spec.cell_dir) / RANK_ERROR.format(rank=rank)).write_text(message + "\n")
             return 1
         (Path(spec.cell_dir) / "error.txt").write_text(traceback.format_exc())
-        result = CellResult.from_json(partial | {"status": "ok"}).failed("error", message)
+        result = CellResult.failure("error", message, partial)
     result = dataclasses.replace(result, cell_id=cell_id(cell_plan(spec)), started_at=started, finished_at=now_iso(),
                                  cell_seconds=time.perf_counter() - t0)
     if rank == 0:

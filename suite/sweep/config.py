@@ -18,10 +18,10 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from suite.declare import Section, to_json
+from suite.declare import Section
 from suite.errors import UsageError
 from suite.report.rows import cell_key
-from suite.sweep.options import SECTIONS, Grid, Launch, Measurement, Output, Training, plugin_sections
+from suite.sweep.options import SECTIONS, Grid, Launch, Measurement, Output, Training, section_classes
 
 CONFIG_VERSION = 2
 #: real eval inputs a cell saves next to its deployed model, for the runtimes' agreement check
@@ -131,7 +131,7 @@ class RunConfig:
 
 def _sections_from(data: dict[str, Any]) -> dict[str, Section]:
     """Every section (core and registered by plugins) from a stored configuration, nested or flat."""
-    classes = {c.name: c for c in SECTIONS} | plugin_sections()
+    classes = section_classes()
     if "config_version" in data:
         return {name: c.from_json(data.get(name) or {}) for name, c in classes.items()}
     return {name: c.from_legacy(data) for name, c in classes.items()}  # written before the sections
@@ -200,5 +200,3 @@ def available_cores() -> int:
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
 
-
-__all__ = ["CellSpec", "RunConfig", "checked", "first_difference", "to_json"]

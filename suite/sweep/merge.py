@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from suite import jsonio
+from suite.declare import to_json
 from suite.errors import UsageError
 from suite.report.fingerprint import differences, fingerprint
 from suite.report.rows import cell_key
 from suite.report.store import ROWS, Store, read_rows
-from suite.sweep.config import RunConfig, to_json
+from suite.sweep.config import RunConfig
 
 #: the options that must agree between the shards of one sweep, as (section, field)
 SAME = (("grid", "tasks"), ("grid", "variants"), ("grid", "seeds"), ("grid", "profile"), ("grid", "device"),

@@ -158,6 +158,11 @@ class Output(Section):
 SECTIONS: tuple[type[Section], ...] = (Grid, Training, Measurement, Launch, Output)
 
 
+def section_classes() -> dict[str, type[Section]]:
+    """Every option section by name: the core ones, in order, then those plugins registered."""
+    return {c.name: c for c in SECTIONS} | plugin_sections()
+
+
 def plugin_sections() -> dict[str, type[Section]]:
     """The option sections plugins registered, by name (a section's ``name`` is the one it is registered
     under: it names its object in ``run.json``)."""

@@ -54,10 +54,10 @@ class CellResult(Message):
     def as_json(self) -> dict[str, Any]:
         return {k: v for k, v in super().as_json().items() if v is not None}
 
-    def failed(self, status: str, message: str) -> CellResult:
-        """This cell as one that failed, keeping only what identifies it."""
-        kept = {k: getattr(self, k) for k in IDENTIFYING}
-        return CellResult(status=status, message=message, cell_id=self.cell_id, started_at=self.started_at, **kept)
+    @classmethod
+    def failure(cls, status: str, message: str, got: dict[str, Any]) -> CellResult:
+        """A cell that failed, keeping of what it got to (``got``) only what identifies it."""
+        return cls(status=status, message=message, **{k: got[k] for k in IDENTIFYING if k in got})
 
     def with_status(self, status: str, message: str) -> CellResult:
         """The same cell with one measurement's outcome (its scores stay: the row shows what was measured)."""

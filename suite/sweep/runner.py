@@ -127,11 +127,11 @@ def _run_group(cfg: RunConfig, ctx: dict[str, Any], specs: dict[str, CellSpec], 
         probed = _each(cfg.launch.jobs, functools.partial(_memory_of, cfg, specs, results, runtime, precision),
                        [v for v, failure in checked.items() if failure is None])
         for v in todo:
-            r, memory = results[v], probed.get(v)
+            r, memory, failure = results[v], probed.get(v), checked.get(v)
             if r.ok and reason:
                 r = r.with_status("not-applicable", reason)
-            elif r.ok and checked[v] is not None:
-                r = r.with_status("error", checked[v] or "")
+            elif failure is not None:  # only trained cells were checked
+                r = r.with_status("error", failure)
             elif r.ok and memory is not None and "error" in memory:
                 r = r.with_status("error", f"memory probe failed: {memory['error']}")
             yield make_row(ctx, specs[v], r, timing, memory=memory, runtime=runtime, precision=precision,
@@ -178,9 +178,11 @@ def _train_cells(cfg: RunConfig, specs: dict[str, CellSpec], plans: dict[str, di
 def _cell_result(cfg: RunConfig, spec: CellSpec, expected_id: str) -> CellResult:
     d = Path(spec.cell_dir)
     res_path, spec_path = d / "result.json", d / "spec.json"
-    if res_path.exists():  # a finished cell from a run killed before its rows landed (a resumed run cannot
-        prior = CellResult.from_json(jsonio.read(res_path))  # change what its cells mean, and the cell_id
-        if prior.ok and prior.cell_id == expected_id and artifact.exists(d):  # says the cell is this one)
+    # a cell that finished in a run killed before its rows landed is reused: a resumed run cannot change
+    # what its cells mean, and the cell_id says the cell is this one (wherever the folder is now)
+    if res_path.exists():
+        prior = CellResult.from_json(jsonio.read(res_path))
+        if prior.ok and prior.cell_id == expected_id and artifact.exists(d):
             return prior
     d.mkdir(parents=True, exist_ok=True)
     res_path.unlink(missing_ok=True)
