@@ -43,11 +43,10 @@ def test_small_folder_step_time_against_random_tensors(benchmark, tmp_path: Path
     torch.manual_seed(0)
     root = write_folder(tmp_path)
     task = TASKS.get("imagenet")()
-    profile = task.profile("smoke", root)
-    data = task.load(root, profile)
-    model = task.build_model(parse_variant("ln"), profile, data, {})
+    data = task.open(root, task.profile("smoke", root)).data
+    model = task.build_model(parse_variant("ln"), {})
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
-    folder = task.train_batches(data, profile, 0)
+    folder = task.train_batches(0)
     x, y = next(folder)
 
     def random_batches():

@@ -7,7 +7,10 @@ Public API (documented in README.md and docs/): ``create_norm``, ``create_model`
 deploy, conversions), ``measure`` (timing, memory, provenance), ``sweep`` (running cells),
 ``report`` (the row schema, store, leaderboard), ``regression`` (verdicts, history),
 ``bench`` (stand-alone benchmarks) and ``cli`` (the command line). The Task API is
-``suite.task``; task plugins live in the top-level ``tasks`` package.
+``suite.task``; task plugins live in the top-level ``tasks`` package. Beneath them all (any
+package may import these): ``errors``, ``registry``, ``jsonio``, ``env``, ``launch``, ``faults``,
+``declare`` (options declared once) and ``parts`` (the typed JSON documents that processes
+exchange and rows are made of, mirrored from the published row schema).
 """
 from __future__ import annotations
 

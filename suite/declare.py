@@ -24,12 +24,13 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from suite.errors import UsageError
+from suite.parts import JsonObject
 
 RESULT = (None, "effect", "value")
 
@@ -128,17 +129,17 @@ class Section:
         for d in declared(type(self)):
             check(d, getattr(self, d.name))
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JsonObject:
         return {d.name: to_json(getattr(self, d.name)) for d in declared(type(self))}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Section:
+    def from_json(cls, data: Mapping[str, object]) -> Section:
         """The section ``as_json`` wrote; fields it lacks take their defaults, unknown keys are ignored."""
         values = {d.name: from_json_value(d, data[d.name]) for d in declared(cls) if d.name in data}
         return cls(**values)
 
     @classmethod
-    def from_legacy(cls, flat: dict[str, Any]) -> Section:
+    def from_legacy(cls, flat: Mapping[str, object]) -> Section:
         """The section from a flat configuration written before the declarations (``Opt.legacy``)."""
         values = {}
         for d in declared(cls):
@@ -210,6 +211,7 @@ def add_arguments(p: argparse.ArgumentParser, sections: list[type[Section]]) -> 
     for cls in sections:
         group = p.add_argument_group(cls.title or cls.name)
         for d in declared(cls):
+            # argparse's keywords, each of its own type
             kw: dict[str, Any] = {"dest": d.dest, "default": argparse.SUPPRESS, "help": _help(d)}
             if d.kind is bool:
                 kw["action"] = "store_true"
@@ -230,7 +232,7 @@ def _help(d: Declared) -> str:
     return f"{d.opt.help} (default {d.show(plain)})"
 
 
-def given(args: argparse.Namespace, cls: type[Section]) -> dict[str, Any]:
+def given(args: argparse.Namespace, cls: type[Section]) -> dict[str, object]:
     """The values of ``cls``'s fields that the command line gave, converted by their ``parse``."""
     out = {}
     for d in declared(cls):
@@ -240,7 +242,7 @@ def given(args: argparse.Namespace, cls: type[Section]) -> dict[str, Any]:
     return out
 
 
-def build(cls: type[Section], values: dict[str, Any], base: Section | None = None) -> Section:
+def build(cls: type[Section], values: Mapping[str, object], base: Section | None = None) -> Section:
     """A section from given values, the others from ``base`` (a stored section) or the defaults."""
     return dataclasses.replace(typing.cast(Any, base), **values) if base is not None else cls(**values)
 

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from suite.errors import UsageError
+from suite.parts import GitState
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +22,7 @@ def suite_version() -> str:
 
 
 @lru_cache(maxsize=1)
-def git_state() -> dict[str, Any]:
+def git_state() -> GitState:
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)

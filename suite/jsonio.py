@@ -1,11 +1,15 @@
-"""Small JSON helpers: atomic file writes and NaN-safe encoding."""
+"""Small JSON helpers: atomic file writes, NaN-safe encoding, keyword arguments as checked JSON."""
 from __future__ import annotations
 
 import json
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from suite.errors import UsageError
+from suite.parts import Json, JsonObject
 
 
 def clean(obj: Any) -> Any:
@@ -41,3 +45,20 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def read(path: Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def json_kwargs(kwargs: Mapping[str, object]) -> JsonObject:
+    """Keyword arguments (a variant's) as the JSON object a build description holds: each value
+    checked to be JSON; a tuple becomes the list that ``deployed.json`` stores anyway."""
+    return {k: _json_value(k, v) for k, v in kwargs.items()}
+
+
+def _json_value(key: str, value: object) -> Json:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json_value(key, v) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _json_value(key, v) for k, v in value.items()}
+    raise UsageError(f"keyword {key}={value!r} has no JSON form: a build description stores numbers, text, "
+                     f"lists and objects")

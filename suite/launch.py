@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from suite.env import REPO_ROOT
+from suite.parts import LauncherName
 
 MODES = ("subprocess", "torchrun", "inline")
 #: what the fork server imports once; a module missing here is skipped (the worker imports it). None
@@ -40,7 +41,7 @@ FRESH_ENV = "NORMBENCH_FRESH_WORKERS"
 
 @dataclass(frozen=True, kw_only=True)
 class Launcher:
-    mode: str = "subprocess"
+    mode: LauncherName = "subprocess"
     nproc: int = 1                  # processes per worker under torchrun
     timeout_s: float | None = None  # subprocess modes: kill the worker after this long
 

@@ -12,19 +12,24 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, cast
 
 import torch
 import torch.nn as nn
 
-from suite.task import DatasetInfo, Profile, Recipe, Task, register_task
+from suite.parts import BuildArgs, InputSpec, JsonObject
+from suite.task import DatasetInfo, Profile, Recipe, Task, register_task, setting
+from suite.variants import Variant
 from tasks.cocodata import CocoSplit, check_layout, embedded_root
+
+#: a training batch: the images (each its own size) and their targets (boxes, labels, image id)
+Batch = tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]
 
 
 @register_task("coco")
-class Coco(Task):
+class Coco(Task["_Data"]):
     """Object detection (box mAP@[.5:.95], AP50) with FCOS on timm backbones; embedded: generated shapes."""
 
     version = "1"
@@ -36,7 +41,7 @@ class Coco(Task):
 
     def profiles(self, embedded: bool) -> dict[str, Profile]:
         img = 96 if embedded else 128
-        vit = dict(patch_size=8, embed_dim=96, depth=4, num_heads=3)
+        vit: JsonObject = {"patch_size": 8, "embed_dim": 96, "depth": 4, "num_heads": 3}
         smoke = Profile("smoke", "vit_tiny_patch16_224", vit,
                         Recipe(steps=300, batch_size=8, lr=2e-3, weight_decay=0.05, warmup_steps=50, grad_clip=1.0,
                                eval_batch_size=16),
@@ -54,7 +59,7 @@ class Coco(Task):
                                    "no weights can be downloaded here)"}, amp="fp16")
         return out
 
-    def data_identity(self, data_root: Path | None) -> dict[str, Any]:
+    def data_identity(self, data_root: Path | None) -> dict[str, object]:
         from tasks.cocodata import GENERATOR_VERSION
         out = super().data_identity(data_root)
         return out | {"generator": GENERATOR_VERSION} if data_root is None else out
@@ -63,56 +68,44 @@ class Coco(Task):
         if data_root is not None:
             check_layout(data_root)
 
-    def load(self, data_root: Path | None, profile: Profile) -> Any:
+    def load(self, data_root: Path | None, profile: Profile) -> _Data:
         root = embedded_root() if data_root is None else data_root
         if data_root is not None:
             check_layout(data_root)
-        data = _Data(CocoSplit(root, "train2017"), CocoSplit(root, "val2017"))
-        data.size = profile.extra["img_size"]
-        digest = hashlib.sha256((data.train.fingerprint() + data.val.fingerprint()).encode()).hexdigest()[:16]
+        train, val = CocoSplit(root, "train2017"), CocoSplit(root, "val2017")
+        digest = hashlib.sha256((train.fingerprint() + val.fingerprint()).encode()).hexdigest()[:16]
         name = "coco-shapes (generated)" if data_root is None else "coco2017"
-        data.info = DatasetInfo(name, "embedded" if data_root is None else "real",
-                                None if data_root is None else str((data_root / "coco").resolve()),
-                                len(data.train), len(data.val), digest, num_classes=len(data.val.cat_ids))
-        return data
+        info = DatasetInfo(name, "embedded" if data_root is None else "real",
+                           None if data_root is None else str((data_root / "coco").resolve()),
+                           len(train), len(val), digest, num_classes=len(val.cat_ids))
+        return _Data(train, val, setting(profile.extra, "img_size", int), info)
 
-    def train_batches(self, data: Any, profile: Profile, seed: int) -> Iterator[Any]:
-        g = torch.Generator().manual_seed(seed)
-        rank, world = self.shard(profile)
-        n = len(data.train)
-        b = max(1, min(profile.recipe.batch_size, n // world))
-        while True:
-            perm = torch.randperm(n, generator=g).tolist()[rank::world]  # one shard per process
-            for i in range(0, len(perm) - b + 1, b):
-                items = [data.train[j] for j in perm[i:i + b]]
-                yield [x for x, _ in items], [t for _, t in items]
-
-    def model_args(self, variant, profile, data, variant_kwargs):
-        args = super().model_args(variant, profile, data, variant_kwargs)
+    def model_args(self, variant: Variant, variant_kwargs: Mapping[str, object]) -> BuildArgs:
+        args = super().model_args(variant, variant_kwargs)
+        extra = self.prof.extra
         args["factory"] = "detector"
-        args["kwargs"] |= {"num_classes": data.info.num_classes, "img_size": profile.extra["img_size"],
-                           "out_channels": profile.extra["out_channels"],
-                           "head_convs": profile.extra.get("head_convs", 2),
-                           "attention_kwargs": profile.extra.get("attention_kwargs")}
+        args["kwargs"] |= {"num_classes": self.data.info.num_classes, "img_size": extra["img_size"],
+                           "out_channels": extra["out_channels"], "head_convs": extra.get("head_convs", 2),
+                           "attention_kwargs": extra.get("attention_kwargs")}
         return args
 
-    def forward(self, model: nn.Module, batch: Any) -> Any:
+    def forward(self, model: nn.Module, batch: Batch) -> Any:
         backbone, transform = cast(nn.Module, model.backbone), cast(nn.Module, model.transform)
         return backbone(transform(batch[0])[0].tensors)
 
-    def loss(self, model: nn.Module, batch: Any, profile: Profile) -> torch.Tensor:
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         return sum(model(batch[0], batch[1]).values())
 
     @torch.inference_mode()
-    def evaluate(self, model: nn.Module, data: Any, profile: Profile, device: torch.device,
-                 limit: int | None = None) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, device: torch.device, limit: int | None = None) -> dict[str, float]:
         from pycocotools.cocoeval import COCOeval
         model.eval()
-        val, results = data.val, []
+        val, results = self.data.val, []
+        step = self.prof.recipe.eval_batch_size
         n = len(val) if limit is None else min(limit, len(val))
         image_ids = []
-        for i in range(0, n, profile.recipe.eval_batch_size):
-            items = [val[j] for j in range(i, min(n, i + profile.recipe.eval_batch_size))]
+        for i in range(0, n, step):
+            items = [val[j] for j in range(i, min(n, i + step))]
             image_ids += [int(t["image_id"]) for _, t in items]
             outputs = model([x.to(device) for x, _ in items])
             for (_, target), out in zip(items, outputs):
@@ -133,18 +126,30 @@ class Coco(Task):
     def deploy_probe(self, model: nn.Module) -> nn.Module:
         return cast(nn.Module, model.backbone)
 
-    def sample_inputs(self, data: Any, n: int, device: torch.device) -> Any:
+    def sample_inputs(self, n: int, device: torch.device) -> torch.Tensor:
         from suite.models.detection import MEAN, STD
-        size = data.size
-        imgs = [data.val[j][0] for j in range(min(n, len(data.val)))]
+        size, val = self.data.size, self.data.val
+        imgs = [val[j][0] for j in range(min(n, len(val)))]
         x = torch.stack([nn.functional.interpolate(i[None], size=(size, size), mode="bilinear")[0] for i in imgs])
         return ((x - torch.tensor(MEAN)[:, None, None]) / torch.tensor(STD)[:, None, None]).to(device)
 
-    def input_spec(self, profile: Profile, data: Any) -> dict[str, Any]:
-        return {"kind": "image", "shape": [3, data.size, data.size]}
+    def input_spec(self) -> InputSpec:
+        return {"kind": "image", "shape": [3, self.data.size, self.data.size]}
 
 
 class _Data:
-    def __init__(self, train: CocoSplit, val: CocoSplit) -> None:
-        self.train, self.val, self.size = train, val, 0
-        self.info: DatasetInfo
+    """Both splits, the square input size and the dataset identity."""
+
+    def __init__(self, train: CocoSplit, val: CocoSplit, size: int, info: DatasetInfo) -> None:
+        self.train, self.val, self.size, self.info = train, val, size, info
+
+    def train_batches(self, batch: int, seed: int, rank: int = 0, world: int = 1) -> Iterator[Batch]:
+        """Endless shuffled batches of whole images (each its own size) and their targets."""
+        g = torch.Generator().manual_seed(seed)
+        n = len(self.train)
+        b = max(1, min(batch, n // world))
+        while True:
+            perm = torch.randperm(n, generator=g).tolist()[rank::world]  # one shard per process
+            for i in range(0, len(perm) - b + 1, b):
+                items = [self.train[j] for j in perm[i:i + b]]
+                yield [x for x, _ in items], [t for _, t in items]

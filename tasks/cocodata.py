@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from suite.errors import DataError
+from suite.parts import JsonObject
 
 LAYOUT = "DIR/coco/annotations/instances_{train2017,val2017}.json with images in DIR/coco/{train2017,val2017}/"
 CATEGORIES = [(3, "circle"), (7, "square"), (11, "triangle"), (20, "cross")]
@@ -49,8 +50,8 @@ def write_split(coco: Path, split: str, n: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     (coco / split).mkdir(parents=True, exist_ok=True)
     (coco / "annotations").mkdir(parents=True, exist_ok=True)
-    images: list[dict[str, Any]] = []
-    anns: list[dict[str, Any]] = []
+    images: list[JsonObject] = []
+    anns: list[JsonObject] = []
     for image_id in range(1, n + 1):
         w, h = (int(v) for v in rng.integers(72, 161, 2))
         base = rng.integers(0, 90, 3)

@@ -8,7 +8,7 @@ optical digits), upsampled to 16x16 RGB and split 80/20 with a fixed permutation
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from suite.errors import DataError
-from suite.task import DatasetInfo, Profile, Recipe, Task, register_task, to_device
+from suite.parts import BuildArgs, InputSpec, JsonObject
+from suite.task import DatasetInfo, Profile, Recipe, Task, register_task, setting, setting_object, to_device
+from suite.variants import Variant
 from tasks.imagecache import CachedImages, maybe_cache
 
 IMAGE_EXTS = {".jpeg", ".jpg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff"}
@@ -26,7 +28,7 @@ LAYOUT = "DIR/imagenet/{train,val}/<class>/*.JPEG"
 
 
 @register_task("imagenet")
-class ImageNet(Task):
+class ImageNet(Task["_Embedded | _Folders"]):
     """Image classification (top-1/top-5) on timm ViT/DeiT; embedded: scikit-learn digits."""
 
     version = "1"
@@ -37,7 +39,8 @@ class ImageNet(Task):
 
     def profiles(self, embedded: bool) -> dict[str, Profile]:
         img = 16 if embedded else 32  # sized for the data: 16 tokens of 4x4 px (2x2 digit pixels)
-        vit = dict(img_size=img, patch_size=4, embed_dim=96, depth=4, num_heads=3, mlp_ratio=4.0)
+        vit: JsonObject = {"img_size": img, "patch_size": 4, "embed_dim": 96, "depth": 4, "num_heads": 3,
+                           "mlp_ratio": 4.0}
         smoke = Profile("smoke", "vit_tiny_patch16_224", vit,
                         Recipe(steps=1000, batch_size=64, lr=2e-3, weight_decay=0.05, warmup_steps=100,
                                label_smoothing=0.1, grad_clip=1.0),
@@ -52,7 +55,7 @@ class ImageNet(Task):
         return out
 
     # -- data -----------------------------------------------------------------------------
-    def data_identity(self, data_root: Path | None) -> dict[str, Any]:
+    def data_identity(self, data_root: Path | None) -> dict[str, object]:
         from sklearn import __version__ as sklearn_version
         out = super().data_identity(data_root)
         return out | {"sklearn": sklearn_version} if data_root is None else out
@@ -61,47 +64,37 @@ class ImageNet(Task):
         if data_root is not None:
             check_class_folders(data_root / "imagenet", ("train", "val"), LAYOUT)
 
-    def load(self, data_root: Path | None, profile: Profile) -> Any:
-        img = profile.model_kwargs["img_size"]
+    def load(self, data_root: Path | None, profile: Profile) -> _Embedded | _Folders:
+        img = setting(profile.model_kwargs, "img_size", int)
         if data_root is None:
-            data: Any = _Embedded(img)
-        else:
-            self.check_data(data_root)
-            data = _Folders(data_root / "imagenet", img, profile.extra.get("augment"))
-        profile.extra["num_classes"] = data.info.num_classes
-        return data
+            return _Embedded(img)
+        self.check_data(data_root)
+        return _Folders(data_root / "imagenet", img, setting_object(profile.extra, "augment"))
 
-    def train_batches(self, data: Any, profile: Profile, seed: int) -> Iterator[Any]:
-        return data.train_batches(profile.recipe.batch_size, seed, *self.shard(profile))
-
-    def model_args(self, variant, profile, data, variant_kwargs):
-        args = super().model_args(variant, profile, data, variant_kwargs)
-        args["kwargs"] |= {"num_classes": data.info.num_classes,
-                           "attention_kwargs": profile.extra.get("attention_kwargs")}
+    def model_args(self, variant: Variant, variant_kwargs: Mapping[str, object]) -> BuildArgs:
+        args = super().model_args(variant, variant_kwargs)
+        args["kwargs"] |= {"num_classes": self.data.info.num_classes,
+                           "attention_kwargs": self.prof.extra.get("attention_kwargs")}
         return args
 
     # -- loss and metrics -----------------------------------------------------------------
-    def forward(self, model: nn.Module, batch: Any) -> torch.Tensor:
-        return model(batch[0])
-
-    def loss(self, model: nn.Module, batch: Any, profile: Profile) -> torch.Tensor:
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, y = batch
-        mix = profile.extra.get("mixup")
+        mix = setting_object(self.prof.extra, "mixup")
         if mix and len(x) % 2 == 0:  # Mixup/CutMix (timm) with soft targets; label smoothing inside
             from timm.data import Mixup
             from timm.loss import SoftTargetCrossEntropy
-            mixer = Mixup(**mix, num_classes=profile.extra["num_classes"])
+            mixer = Mixup(**mix, num_classes=self.data.info.num_classes)
             x, soft = mixer(x, y)
             return SoftTargetCrossEntropy()(model(x), soft)
-        return F.cross_entropy(model(x), y, label_smoothing=profile.recipe.label_smoothing)
+        return F.cross_entropy(model(x), y, label_smoothing=self.prof.recipe.label_smoothing)
 
     @torch.inference_mode()
-    def evaluate(self, model: nn.Module, data: Any, profile: Profile, device: torch.device,
-                 limit: int | None = None) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, device: torch.device, limit: int | None = None) -> dict[str, float]:
         model.eval()
         correct1 = correct5 = n = 0
         loss_sum = 0.0
-        for x, y in data.eval_batches(profile.recipe.eval_batch_size):
+        for x, y in self.data.eval_batches(self.prof.recipe.eval_batch_size):
             if limit is not None and n >= limit:
                 break
             if limit is not None:
@@ -114,16 +107,16 @@ class ImageNet(Task):
             correct5 += (top == y[:, None]).any(dim=1).sum().item()
             n += len(y)
         out = {"top1": 100.0 * correct1 / n, "eval_loss": loss_sum / n}
-        if data.info.num_classes >= 5:
+        if (self.data.info.num_classes or 0) >= 5:
             out["top5"] = 100.0 * correct5 / n
         return out
 
-    def sample_inputs(self, data: Any, n: int, device: torch.device) -> Any:
-        x, _ = next(iter(data.eval_batches(n)))
+    def sample_inputs(self, n: int, device: torch.device) -> torch.Tensor:
+        x, _ = next(iter(self.data.eval_batches(n)))
         return x.to(device)
 
-    def input_spec(self, profile: Profile, data: Any) -> dict[str, Any]:
-        img = profile.model_kwargs["img_size"]
+    def input_spec(self) -> InputSpec:
+        img = setting(self.prof.model_kwargs, "img_size", int)
         return {"kind": "image", "shape": [3, img, img]}
 
 
@@ -169,7 +162,7 @@ class _Embedded:
 class _Folders:
     """ImageNet class folders through torchvision's ImageFolder, val mapped to train's classes."""
 
-    def __init__(self, root: Path, img: int, augment: dict[str, Any] | None = None) -> None:
+    def __init__(self, root: Path, img: int, augment: JsonObject | None = None) -> None:
         from timm.data import create_transform
         from torchvision import datasets
         # timm's standard pipelines: random-resized crop + flip (+ RandAugment and random erasing for the
@@ -224,9 +217,10 @@ def paper_profile(name: str, model: str, *, drop_path: float, lr: float, warmup_
     recipe = Recipe(steps=epochs * steps_per_epoch, batch_size=batch, lr=lr, weight_decay=0.05, min_lr=1e-5,
                     warmup_steps=warmup_epochs * steps_per_epoch, label_smoothing=0.1, grad_clip=grad_clip,
                     eval_batch_size=256, scale_lr_with_batch=True)
-    extra = {"augment": {"auto_augment": "rand-m9-mstd0.5-inc1", "re_prob": 0.25, "interpolation": "bicubic"},
-             "mixup": {"mixup_alpha": 0.8, "cutmix_alpha": 1.0, "label_smoothing": 0.1},
-             "hardware": "8 x 40-80 GB GPUs (A100 class); DeiT-T about 1-2 days per cell, DeiT-S/Swin-T 2-4 days"}
+    extra: JsonObject = {
+        "augment": {"auto_augment": "rand-m9-mstd0.5-inc1", "re_prob": 0.25, "interpolation": "bicubic"},
+        "mixup": {"mixup_alpha": 0.8, "cutmix_alpha": 1.0, "label_smoothing": 0.1},
+        "hardware": "8 x 40-80 GB GPUs (A100 class); DeiT-T about 1-2 days per cell, DeiT-S/Swin-T 2-4 days"}
     return Profile(name, model, {"img_size": 224, "drop_path_rate": drop_path}, recipe, throughput_batch=256,
                    timing_s_per_model=20.0, extra=extra, amp="fp16")  # DeiT: fp16 autocast, loss scaling
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -100,13 +101,13 @@ class TokenStreams:
 
     info: DatasetInfo  # set by the task that loads the streams
 
-    def __init__(self, texts: dict[str, str], tokenizer: Any) -> None:
+    def __init__(self, texts: dict[str, str], tokenizer: ByteTokenizer | BPETokenizer) -> None:
         self.tokenizer = tokenizer
         self.ids = {s: torch.tensor(tokenizer.encode(t), dtype=torch.long) for s, t in texts.items()}
         self.bytes = {s: len(t.encode("utf-8")) for s, t in texts.items()}
         self.fingerprint = hashlib.sha256("".join(texts[s] for s in SPLITS).encode()).hexdigest()[:16]
 
-    def windows(self, split: str, seq_len: int, batch: int, seed: int):
+    def windows(self, split: str, seq_len: int, batch: int, seed: int) -> Iterator[torch.Tensor]:
         """Endless random windows of ``seq_len`` tokens from ``split`` (packed, no padding)."""
         ids = self.ids[split]
         if len(ids) <= seq_len:
@@ -117,7 +118,7 @@ class TokenStreams:
             starts = torch.randint(0, len(ids) - seq_len, (batch,), generator=g)
             yield ids[starts[:, None] + offsets]
 
-    def chunks(self, split: str, seq_len: int, batch: int):
+    def chunks(self, split: str, seq_len: int, batch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The whole split in consecutive chunks; the last is padded, with a mask of the real tokens."""
         ids = self.ids[split]
         n = (len(ids) + seq_len - 1) // seq_len

@@ -13,21 +13,22 @@ from __future__ import annotations
 
 import math
 import platform
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from suite.task import DatasetInfo, Profile, Recipe, Task, register_task, to_device
+from suite.parts import BuildArgs, GenerationSpec, InputSpec, JsonObject
+from suite.task import DatasetInfo, Profile, Recipe, Task, register_task, setting, setting_object, to_device
+from suite.variants import Variant
 from suite.variants.masking import token_mask
 from tasks.textdata import BPETokenizer, ByteTokenizer, TokenStreams, check_layout, embedded_texts, real_texts
 
 
 @register_task("wikitext")
-class WikiText(Task):
+class WikiText(Task[TokenStreams]):
     """Causal LM on HF GPT-2 (Pre-LN): perplexity, bits/byte; embedded: CPython's pydoc text."""
 
     version = "1"
@@ -59,11 +60,11 @@ class WikiText(Task):
                        "hardware": "8 x 40-80 GB GPUs; about 1 day per cell (3.3B tokens seen)"}, amp="bf16")
         return out
 
-    def positions(self, seq: int) -> dict[str, Any]:
+    def positions(self, seq: int) -> JsonObject:
         return {"n_positions": seq}
 
     # -- data -----------------------------------------------------------------------------
-    def data_identity(self, data_root: Path | None) -> dict[str, Any]:
+    def data_identity(self, data_root: Path | None) -> dict[str, object]:
         out = super().data_identity(data_root)  # the embedded corpus is CPython's own documentation
         return out | {"python": platform.python_version()} if data_root is None else out
 
@@ -71,9 +72,9 @@ class WikiText(Task):
         if data_root is not None:
             check_layout(data_root)
 
-    def load(self, data_root: Path | None, profile: Profile) -> Any:
+    def load(self, data_root: Path | None, profile: Profile) -> TokenStreams:
         texts = embedded_texts() if data_root is None else real_texts(data_root)
-        kind = profile.extra.get("tokenizer", "bytes")
+        kind = setting(profile.extra, "tokenizer", str, "bytes")
         tok = ByteTokenizer() if kind == "bytes" else BPETokenizer(texts["train"], int(kind.split(":")[1]))
         streams = TokenStreams(texts, tok)
         name = f"python-{platform.python_version()}-pydoc-topics" if data_root is None else "wikitext"
@@ -82,31 +83,36 @@ class WikiText(Task):
                                    len(streams.ids["train"]), len(streams.ids["test"]), streams.fingerprint)
         return streams
 
-    def train_batches(self, data: Any, profile: Profile, seed: int) -> Iterator[Any]:
-        rank, _ = self.shard(profile)  # independent random windows per process
-        return data.windows("train", profile.extra["seq_len"], profile.recipe.batch_size, seed + 1000 * rank)
+    @property
+    def seq_len(self) -> int:
+        """The profile's context length: training windows, evaluation chunks and timing inputs."""
+        return setting(self.prof.extra, "seq_len", int)
+
+    def train_batches(self, seed: int) -> Iterator[torch.Tensor]:
+        rank, _ = self.shard  # independent random windows per process
+        return self.data.windows("train", self.seq_len, self.prof.recipe.batch_size, seed + 1000 * rank)
 
     # -- model, loss, metrics -----------------------------------------------------------------
-    def model_args(self, variant, profile, data, variant_kwargs):
-        args = super().model_args(variant, profile, data, variant_kwargs)
-        args["kwargs"] |= {"vocab_size": data.tokenizer.vocab_size}
+    def model_args(self, variant: Variant, variant_kwargs: Mapping[str, object]) -> BuildArgs:
+        args = super().model_args(variant, variant_kwargs)
+        args["kwargs"] |= {"vocab_size": self.data.tokenizer.vocab_size}
         args["call"] = "logits"  # timed and exported as ids -> logits, without the KV cache
         return args
 
-    def forward(self, model: nn.Module, batch: Any) -> torch.Tensor:
+    def forward(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
         return model(input_ids=batch).logits
 
-    def loss(self, model: nn.Module, batch: Any, profile: Profile) -> torch.Tensor:
+    def loss(self, model: nn.Module, batch: torch.Tensor) -> torch.Tensor:
         return model(input_ids=batch, labels=batch).loss
 
     @torch.inference_mode()
-    def evaluate(self, model: nn.Module, data: Any, profile: Profile, device: torch.device,
-                 limit: int | None = None) -> dict[str, float]:
+    def evaluate(self, model: nn.Module, device: torch.device, limit: int | None = None) -> dict[str, float]:
         model.eval()
+        data, seq_len = self.data, self.seq_len
         out = {}
         for split in ("valid", "test") if limit is None else ("test",):  # a curve point: test perplexity only
             nll, tokens, windows = 0.0, 0, 0
-            for ids, mask in data.chunks(split, profile.extra["seq_len"], profile.recipe.eval_batch_size):
+            for ids, mask in data.chunks(split, seq_len, self.prof.recipe.eval_batch_size):
                 if limit is not None and windows >= limit:
                     break
                 if limit is not None:
@@ -125,15 +131,18 @@ class WikiText(Task):
                 out["bpb"] = nll / math.log(2) / predicted_bytes
         return out
 
-    def sample_inputs(self, data: Any, n: int, device: torch.device) -> Any:
-        ids, _ = next(iter(data.chunks("test", 64, n)))
+    def sample_inputs(self, n: int, device: torch.device) -> torch.Tensor:
+        ids, _ = next(iter(self.data.chunks("test", 64, n)))
         return ids.to(device)
 
-    def eval_inputs(self, data: Any, n: int, device: torch.device, profile: Profile) -> Any:
-        ids, _ = next(iter(data.chunks("test", profile.extra["seq_len"], n)))
+    def eval_inputs(self, n: int, device: torch.device) -> torch.Tensor:
+        ids, _ = next(iter(self.data.chunks("test", self.seq_len, n)))
         return ids.to(device)
 
-    def input_spec(self, profile: Profile, data: Any) -> dict[str, Any]:
-        seq = profile.extra["seq_len"]
-        return {"kind": "tokens", "seq_len": seq, "vocab_size": data.tokenizer.vocab_size, "items": seq,
-                "generation": profile.extra.get("generation")}
+    def input_spec(self) -> InputSpec:
+        seq = self.seq_len
+        gen = setting_object(self.prof.extra, "generation")
+        generation: GenerationSpec | None = None if gen is None else {
+            "prompt": setting(gen, "prompt", int), "new_tokens": setting(gen, "new_tokens", int)}
+        return {"kind": "tokens", "seq_len": seq, "vocab_size": self.data.tokenizer.vocab_size, "items": seq,
+                "generation": generation}

@@ -7,8 +7,7 @@ Not in the default sweep; ask for it with ``--tasks wikitext-llama``.
 """
 from __future__ import annotations
 
-from typing import Any
-
+from suite.parts import JsonObject
 from suite.task import register_task
 from tasks.wikitext import WikiText
 
@@ -21,5 +20,5 @@ class WikiTextLlama(WikiText):
     paper_model = "llama-small"
     default = False
 
-    def positions(self, seq: int) -> dict[str, Any]:
+    def positions(self, seq: int) -> JsonObject:
         return {"max_position_embeddings": seq}

@@ -12,13 +12,14 @@ from conftest import ROOT
 PACKAGES = ("suite", "tasks")
 
 #: who may import whom (module-name prefixes); mirrors the docstring of each package's __init__
-CORE = ("suite.errors", "suite.declare", "suite.registry", "suite.jsonio", "suite.env", "suite.launch", "suite.faults")
+CORE = ("suite.errors", "suite.declare", "suite.registry", "suite.jsonio", "suite.env", "suite.launch", "suite.faults",
+        "suite.parts")
 VARIANT_CONTRACT = ("suite.variants.__init__", "suite.variants.base", "suite.variants.masking",
                     "suite.variants.tokenbn", "suite.variants.rmsnorm")
 ALLOWED = {
     "suite.errors": (), "suite.faults": (),
-    "suite.declare": ("suite.errors",), "suite.registry": CORE, "suite.jsonio": CORE, "suite.env": CORE,
-    "suite.launch": CORE,
+    "suite.declare": ("suite.errors", "suite.parts"), "suite.registry": CORE, "suite.jsonio": CORE, "suite.env": CORE,
+    "suite.launch": CORE, "suite.parts": (),
     "suite.variants.norms": CORE + ("suite.variants", "suite.models"),
     "suite.variants.attention": CORE + ("suite.variants", "suite.models"),
     "suite.variants.placements": CORE + ("suite.variants", "suite.models"),

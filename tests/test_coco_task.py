@@ -22,14 +22,14 @@ def test_embedded_set_is_genuine_coco_with_gaps_in_ids_and_empty_images() -> Non
     assert any(im["id"] not in annotated for im in doc["images"])
     assert len({(im["width"], im["height"]) for im in doc["images"]}) > 10
     task = Coco()
-    data = task.load(None, task.profile("smoke", None))
+    data = task.open(None, task.profile("smoke", None)).data
     assert data.info.kind == "embedded" and "embedded" in data.info.label and data.info.num_classes == 4
 
 
 def test_real_layout_maps_non_contiguous_ids_and_keeps_unannotated_images(tiny_coco: Path) -> None:
     task = Coco()
     prof = task.profile("smoke", tiny_coco)
-    data = task.load(tiny_coco, prof)
+    data = task.open(tiny_coco, prof).data
     assert data.info.kind == "real" and data.info.path == str((tiny_coco / "coco").resolve())
     assert data.val.cat_ids == [5, 17, 90] and data.val.label_of == {5: 1, 17: 2, 90: 3}
     img, target = data.train[0]  # image id 1000 has no annotation
@@ -38,8 +38,8 @@ def test_real_layout_maps_non_contiguous_ids_and_keeps_unannotated_images(tiny_c
     assert crowd["boxes"].shape == (1, 4)
     sizes = {tuple(data.val[i][0].shape[1:]) for i in range(len(data.val))}
     assert len(sizes) > 1
-    batch = next(task.train_batches(data, prof, seed=0))
-    loss = task.loss(task.build_model(__import__("suite").parse_variant("ln"), prof, data, {}), batch, prof)
+    batch = next(task.train_batches(seed=0))
+    loss = task.loss(task.build_model(__import__("suite").parse_variant("ln"), {}), batch)
     assert torch.isfinite(loss)
 
 
@@ -62,21 +62,19 @@ class _Oracle(nn.Module):
 
 def test_evaluation_maps_labels_back_to_coco_ids(tiny_coco: Path) -> None:
     task = Coco()
-    prof = task.profile("smoke", tiny_coco)
-    data = task.load(tiny_coco, prof)
-    perfect = task.evaluate(_Oracle(data.val), data, prof, torch.device("cpu"))
+    data = task.open(tiny_coco, task.profile("smoke", tiny_coco)).data
+    perfect = task.evaluate(_Oracle(data.val), torch.device("cpu"))
     assert perfect["map"] == pytest.approx(100.0) and perfect["ap50"] == pytest.approx(100.0)
     oracle = _Oracle(data.val)
     for t in oracle.targets:  # one label off: every category id is wrong after the mapping
         t["labels"] = t["labels"] % 3 + 1
-    assert task.evaluate(oracle, data, prof, torch.device("cpu"))["map"] == pytest.approx(0.0)
+    assert task.evaluate(oracle, torch.device("cpu"))["map"] == pytest.approx(0.0)
 
 
 def test_detector_reports_boxes_in_original_image_size(tiny_coco: Path) -> None:
     task = Coco()
-    prof = task.profile("smoke", tiny_coco)
-    data = task.load(tiny_coco, prof)
-    model = task.build_model(__import__("suite").parse_variant("ln"), prof, data, {}).eval()
+    task.open(tiny_coco, task.profile("smoke", tiny_coco))
+    model = task.build_model(__import__("suite").parse_variant("ln"), {}).eval()
     model.score_thresh = 0.0
     img = torch.rand(3, 48, 96)  # resized to 128x128 inside; boxes must come back in 96x48
     with torch.no_grad():

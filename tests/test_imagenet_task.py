@@ -11,8 +11,7 @@ from tasks.imagenet import ImageNet, check_class_folders
 
 def test_embedded_default_is_real_learnable_and_labelled() -> None:
     task = ImageNet()
-    prof = task.profile("smoke", None)
-    data = task.load(None, prof)
+    data = task.open(None, task.profile("smoke", None)).data
     assert data.info.kind == "embedded" and data.info.num_classes == 10 and "embedded" in data.info.label
     assert data.info.n_train + data.info.n_eval == 1797
     x, y = next(data.train_batches(8, seed=0))
@@ -23,14 +22,13 @@ def test_embedded_default_is_real_learnable_and_labelled() -> None:
 
 def test_real_layout_loads_with_val_mapped_to_train_classes(tiny_imagenet: Path) -> None:
     task = ImageNet()
-    prof = task.profile("smoke", tiny_imagenet)
-    data = task.load(tiny_imagenet, prof)
+    data = task.open(tiny_imagenet, task.profile("smoke", tiny_imagenet)).data
     assert data.info.kind == "real" and data.info.path == str((tiny_imagenet / "imagenet").resolve())
     assert data.info.num_classes == 3 and data.info.n_train == 18 and data.info.n_eval == 9
     x, _ = next(data.train_batches(4, seed=0))
     assert x.shape == (4, 3, 32, 32)
-    model = task.build_model(__import__("suite").parse_variant("ln"), prof, data, {})
-    metrics = task.evaluate(model, data, prof, torch.device("cpu"))
+    model = task.build_model(__import__("suite").parse_variant("ln"), {})
+    metrics = task.evaluate(model, torch.device("cpu"))
     assert set(metrics) == {"top1", "eval_loss"}  # top-5 is meaningless with 3 classes
 
 

@@ -115,8 +115,10 @@ def test_lns_takes_its_depth_from_the_adapter() -> None:
     assert llama.model.layers[1].input_layernorm.base == "rms" and llama.model.layers[1].input_layernorm.layer == 2
 
 
-def test_a_two_argument_placement_hook_still_works() -> None:
+def test_a_two_argument_placement_hook_still_works_where_it_is_declared() -> None:
     class Old:
+        hooks = 0   # the first plugins' form, declared: the harness never reads a hook's signature
+
         @classmethod
         def placement_kwargs(cls, family: str, replaced: nn.Module) -> dict:
             return {"family": family}

@@ -91,4 +91,5 @@ def test_the_one_row_builder_writes_every_schema_field_and_no_other() -> None:
     validate(row)
     assert row["key"] == "imagenet|ln|0|smoke|cpu|eager|fp32"
     with pytest.raises(ValueError, match="status must be one of"):
-        build_row(key, run_id="r", status="fine", provenance={}, recorded_at="")
+        build_row(key, run_id="r", status="fine", provenance=row["provenance"], recorded_at="",  # type: ignore[arg-type]
+                  dataset=row["dataset"])

@@ -13,7 +13,7 @@ import torch
 
 from suite.measure.inputs import make_input
 from suite.models.deploy import deploy, deploy_error
-from suite.task import TASKS, DatasetInfo, Task, to_device
+from suite.task import TASKS, DatasetInfo, Task, TaskNotOpen, to_device
 from suite.variants import parse_variant
 
 
@@ -25,11 +25,13 @@ def tiny(task: Task):  # the smoke profile cut to a few steps
 def loaded(request: pytest.FixtureRequest):
     task = TASKS.get(request.param)()
     profile = tiny(task)
-    return task, profile, task.load(None, profile)
+    assert task.open(None, profile) is task and task.prof is profile  # open binds the task and returns it
+    return task
 
 
-def test_profile_and_data_identity(loaded) -> None:
-    task, profile, data = loaded
+def test_profile_and_data_identity(loaded: Task) -> None:
+    task = loaded
+    profile, data = task.prof, task.data
     assert task.family in ("vision", "lm") and task.primary_metric in task.metrics
     assert set(task.metrics.values()) <= {"higher", "lower"}
     assert profile.recipe.steps == 2 and profile.throughput_batch >= 1 and profile.timing_s_per_model > 0
@@ -39,11 +41,11 @@ def test_profile_and_data_identity(loaded) -> None:
     task.check_data(None)  # embedded data needs no folder
 
 
-def test_batches_are_fixed_by_the_seed(loaded) -> None:
-    task, profile, data = loaded
+def test_batches_are_fixed_by_the_seed(loaded: Task) -> None:
+    task = loaded
 
     def first(seed: int):
-        return next(task.train_batches(data, profile, seed))
+        return next(task.train_batches(seed))
 
     a, b, c = first(0), first(0), first(1)
     flat = lambda batch: torch.cat([t.float().flatten() for t in _tensors(batch)])  # noqa: E731
@@ -60,20 +62,36 @@ def _tensors(obj):
     return []
 
 
-def test_loss_trains_evaluates_and_deploys(loaded) -> None:
-    task, profile, data = loaded
+def test_loss_trains_evaluates_and_deploys(loaded: Task) -> None:
+    task = loaded
     torch.manual_seed(0)
-    model = task.build_model(parse_variant("ln"), profile, data, {})
+    model = task.build_model(parse_variant("ln"), {})
     model.train()
-    loss = task.loss(model, to_device(next(task.train_batches(data, profile, 0)), torch.device("cpu")), profile)
+    batch = to_device(next(task.train_batches(0)), torch.device("cpu"))
+    loss = task.loss(model, batch)
     assert loss.dim() == 0 and torch.isfinite(loss)
     loss.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
-    quality = task.evaluate(model.eval(), data, profile, torch.device("cpu"))
+    quality = task.evaluate(model.eval(), torch.device("cpu"))
     assert task.primary_metric in quality and all(math.isfinite(quality[m]) for m in task.metrics if m in quality)
     deployed = deploy(model)
-    inputs = task.sample_inputs(data, 4, torch.device("cpu"))
+    inputs = task.sample_inputs(4, torch.device("cpu"))
     assert deploy_error(task.deploy_probe(model), task.deploy_probe(deployed), inputs) < 1e-5
-    spec = task.input_spec(profile, data)
+    with torch.inference_mode():
+        task.forward(model, batch)  # what after-training hooks run
+    spec = task.input_spec()
     with torch.inference_mode():
         deployed(make_input(spec, 2, "cpu"))  # timing inputs fit the deployed model
+        deployed(task.eval_inputs(2, torch.device("cpu")))  # and so do the real inputs shaped like them
+
+
+@pytest.mark.parametrize("name", TASKS.names())
+def test_an_unopened_task_names_the_fix(name: str) -> None:
+    task = TASKS.get(name)()
+    assert task.data_identity(None)["kind"] == "embedded"  # the configuration needs no data
+    with pytest.raises(TaskNotOpen, match=r"call task\.open\(data_root, profile\) first") as e:
+        task.train_batches(0)
+    assert "\n" not in str(e.value)
+    for bound in (lambda: task.data, lambda: task.prof, lambda: task.shard, task.input_spec):
+        with pytest.raises(TaskNotOpen):
+            bound()

@@ -19,13 +19,13 @@ def test_embedded_corpus_is_real_english_split_deterministically() -> None:
     assert a == b and all(len(a[s]) > 5000 for s in ("train", "valid", "test"))
     assert len(a["train"]) > 10 * len(a["test"]) and " the " in a["test"]
     task = WikiText()
-    data = task.load(None, task.profile("smoke", None))
+    data = task.open(None, task.profile("smoke", None)).data
     assert data.info.kind == "embedded" and "embedded" in data.info.label
 
 
 def test_real_layout_reads_headings_and_blank_lines_unchanged(tiny_wikitext: Path) -> None:
     task = WikiText()
-    data = task.load(tiny_wikitext, task.profile("smoke", tiny_wikitext))
+    data = task.open(tiny_wikitext, task.profile("smoke", tiny_wikitext)).data
     raw = (tiny_wikitext / "wikitext" / "wiki.test.raw").read_text()
     assert " = = Section 0 = = \n \n" in raw
     assert ByteTokenizer().decode(data.ids["test"].tolist()) == raw
@@ -35,7 +35,7 @@ def test_real_layout_reads_headings_and_blank_lines_unchanged(tiny_wikitext: Pat
 
 def test_chunks_cover_the_split_once_and_mask_only_padding(tiny_wikitext: Path) -> None:
     task = WikiText()
-    data = task.load(tiny_wikitext, task.profile("smoke", tiny_wikitext))
+    data = task.open(tiny_wikitext, task.profile("smoke", tiny_wikitext)).data
     ids, masks = zip(*data.chunks("valid", 100, 3))
     ids, masks = torch.cat(ids), torch.cat(masks)
     assert torch.equal(ids[masks], data.ids["valid"]) and not masks[-1, -1]
@@ -45,12 +45,12 @@ def test_chunks_cover_the_split_once_and_mask_only_padding(tiny_wikitext: Path) 
 def test_metrics_do_not_depend_on_eval_batching(tiny_wikitext: Path, variant: str) -> None:
     task = WikiText()
     prof = task.profile("smoke", tiny_wikitext)
-    data = task.load(tiny_wikitext, prof)
+    task.open(tiny_wikitext, prof)
     torch.manual_seed(0)
-    model = task.build_model(suite.parse_variant(variant), prof, data, {})
-    a = task.evaluate(model, data, prof, torch.device("cpu"))
-    prof.recipe.eval_batch_size = 1
-    b = task.evaluate(model, data, prof, torch.device("cpu"))
+    model = task.build_model(suite.parse_variant(variant), {})
+    a = task.evaluate(model, torch.device("cpu"))
+    prof.recipe.eval_batch_size = 1  # the bound profile is this very object
+    b = task.evaluate(model, torch.device("cpu"))
     assert a["ppl"] == pytest.approx(b["ppl"], rel=1e-5)
     # bits per byte follow from the test perplexity: a byte tokenizer predicts ~every byte
     assert a["bpb"] == pytest.approx(math.log2(a["ppl"]), rel=0.05)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from suite import jsonio
 from suite.bench.common import setup
@@ -17,6 +18,25 @@ from suite.env import now_iso
 from suite.measure.inputs import make_input
 from suite.measure.interleave import TimingConfig, time_interleaved
 from suite.models.create import create_model
+from suite.parts import InputSpec, Provenance
+
+
+class CalibrationReport(TypedDict):
+    """The calibration's JSON file: B's latency over A's (the same model) with its 95% interval."""
+    model: str
+    img_size: int
+    budget_s: float
+    device: str
+    ratio_B_to_A: float
+    ci95: list[float]
+    ci_halfwidth_pct: float
+    contains_1: bool
+    rounds: int
+    block_iters: dict[str, int]
+    p50_ms: dict[str, float]
+    recorded_at: str
+    allocation: Mapping[str, object]
+    provenance: Provenance
 
 
 def run_calibration(*, model: str, img_size: int, seconds: float, batch: int, device: str, threads: int | None,
@@ -27,11 +47,11 @@ def run_calibration(*, model: str, img_size: int, seconds: float, batch: int, de
     net = create_model(model, "ln", img_size=img_size).to(bench.device).eval()
     models = {"A": net, "B": copy.deepcopy(net)}
     cfg = TimingConfig(budget_s=seconds, throughput_batch=batch)
-    spec = {"kind": "image", "shape": [3, img_size, img_size]}
+    spec: InputSpec = {"kind": "image", "shape": [3, img_size, img_size]}
     t = time_interleaved(models, lambda b: make_input(spec, b, bench.device), cfg, bench.device, baseline="A")
     r = t["B"].ratio
     assert r is not None
-    report: dict[str, Any] = {
+    report: CalibrationReport = {
         "model": model, "img_size": img_size, "budget_s": seconds, "device": device,
         "ratio_B_to_A": r.value, "ci95": [r.lo, r.hi], "ci_halfwidth_pct": 100 * (r.hi - r.lo) / 2 / r.value,
         "contains_1": r.contains(1.0), "rounds": r.rounds, "block_iters": t["A"].block_iters,

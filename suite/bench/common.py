@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -12,13 +12,14 @@ from suite import jsonio
 from suite.env import now_iso
 from suite.measure.alloc import steady_malloc
 from suite.measure.env import provenance
+from suite.parts import Provenance
 
 
 @dataclass(frozen=True, kw_only=True)
 class BenchSetup:
     device: torch.device
-    allocation: dict[str, Any]      # what ``steady_malloc`` applied (recorded in the report)
-    provenance: dict[str, Any]
+    allocation: Mapping[str, object]   # what ``steady_malloc`` applied (recorded in the report)
+    provenance: Provenance
 
     @property
     def where(self) -> str:
@@ -46,12 +47,13 @@ def report_dir(out: Path | None, results_dir: Path, kind: str, device_name: str)
     return path
 
 
-def write_report(out: Path, md: str, data: dict[str, Any], bench: BenchSetup, quiet: bool = False) -> None:
-    """``report.md`` and ``report.json`` (with allocation, time and provenance), then print them
-    (``quiet``: a report rewritten as the benchmark goes, printed at the end only)."""
+def write_report(out: Path, md: str, data: Mapping[str, object], bench: BenchSetup, quiet: bool = False) -> None:
+    """``report.md`` and ``report.json`` (``data``, a benchmark's own document, then allocation,
+    time and provenance), then print them (``quiet``: a report rewritten as the benchmark goes,
+    printed at the end only)."""
     jsonio.write_text_atomic(out / "report.md", md)
-    jsonio.write_atomic(out / "report.json", data | {"allocation": bench.allocation, "recorded_at": now_iso(),
-                                                     "provenance": bench.provenance})
+    jsonio.write_atomic(out / "report.json", {**data, "allocation": bench.allocation, "recorded_at": now_iso(),
+                                              "provenance": bench.provenance})
     if not quiet:
         print(md)
         print(f"report: {out}")

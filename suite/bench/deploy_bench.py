@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Literal, TypedDict
 
 import numpy as np
 import torch
@@ -24,46 +25,112 @@ from tabulate import tabulate
 from suite import jsonio
 from suite.bench.common import BenchSetup, report_dir, setup, write_report
 from suite.env import now_iso
+from suite.jsonio import json_kwargs
 from suite.launch import Launcher
 from suite.measure.inputs import make_input
 from suite.measure.interleave import ratio_ci
-from suite.measure.jobs import TimingResult, run_timing, timing_job
+from suite.measure.jobs import ModelTiming, TimingResult, run_timing, timing_job
 from suite.measure.runtimes import RUNTIMES, precision_unsupported
 from suite.measure.timing_worker import timing_line
-from suite.models.artifact import save_deployed
-from suite.models.create import LM_CONFIGS, create_model
+from suite.models.artifact import build, save_deployed
+from suite.models.create import LM_CONFIGS
 from suite.models.deploy import deploy
+from suite.parts import BuildArgs, GpuState, HostState, InputSpec, Json, JsonObject, RowDoc, Status
 from suite.regression.nightly import NightlyOptions, finish
-from suite.report.rows import SCHEMA_VERSION, RowKey, build_row
+from suite.report.rows import RowKey, build_row
 from suite.report.store import Store
 from suite.variants import NORMS, parse_variant
 from suite.variants.base import budget_kwargs
 
 BASELINES = ("none", "ln")
 PROBE_SEED = 99  # agreement inputs: random like the timing inputs, but not the same tensors
+Pass = Literal["latency", "throughput"]
 
 
-def build_args(model_name: str, variant: str, img_size: int) -> dict[str, Any]:
+@dataclass(frozen=True, kw_only=True)
+class VariantLine:
+    """One variant's line of a group's summary: its batch-1 median, the median round at ``batch``
+    (0: latency only), its ratios to each baseline per pass, what building it cost and how closely
+    it reproduces eager fp32. ``as_json`` is its line of ``report.json`` (whose keys name the batch)."""
+    variant: str
+    p50_b1_ms: float
+    build_s: float | None
+    agreement: float | None
+    runtime_info: JsonObject | None
+    params: int | None
+    batch: int = 0
+    median_batch_ms: float | None = None
+    #: ``<pass>_vs_<baseline>`` (``b1_vs_ln``, ``b32_vs_none``...) -> [value, lo, hi]
+    ratios: dict[str, list[float]] = field(default_factory=dict)
+
+    def as_json(self) -> JsonObject:
+        out: JsonObject = {"variant": self.variant, "p50_b1_ms": self.p50_b1_ms, "build_s": self.build_s,
+                           "agreement": self.agreement, "runtime_info": self.runtime_info, "params": self.params}
+        if self.batch:
+            out[f"median_b{self.batch}_ms"] = self.median_batch_ms
+        for key, (value, lo, hi) in self.ratios.items():
+            out[key] = [value, lo, hi]
+        return out
+
+
+class Group(TypedDict, total=False):
+    """One (runtime, precision) group of the report: why it was not timed (``not_applicable``), why
+    its worker failed (``error``), or its summary; ``warm_builds``: each model's build beforehand."""
+    not_applicable: str
+    error: str
+    rows: list[VariantLine]
+    failed: dict[str, str]
+    rounds: int
+    host_state: HostState | None
+    gpu_state: GpuState | None
+    warm_builds: dict[str, JsonObject]
+
+
+class BenchArgs(TypedDict):
+    """The arguments a deploy-bench ran with (``report.json``'s ``args``)."""
+    model: str
+    img_size: int
+    seq_len: int
+    variants: list[str]
+    batch: int
+    seconds: float
+    runtimes: list[str]
+    precisions: list[str]
+    device: str
+    threads: int | None
+    build_jobs: int
+
+
+class DeployReport(TypedDict):
+    """``report.json`` (``write_report`` adds allocation, time and provenance): the groups so far,
+    ``complete`` once every (runtime, precision) has one."""
+    args: BenchArgs
+    input_spec: InputSpec
+    groups: dict[str, dict[str, object]]    # ``group_json`` of each ``Group``
+    complete: bool
+
+
+def build_args(model_name: str, variant: str, img_size: int) -> BuildArgs:
     """The build description of a deploy-bench model (the same format a sweep's cell saves)."""
     v = parse_variant(variant)
     lm = model_name in LM_CONFIGS
     return {"factory": "model", "name": model_name, "variant": v.name,
-            "variant_kwargs": budget_kwargs(v.norm_cls, 100, "lm" if lm else "vision"),
+            "variant_kwargs": json_kwargs(budget_kwargs(v.norm_cls, 100, "lm" if lm else "vision")),
             "kwargs": {} if lm else {"img_size": img_size}, "call": "logits" if lm else "module"}
 
 
-def input_spec(model_name: str, img_size: int, seq_len: int) -> dict[str, Any]:
+def input_spec(model_name: str, img_size: int, seq_len: int) -> InputSpec:
     if model_name in LM_CONFIGS:
-        vocab = LM_CONFIGS[model_name][1]["vocab_size"]
+        vocab = int(LM_CONFIGS[model_name][1]["vocab_size"])
         return {"kind": "tokens", "seq_len": seq_len, "vocab_size": vocab, "items": seq_len}
     return {"kind": "image", "shape": [3, img_size, img_size]}
 
 
-def build_deployed(args: dict[str, Any], spec: dict[str, Any], device: Any) -> torch.nn.Module:
+def build_deployed(args: BuildArgs, spec: InputSpec, device: torch.device | str) -> torch.nn.Module:
     torch.manual_seed(0)
-    model = create_model(args["name"], args["variant"], variant_kwargs=args["variant_kwargs"],
-                         **args["kwargs"]).to(device)
-    x = make_input(spec | ({"seq_len": min(spec["seq_len"], 64)} if spec["kind"] == "tokens" else {}), 4, device)
+    model = build(args).to(device)  # as the timing worker rebuilds it from the saved description
+    short: InputSpec = {**spec, "seq_len": min(spec["seq_len"], 64)} if spec["kind"] == "tokens" else spec
+    x = make_input(short, 4, device)
     with torch.no_grad():
         for _ in range(3):  # running statistics and schedules move off their init
             model.train()(x)
@@ -88,8 +155,8 @@ def run_deploy_bench(*, model: str, img_size: int, seq_len: int, variants: list[
     params = save_models(folder / "models", model, names, img_size, spec_in)
     torch.save(make_input(spec_in, batch or 1, "cpu", seed=PROBE_SEED), folder / "probe_inputs.pt")
     run_id = uuid.uuid4().hex[:12]
-    groups: dict[str, dict[str, Any]] = {}
-    rows: list[dict[str, Any]] = []
+    groups: dict[str, Group] = {}
+    rows: list[RowDoc] = []
     store = Store(folder, schema=False)  # bench rows carry timing only (no training, no quality)
     for runtime in runtimes:
         for precision in precisions:
@@ -105,7 +172,9 @@ def run_deploy_bench(*, model: str, img_size: int, seq_len: int, variants: list[
                 t0 = time.perf_counter()
                 result = time_group(folder, names, runtime=runtime, precision=precision, device=device,
                                     threads=threads, spec_in=spec_in, batch=batch, seconds=seconds)
-                groups[label] = summarize(result, names, batch, params) | ({"warm_builds": warmed} if warmed else {})
+                groups[label] = summarize(result, names, batch, params)
+                if warmed:
+                    groups[label]["warm_builds"] = warmed
                 print(f"{timing_line(f'{model} {label}', result)} ({time.perf_counter() - t0:.0f} s)", flush=True)
             new = bench_rows({label: result}, {label: groups[label]}, model=model, spec=spec_in, names=names,
                              device=device, bench=bench, run_id=run_id)
@@ -113,18 +182,18 @@ def run_deploy_bench(*, model: str, img_size: int, seq_len: int, variants: list[
                 store.append(row)
             rows += new
             md = render(groups, model=model, spec=spec_in, batch=batch, seconds=seconds, bench=bench)
-            write_report(folder, md, {"args": {"model": model, "img_size": img_size, "seq_len": seq_len,
-                                               "variants": names, "batch": batch, "seconds": seconds,
-                                               "runtimes": runtimes, "precisions": precisions, "device": device,
-                                               "threads": threads, "build_jobs": build_jobs},
-                                      "input_spec": spec_in, "groups": groups,
-                                      "complete": len(groups) == len(runtimes) * len(precisions)},
-                         bench, quiet=len(groups) < len(runtimes) * len(precisions))
+            report: DeployReport = {
+                "args": {"model": model, "img_size": img_size, "seq_len": seq_len, "variants": names, "batch": batch,
+                         "seconds": seconds, "runtimes": runtimes, "precisions": precisions, "device": device,
+                         "threads": threads, "build_jobs": build_jobs},
+                "input_spec": spec_in, "groups": {k: group_json(g) for k, g in groups.items()},
+                "complete": len(groups) == len(runtimes) * len(precisions)}
+            write_report(folder, md, report, bench, quiet=len(groups) < len(runtimes) * len(precisions))
     return 0 if nightly is None else finish(folder, rows, nightly)
 
 
 def save_models(models_dir: Path, model: str, names: list[str], img_size: int,
-                spec_in: dict[str, Any]) -> dict[str, int]:
+                spec_in: InputSpec) -> dict[str, int]:
     """Each variant deployed and saved (weights plus build description), built on the CPU; its
     parameter count."""
     params = {}
@@ -138,7 +207,7 @@ def save_models(models_dir: Path, model: str, names: list[str], img_size: int,
 
 
 def warm_builds(folder: Path, names: list[str], *, runtime: str, precision: str, device: str,
-                spec_in: dict[str, Any], batch: int, jobs: int) -> dict[str, Any]:
+                spec_in: InputSpec, batch: int, jobs: int) -> dict[str, JsonObject]:
     """Build every model under a caching runtime, ``jobs`` processes at once, before its timing
     group, so that the timing worker's own builds read the compiled code back from disk. Each
     model's build seconds here, or why it failed (the timing worker then builds it cold)."""
@@ -148,7 +217,7 @@ def warm_builds(folder: Path, names: list[str], *, runtime: str, precision: str,
     warm = folder / "warm"
     warm.mkdir(exist_ok=True)
 
-    def one(v: str) -> Any:
+    def one(v: str) -> JsonObject:
         spec_path, out = warm / f"{v}-{runtime}-{precision}-spec.json", warm / f"{v}-{runtime}-{precision}.json"
         jsonio.write_atomic(spec_path, {"model": str(folder / "models" / v), "device": device, "runtime": runtime,
                                         "precision": precision, "input_spec": spec_in,
@@ -161,7 +230,7 @@ def warm_builds(folder: Path, names: list[str], *, runtime: str, precision: str,
 
 
 def time_group(folder: Path, names: list[str], *, runtime: str, precision: str, device: str, threads: int | None,
-               spec_in: dict[str, Any], batch: int, seconds: float) -> TimingResult:
+               spec_in: InputSpec, batch: int, seconds: float) -> TimingResult:
     """One timing worker over every saved model under (runtime, precision): ``seconds`` in all, a
     warm-up of an eighth of that (at most 1 s), throughput at ``batch`` (0: latency only)."""
     job = timing_job({v: str(folder / "models" / v) for v in names}, per_model_s=seconds / len(names),
@@ -172,34 +241,34 @@ def time_group(folder: Path, names: list[str], *, runtime: str, precision: str, 
     return run_timing(job, Launcher(mode="subprocess"))
 
 
-def bench_rows(raw: dict[str, TimingResult], groups: dict[str, dict[str, Any]], *, model: str, spec: dict[str, Any],
-               names: list[str], device: str, bench: BenchSetup, run_id: str) -> list[dict[str, Any]]:
+def bench_rows(raw: dict[str, TimingResult], groups: dict[str, Group], *, model: str, spec: InputSpec,
+               names: list[str], device: str, bench: BenchSetup, run_id: str) -> list[RowDoc]:
     """One row per (variant, runtime, precision), shaped like a sweep's rows (``build_row``): key,
     status, latency and throughput with their per-round data, the ratio to ``ln``, runtime facts,
     agreement, provenance; no quality, training or memory."""
     task = f"deploy-bench:{model}"
     size = f"{spec['seq_len']}tok" if spec["kind"] == "tokens" else f"{spec['shape'][-1]}px"
     now = now_iso()
-    rows = []
+    rows: list[RowDoc] = []
     for label, g in groups.items():
         runtime, precision = label.split()
         result = raw.get(label) or TimingResult()
         for v in names:
             m = result.models.get(v)
             why = g.get("not_applicable") or g.get("error") or result.failed.get(v)
-            status = "ok" if m else ("not-applicable" if "not_applicable" in g else "error")
+            status: Status = "ok" if m else ("not-applicable" if "not_applicable" in g else "error")
             parsed = parse_variant(v)
             key = RowKey(task=task, variant=v, norm=parsed.norm, attention=parsed.attention, seed=0, profile=size,
                          device=device, runtime=runtime, precision=precision)
             rows.append(build_row(key, run_id=run_id, status=status, message="" if m else str(why or "not measured"),
-                                  provenance={"schema_version": SCHEMA_VERSION, **bench.provenance},
+                                  provenance=bench.provenance,
                                   recorded_at=now, measured=m, timing=result,
                                   dataset={"kind": "embedded", "path": None,
                                            "label": "random inputs (deploy-bench)"}))
     return rows
 
 
-def summarize(result: TimingResult, names: list[str], batch: int, params: dict[str, int]) -> dict[str, Any]:
+def summarize(result: TimingResult, names: list[str], batch: int, params: dict[str, int]) -> Group:
     """Per variant: latencies, ratios to ``ln`` and ``none`` (paired per round), build cost, agreement."""
     if result.error is not None:
         return {"error": result.error}
@@ -207,27 +276,46 @@ def summarize(result: TimingResult, names: list[str], batch: int, params: dict[s
     rows = []
     for v in [n for n in names if n in models]:
         m = models[v]
-        row: dict[str, Any] = {"variant": v, "p50_b1_ms": m.latency["p50_ms"],
-                               "build_s": (m.runtime_info or {}).get("build_s"),
-                               "agreement": (m.agreement or {}).get("rel_err"),
-                               "runtime_info": m.runtime_info, "params": params.get(v)}
-        passes = [("b1", "latency")]
+        passes: list[tuple[str, Pass]] = [("b1", "latency")]
         if batch:  # 0: batch-1 latency only
-            row[f"median_b{batch}_ms"] = float(np.median((m.throughput or {})["round_ms"]))
             passes.append((f"b{batch}", "throughput"))
+        ratios = {}
         for base in BASELINES:
             if base not in models:
                 continue
             for tag, key in passes:
-                mine, theirs = getattr(m, key) or {}, getattr(models[base], key) or {}
-                r = ratio_ci(np.log(mine["round_ms"]) - np.log(theirs["round_ms"]), baseline=base)
-                row[f"{tag}_vs_{base}"] = [r.value, r.lo, r.hi]
-        rows.append(row)
+                r = ratio_ci(np.log(round_ms(m, key)) - np.log(round_ms(models[base], key)), baseline=base)
+                ratios[f"{tag}_vs_{base}"] = [r.value, r.lo, r.hi]
+        rows.append(VariantLine(variant=v, p50_b1_ms=m.latency["p50_ms"],
+                                build_s=number((m.runtime_info or {}).get("build_s")),
+                                agreement=m.agreement.get("rel_err") if m.agreement else None,
+                                runtime_info=m.runtime_info, params=params.get(v), batch=batch,
+                                median_batch_ms=float(np.median(round_ms(m, "throughput"))) if batch else None,
+                                ratios=ratios))
     return {"rows": rows, "failed": result.failed, "rounds": result.rounds,
             "host_state": result.host_state, "gpu_state": result.gpu_state}
 
 
-def render(groups: dict[str, dict[str, Any]], *, model: str, spec: dict[str, Any], batch: int, seconds: float,
+def round_ms(m: ModelTiming, key: Pass) -> np.ndarray:
+    """A pass's per-round medians (a round's NaN comes back from JSON as None: NaN again); a
+    ``KeyError`` when the worker did not measure that pass."""
+    block = m.latency if key == "latency" else m.throughput
+    if block is None:
+        raise KeyError(f"no {key} measured")
+    return np.asarray(block["round_ms"], dtype=np.float64)
+
+
+def number(x: Json) -> float | None:
+    """A JSON number as it is (an int stays an int), or None."""
+    return x if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+
+def group_json(g: Group) -> dict[str, object]:
+    """A group as ``report.json`` has it: its keys in order, each variant's line as JSON."""
+    return {k: [r.as_json() for r in g.get("rows", [])] if k == "rows" else v for k, v in g.items()}
+
+
+def render(groups: dict[str, Group], *, model: str, spec: InputSpec, batch: int, seconds: float,
            bench: BenchSetup) -> str:
     b = batch
 
@@ -245,14 +333,15 @@ def render(groups: dict[str, dict[str, Any]], *, model: str, spec: dict[str, Any
         if "not_applicable" in g or "error" in g:
             parts.append(f"not-applicable: {g['not_applicable']}" if "not_applicable" in g else f"error: {g['error']}")
             continue
-        table = [{"variant": r["variant"], "b1 p50 ms": f"{r['p50_b1_ms']:.2f}", "b1 / ln": ci(r.get("b1_vs_ln")),
-                  "b1 / none": ci(r.get("b1_vs_none")),
-                  **({f"b{b} ms": f"{r[f'median_b{b}_ms']:.1f}", f"b{b} / ln": ci(r.get(f"b{b}_vs_ln")),
-                      f"b{b} / none": ci(r.get(f"b{b}_vs_none"))} if b else {}),
-                  "build s": "-" if r["build_s"] is None else f"{r['build_s']:.1f}",
-                  "agree": "-" if r["agreement"] is None else f"{r['agreement']:.1e}",
-                  "params M": "-" if r["params"] is None else f"{r['params'] / 1e6:.3f}"} for r in g["rows"]]
-        busy = ((g.get("host_state") or {}).get("others_cpu_fraction") or 0.0)
+        table = [{"variant": r.variant, "b1 p50 ms": f"{r.p50_b1_ms:.2f}", "b1 / ln": ci(r.ratios.get("b1_vs_ln")),
+                  "b1 / none": ci(r.ratios.get("b1_vs_none")),
+                  **({f"b{b} ms": f"{r.median_batch_ms:.1f}", f"b{b} / ln": ci(r.ratios.get(f"b{b}_vs_ln")),
+                      f"b{b} / none": ci(r.ratios.get(f"b{b}_vs_none"))} if b else {}),
+                  "build s": "-" if r.build_s is None else f"{r.build_s:.1f}",
+                  "agree": "-" if r.agreement is None else f"{r.agreement:.1e}",
+                  "params M": "-" if r.params is None else f"{r.params / 1e6:.3f}"} for r in g["rows"]]
+        host = g.get("host_state")
+        busy = (host.get("others_cpu_fraction") if host else None) or 0.0
         flag = (f" ⚠ busy CPU: other processes used {100 * busy:.0f}% of the machine's CPU time while this group "
                 "was timed; its latencies may be inflated") if bench.device.type == "cpu" and busy > 0.2 else ""
         parts.append(f"{g['rounds']} rounds{flag}\n\n" + tabulate(table, headers="keys", tablefmt="github",
@@ -264,19 +353,19 @@ def render(groups: dict[str, dict[str, Any]], *, model: str, spec: dict[str, Any
     return "\n\n".join(parts) + "\n"
 
 
-def deploy_matrix(groups: dict[str, dict[str, Any]]) -> str:
+def deploy_matrix(groups: dict[str, Group]) -> str:
     """Variants as rows, (runtime, precision) as columns, the batch-1 ratio to ``ln`` in each cell."""
     measured = {k: g for k, g in groups.items() if "rows" in g}
     if len(measured) < 2:
         return ""
-    variants = list(dict.fromkeys(r["variant"] for g in measured.values() for r in g["rows"]))
+    variants = list(dict.fromkeys(r.variant for g in measured.values() for r in g["rows"]))
     lines = []
     for v in variants:
         line = {"variant": v}
         for label, g in groups.items():
-            row = next((r for r in g.get("rows", []) if r["variant"] == v), None)
-            if row is not None and row.get("b1_vs_ln"):
-                x = row["b1_vs_ln"]
+            row = next((r for r in g.get("rows", []) if r.variant == v), None)
+            if row is not None and row.ratios.get("b1_vs_ln"):
+                x = row.ratios["b1_vs_ln"]
                 line[label] = f"{x[0]:.3f} [{x[1]:.3f}, {x[2]:.3f}]"
             else:
                 line[label] = "n/a" if "not_applicable" in g else "error"

@@ -42,9 +42,10 @@ import sys
 import tarfile
 import time
 import tomllib
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from suite import jsonio
 from suite.env import REPO_ROOT, now_iso
@@ -68,6 +69,53 @@ WITHOUT = {
 STATUSES = ("ok", "failed", "stopped at the budget", "skipped: budget", "skipped", "done earlier")
 
 
+class StepRecord(TypedDict):
+    """A step as ``steps.json`` keeps it: ``Step``'s fields, in their order."""
+    name: str
+    argv: list[str]
+    min_s: float
+    folder: str | None
+    status: str
+    code: int | None
+    seconds: float
+    note: str
+
+
+class StepsFile(TypedDict):
+    """``steps.json``: every planned step's status, rewritten as each one ends."""
+    recorded_at: str
+    device: str
+    gpu: str
+    budget_s: float
+    steps: list[StepRecord]
+
+
+class Dependency(TypedDict):
+    """One of the suite's dependencies in the environment report: pinned and installed versions."""
+    name: str
+    pinned: str
+    installed: str | None
+    state: str                  # ok, other version, missing
+    without: str                # what the suite skips without it (missing only)
+
+
+class EnvironmentReport(TypedDict):
+    """``environment.json``: the machine and software the check ran on."""
+    recorded_at: str
+    python: str
+    executable: str
+    platform: str
+    cpu: str
+    cpu_count: int | None
+    gpu: Mapping[str, object]   # ``suite.measure.gpu.device_info``; empty on a CPU check
+    nvidia_smi: str
+    nvidia_smi_query: str
+    dependencies: list[Dependency]
+    wheels_installed: list[str]
+    onnxruntime_cuda_provider: bool | None
+    packages: dict[str, str]
+
+
 @dataclass
 class Step:
     name: str
@@ -78,6 +126,10 @@ class Step:
     code: int | None = None
     seconds: float = 0.0
     note: str = ""
+
+    def record(self) -> StepRecord:
+        return {"name": self.name, "argv": list(self.argv), "min_s": self.min_s, "folder": self.folder,
+                "status": self.status, "code": self.code, "seconds": self.seconds, "note": self.note}
 
 
 @dataclass
@@ -167,11 +219,12 @@ def run_gpu_check(*, name: str, device: str, budget_s: float, results_dir: Path,
     return 1 if any(s.status == "failed" for s in steps) else 0
 
 
-def run_step(check: Check, step: Step, earlier: dict[str, dict[str, Any]], installed: list[str]) -> None:
+def run_step(check: Check, step: Step, earlier: Mapping[str, Mapping[str, object]], installed: list[str]) -> None:
     before = earlier.get(step.name)
     if before and before.get("status") == "ok" and before.get("argv") == step.argv and step.argv:
-        step.status, step.code, step.seconds, step.note = "done earlier", 0, before.get("seconds", 0.0), \
-            "finished in an earlier call on this folder"
+        seconds = before.get("seconds")
+        step.status, step.code, step.note = "done earlier", 0, "finished in an earlier call on this folder"
+        step.seconds = seconds if isinstance(seconds, (int, float)) else 0.0
         return
     usable = check.left() - RESERVE_S
     if usable < step.min_s:
@@ -223,7 +276,8 @@ def stop_group(proc: subprocess.Popen) -> None:
             continue
 
 
-def previous_steps(out: Path) -> dict[str, dict[str, Any]]:
+def previous_steps(out: Path) -> dict[str, Mapping[str, object]]:
+    """The steps an earlier call on this folder recorded, by name (read back: checked where used)."""
     path = out / "steps.json"
     if not path.exists():
         return {}
@@ -233,8 +287,9 @@ def previous_steps(out: Path) -> dict[str, dict[str, Any]]:
 
 
 def save_steps(check: Check, steps: list[Step], label: str) -> None:
-    jsonio.write_atomic(check.out / "steps.json", {"recorded_at": now_iso(), "device": check.device, "gpu": label,
-                                                   "budget_s": check.budget_s, "steps": [asdict(s) for s in steps]})
+    doc: StepsFile = {"recorded_at": now_iso(), "device": check.device, "gpu": label, "budget_s": check.budget_s,
+                      "steps": [s.record() for s in steps]}
+    jsonio.write_atomic(check.out / "steps.json", doc)
 
 
 # -- wheels and the environment -------------------------------------------------------------
@@ -259,8 +314,8 @@ def dependencies() -> list[tuple[str, str]]:
     return [tuple(r.split("==", 1)) if "==" in r else (r, "") for r in reqs]
 
 
-def dependency_status() -> list[dict[str, Any]]:
-    out = []
+def dependency_status() -> list[Dependency]:
+    out: list[Dependency] = []
     for name, pin in dependencies():
         try:
             have = importlib.metadata.version(name)
@@ -272,14 +327,14 @@ def dependency_status() -> list[dict[str, Any]]:
     return out
 
 
-def environment_report(check: Check, installed: list[str]) -> dict[str, Any]:
+def environment_report(check: Check, installed: list[str]) -> EnvironmentReport:
     """``environment.md`` and ``environment.json``: the GPU as nvidia-smi and NVML see it, Python,
     every installed distribution, the suite's dependencies, the wheels installed for this check."""
     smi = _command(["nvidia-smi"]) if check.device == "cuda" else "(CPU check: no nvidia-smi)"
     query = _command(["nvidia-smi", "--query-gpu=name,uuid,driver_version,memory.total,clocks.max.sm,power.limit,"
                       "persistence_mode,compute_mode", "--format=csv"]) if check.device == "cuda" else ""
     from suite.measure.env import cpu_name
-    gpu: dict[str, Any] = {}
+    gpu: Mapping[str, object] = {}
     if check.device == "cuda":
         from suite.measure.gpu import device_info
         gpu = device_info(0)
@@ -287,10 +342,11 @@ def environment_report(check: Check, installed: list[str]) -> dict[str, Any]:
     packages = sorted({(d.metadata["Name"] or "?", d.version) for d in importlib.metadata.distributions()},
                       key=lambda x: x[0].lower())
     onnx_cuda = _ort_cuda()
-    report = {"recorded_at": now_iso(), "python": platform.python_version(), "executable": sys.executable,
-              "platform": platform.platform(), "cpu": cpu_name(), "cpu_count": os.cpu_count(), "gpu": gpu,
-              "nvidia_smi": smi, "nvidia_smi_query": query, "dependencies": deps, "wheels_installed": installed,
-              "onnxruntime_cuda_provider": onnx_cuda, "packages": dict(packages)}
+    report: EnvironmentReport = {
+        "recorded_at": now_iso(), "python": platform.python_version(), "executable": sys.executable,
+        "platform": platform.platform(), "cpu": cpu_name(), "cpu_count": os.cpu_count(), "gpu": gpu,
+        "nvidia_smi": smi, "nvidia_smi_query": query, "dependencies": deps, "wheels_installed": installed,
+        "onnxruntime_cuda_provider": onnx_cuda, "packages": dict(packages)}
     jsonio.write_atomic(check.out / "environment.json", report)
     jsonio.write_text_atomic(check.out / "environment.md", render_environment(report))
     return report
@@ -312,7 +368,7 @@ def _command(argv: list[str]) -> str:
     return (proc.stdout + proc.stderr).strip()
 
 
-def skipped_for_missing(report: dict[str, Any]) -> list[str]:
+def skipped_for_missing(report: EnvironmentReport) -> list[str]:
     """One line per missing dependency (and the CPU-only ONNX Runtime on a GPU): what was skipped."""
     lines = [f"`{d['name']}` missing: {d['without'] or 'tests or steps that import it fail'}"
              for d in report["dependencies"] if d["state"] == "missing"]
@@ -321,7 +377,7 @@ def skipped_for_missing(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_environment(report: dict[str, Any]) -> str:
+def render_environment(report: EnvironmentReport) -> str:
     from tabulate import tabulate
     deps = [{"package": d["name"], "pinned": d["pinned"], "installed": d["installed"] or "-", "state": d["state"]}
             for d in report["dependencies"]]
@@ -369,7 +425,7 @@ def render_summary(check: Check, steps: list[Step], label: str) -> str:
 def focus_tables(out: Path) -> dict[str, str]:
     """Per deploy-bench model: rows the focus variants, columns every measured (runtime, precision)."""
     from tabulate import tabulate
-    merged: dict[str, dict[str, dict[str, Any]]] = {}
+    merged: dict[str, dict[str, Mapping[str, object]]] = {}
     for report in sorted(out.glob("deploy-bench-*/report.json")):
         data = jsonio.read(report)
         merged.setdefault(data["args"]["model"], {}).update(data.get("groups", {}))
@@ -379,13 +435,22 @@ def focus_tables(out: Path) -> dict[str, str]:
         for v in FOCUS:
             line = {"variant": v}
             for group_label, g in groups.items():
-                row = next((r for r in g.get("rows", []) if r["variant"] == v), None)
-                x = (row or {}).get("b1_vs_ln")
-                line[group_label] = f"{x[0]:.3f} [{x[1]:.3f}, {x[2]:.3f}]" if x else \
-                    ("n/a" if "not_applicable" in g else "-")
+                line[group_label] = focus_cell(g, v)
             lines.append(line)
         tables[model] = tabulate(lines, headers="keys", tablefmt="github", disable_numparse=True)
     return tables
+
+
+def focus_cell(group: Mapping[str, object], variant: str) -> str:
+    """A deploy-bench group's batch-1 ratio to ``ln`` of ``variant`` (its ``report.json`` form):
+    ``value [lo, hi]``, ``n/a`` for a group not applicable here, ``-`` where it was not measured."""
+    rows = group.get("rows")
+    row = next((r for r in rows if isinstance(r, dict) and r.get("variant") == variant), None) \
+        if isinstance(rows, list) else None
+    x = row.get("b1_vs_ln") if row else None
+    if isinstance(x, list) and x:
+        return f"{x[0]:.3f} [{x[1]:.3f}, {x[2]:.3f}]"
+    return "n/a" if "not_applicable" in group else "-"
 
 
 #: never bundled: model weights and inputs, installed wheels, the bundle itself

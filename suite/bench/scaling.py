@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 import numpy as np
 import torch
@@ -22,7 +22,26 @@ from suite.measure.interleave import TimingConfig, time_interleaved
 from suite.variants.attention.sla import SimplifiedLinearAttention, grid_of
 
 
-def attention_pair(c: int, n: int, device: Any) -> dict[str, Any]:
+class ScalingRow(TypedDict):
+    """One (C, N) point of ``report.json``'s ``rows``: both medians and SLA's ratio [value, lo, hi]."""
+    C: int
+    N: int
+    softmax_ms: float
+    sla_ms: float
+    sla_over_softmax: list[float]
+    rounds: int
+
+
+class ScalingFit(TypedDict):
+    """One width's line of ``report.json``'s ``summary``: the growth exponents and the crossover."""
+    C: int
+    softmax_exponent: float
+    sla_exponent: float
+    crossover_N: float
+    crossover: str
+
+
+def attention_pair(c: int, n: int, device: torch.device) -> dict[str, torch.nn.Module]:
     from timm.layers import Attention
     torch.manual_seed(0)
     softmax = Attention(c, num_heads=c // 64, qkv_bias=True)
@@ -51,8 +70,8 @@ def crossover(ns: list[int], soft: list[float], lin: list[float]) -> tuple[float
 def run_scaling(*, tokens: list[int], dims: list[int], seconds: float, device: str, threads: int | None,
                 out: Path | None, results_dir: Path) -> int:
     bench = setup(device, threads)
-    rows: list[dict[str, Any]] = []
-    summary: list[dict[str, Any]] = []
+    rows: list[ScalingRow] = []
+    summary: list[ScalingFit] = []
     for c in dims:
         for n in tokens:
             pair = attention_pair(c, n, bench.device)
@@ -82,7 +101,7 @@ def run_scaling(*, tokens: list[int], dims: list[int], seconds: float, device: s
     return 0
 
 
-def render(rows: list[dict], summary: list[dict], bench: BenchSetup, seconds: float) -> str:
+def render(rows: list[ScalingRow], summary: list[ScalingFit], bench: BenchSetup, seconds: float) -> str:
     table = [{"C": r["C"], "N": r["N"], "softmax ms": f"{r['softmax_ms']:.3f}", "SLA ms": f"{r['sla_ms']:.3f}",
               "SLA / softmax [95% CI]": "{:.3f} [{:.3f}, {:.3f}]".format(*r["sla_over_softmax"]),
               "speed-up": f"{1 / r['sla_over_softmax'][0]:.2f}x"} for r in rows]
@@ -95,7 +114,7 @@ def render(rows: list[dict], summary: list[dict], bench: BenchSetup, seconds: fl
                         tabulate(fits, headers="keys", tablefmt="github", disable_numparse=True)]) + "\n"
 
 
-def plot(rows: list[dict], dims: list[int], where: str, path: Path) -> None:
+def plot(rows: list[ScalingRow], dims: list[int], where: str, path: Path) -> None:
     from matplotlib.figure import Figure
     fig = Figure(figsize=(6, 4.2))
     ax = fig.subplots()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+from typing import NotRequired, TypedDict
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -19,7 +20,14 @@ MMAP_THRESHOLD = 32 * 2**20
 TRIM_THRESHOLD = 2**30
 
 
-def steady_malloc() -> dict[str, object]:
+class MallocSettings(TypedDict):
+    """What ``steady_malloc`` applied: recorded in the row's ``timing_config`` beside the timing keywords."""
+    malloc: str
+    mmap_threshold: NotRequired[int]
+    trim_threshold: NotRequired[int]
+
+
+def steady_malloc() -> MallocSettings:
     """Apply the settings where glibc is present; returns what was applied (recorded in rows)."""
     if not sys.platform.startswith("linux"):
         return {"malloc": "default (not glibc)"}

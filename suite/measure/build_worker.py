@@ -10,22 +10,39 @@ the work done. Nothing is timed here; the worker writes ``{"build_s": ...}`` (or
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from suite.measure.inputs import make_input
+from suite.measure.jobs import Message
 from suite.measure.prepare import prepare
 from suite.measure.runtimes import PRECISIONS
 from suite.measure.worker import run_worker
+from suite.parts import InputSpec
 
 
-def build(spec: dict[str, Any]) -> dict[str, Any]:
-    device = torch.device(spec["device"])
-    examples = [make_input(spec["input_spec"], b, device, PRECISIONS[spec["precision"]]) for b in spec["batches"]]
-    prepared = prepare(Path(spec["model"]), device=device, runtime=spec["runtime"], precision=spec["precision"],
-                       examples=examples, threads=spec.get("threads"))
+@dataclass(frozen=True, kw_only=True)
+class BuildJob(Message):
+    """What ``deploy-bench`` asks of one build worker: build ``model`` for these batch sizes."""
+    model: str                             # the deployed model's folder
+    input_spec: InputSpec
+    batches: list[int]
+    device: str
+    runtime: str
+    precision: str
+    out: str
+    threads: int | None = None
+
+
+def build(spec: Mapping[str, object]) -> dict[str, float]:
+    job = BuildJob.from_json(spec)
+    device = torch.device(job.device)
+    examples = [make_input(job.input_spec, b, device, PRECISIONS[job.precision]) for b in job.batches]
+    prepared = prepare(Path(job.model), device=device, runtime=job.runtime, precision=job.precision,
+                       examples=examples, threads=job.threads)
     return {"build_s": prepared.built.build_s}
 
 

@@ -11,11 +11,11 @@ import platform
 import socket
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from suite.env import git_state, suite_version
+from suite.parts import SCHEMA_VERSION, DeviceInfo, Provenance
 
 LIBRARIES = ("torch", "torchvision", "timm", "transformers", "numpy", "nvidia-ml-py")
 
@@ -41,23 +41,21 @@ def library_versions() -> dict[str, str | None]:
     return out
 
 
-def device_description(device: torch.device) -> dict[str, Any]:
+def device_description(device: torch.device) -> DeviceInfo:
     """What the measurements ran on: CPU model and threads, or the GPU and its driver."""
-    desc: dict[str, Any] = {"type": device.type, "cpu": cpu_name(), "cpu_count": os.cpu_count(),
-                            "torch_threads": torch.get_num_threads()}
+    cpu, cpu_count, threads = cpu_name(), os.cpu_count(), torch.get_num_threads()
     if device.type == "cuda":
         from suite.measure.gpu import device_info
-        desc.update(device_info(device.index or 0))
-        desc["tf32"] = tf32_state()
-    else:
-        desc["name"] = desc["cpu"]
-    return desc
+        return {"type": "cuda", "cpu": cpu, "cpu_count": cpu_count, "torch_threads": threads,
+                **device_info(device.index or 0), "tf32": tf32_state()}
+    # the suite's devices are "cpu" and "cuda" (``--device``)
+    return {"type": "cpu", "cpu": cpu, "cpu_count": cpu_count, "torch_threads": threads, "name": cpu}
 
 
-def tf32_state() -> dict[str, Any]:
+def tf32_state() -> dict[str, bool | str]:
     """Whether "fp32" on CUDA is really TF32 somewhere: PyTorch's defaults let cuDNN convolutions
     use TF32 and keep matmuls in full fp32; the suite leaves them as they are and records them."""
-    out: dict[str, Any] = {"cudnn_conv": bool(torch.backends.cudnn.allow_tf32),
+    out: dict[str, bool | str] = {"cudnn_conv": bool(torch.backends.cudnn.allow_tf32),
                            "matmul": bool(torch.backends.cuda.matmul.allow_tf32),
                            "float32_matmul_precision": torch.get_float32_matmul_precision()}
     conv = getattr(getattr(torch.backends.cudnn, "conv", None), "fp32_precision", None)  # torch >= 2.9's names
@@ -66,8 +64,10 @@ def tf32_state() -> dict[str, Any]:
     return out
 
 
-def provenance(device: torch.device) -> dict[str, Any]:
+def provenance(device: torch.device) -> Provenance:
+    """The provenance part of a row (``suite.report.parts.Provenance``)."""
     return {
+        "schema_version": SCHEMA_VERSION,
         "suite_version": suite_version(),
         "git": git_state(),
         "python": platform.python_version(),

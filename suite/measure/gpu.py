@@ -5,12 +5,15 @@ handle is looked up by the device's UUID, then by PCI bus id, then by index.
 """
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, NotRequired, TypedDict, TypeVar
 
 import numpy as np
 import torch
+
+from suite.parts import GpuState, NvmlState, NvmlSummary
 
 try:
     import pynvml
@@ -31,6 +34,21 @@ _REASONS = {  # bit flag name in pynvml -> short label
 #: reasons that mean the clock was held below what the workload asked for
 THROTTLING = {"sw-power-cap", "hw-slowdown", "sw-thermal", "hw-thermal", "hw-power-brake"}
 _initialised = False
+T = TypeVar("T")
+N = TypeVar("N", int, float)
+
+
+class GpuInfo(TypedDict):
+    """The GPU's static facts (``device_info``): the GPU part of a row's ``provenance.device``.
+    Without NVML only what PyTorch knows (name, capability, memory) is there."""
+    cuda: str | None
+    name: str
+    uuid: NotRequired[str | None]
+    capability: str | None
+    total_memory_mb: float | None
+    driver: NotRequired[str]
+    max_sm_clock_mhz: NotRequired[int | None]
+    power_limit_w: NotRequired[float | None]
 
 
 def nvml_ok() -> bool:
@@ -85,20 +103,20 @@ def visible_entry(cuda_index: int) -> str | None:
     return entries[cuda_index] if cuda_index < len(entries) else None
 
 
-def device_info(cuda_index: int = 0) -> dict[str, Any]:
+def device_info(cuda_index: int = 0) -> GpuInfo:
     """Static facts about the GPU: name, UUID, driver, CUDA version, capability, memory, max SM clock.
 
     Read through NVML, which creates no CUDA context, so the sweep's parent and gpu-check can
     record them without holding the GPU; from PyTorch only where NVML is missing."""
     h = handle(cuda_index)
-    info: dict[str, Any] = {"cuda": torch.version.cuda}
     if h is None:
-        return info | {"name": torch.cuda.get_device_name(cuda_index),
-                       "capability": ".".join(map(str, torch.cuda.get_device_capability(cuda_index))),
-                       "total_memory_mb": torch.cuda.get_device_properties(cuda_index).total_memory / 2**20}
+        return {"cuda": torch.version.cuda, "name": torch.cuda.get_device_name(cuda_index),
+                "capability": ".".join(map(str, torch.cuda.get_device_capability(cuda_index))),
+                "total_memory_mb": torch.cuda.get_device_properties(cuda_index).total_memory / 2**20}
     capability = _try(lambda: pynvml.nvmlDeviceGetCudaComputeCapability(h))
     memory = _try(lambda: pynvml.nvmlDeviceGetMemoryInfo(h))
-    return info | {
+    return {
+        "cuda": torch.version.cuda,
         "name": _str(pynvml.nvmlDeviceGetName(h)),
         "uuid": _try(lambda: _str(pynvml.nvmlDeviceGetUUID(h))),
         "capability": None if capability is None else ".".join(map(str, capability)),
@@ -116,7 +134,7 @@ def capability(cuda_index: int = 0) -> tuple[int, int]:
     return tuple(cap) if cap else torch.cuda.get_device_capability(cuda_index)
 
 
-def gpu_state(cuda_index: int = 0) -> dict[str, Any] | None:
+def gpu_state(cuda_index: int = 0) -> NvmlState | None:
     """Momentary state: SM clock, temperature, power, throttle reasons, other processes."""
     h = handle(cuda_index)
     if h is None:
@@ -143,12 +161,16 @@ def violation_ns(cuda_index: int = 0) -> dict[str, int] | None:
     h = handle(cuda_index)
     if h is None:
         return None
-    out = {}
+    out: dict[str, int] = {}
     for label, policy in (("power", "NVML_PERF_POLICY_POWER"), ("thermal", "NVML_PERF_POLICY_THERMAL")):
-        value = _try(lambda p=policy: pynvml.nvmlDeviceGetViolationStatus(h, getattr(pynvml, p)).violationTime)
+        value = _try(functools.partial(_violation_time, h, policy))
         if value is not None:
             out[label] = int(value)
     return out or None
+
+
+def _violation_time(h: Any, policy: str) -> int:
+    return pynvml.nvmlDeviceGetViolationStatus(h, getattr(pynvml, policy)).violationTime
 
 
 class StateSampler:
@@ -157,10 +179,10 @@ class StateSampler:
     one and a throttle reason that holds only while the rounds run is seen; the power and thermal
     violation counters are read at both ends. ``read`` and ``counters`` are injectable for tests."""
 
-    def __init__(self, read: Callable[[], dict[str, Any] | None],
+    def __init__(self, read: Callable[[], NvmlState | None],
                  counters: Callable[[], dict[str, int] | None] = lambda: None) -> None:
         self.read, self.counters = read, counters
-        self.samples: list[dict[str, Any]] = []
+        self.samples: list[NvmlState] = []
         self.start = counters()
 
     def sample(self) -> None:
@@ -168,16 +190,16 @@ class StateSampler:
         if state:
             self.samples.append(state)
 
-    def summary(self) -> dict[str, Any] | None:
+    def summary(self) -> NvmlSummary | None:
         """Clock, temperature and power over the samples, the union of throttle reasons, the share
         of samples throttled, other processes seen, and the violation time over the window."""
         end = self.counters()
         if not self.samples and end is None:
             return None
-        clocks = [s["sm_clock_mhz"] for s in self.samples if s.get("sm_clock_mhz") is not None]
+        clocks = [c for s in self.samples if (c := s.get("sm_clock_mhz")) is not None]
         reasons = sorted({r for s in self.samples for r in s.get("throttle_reasons") or []})
         throttled = [bool(s.get("throttled")) for s in self.samples]
-        out: dict[str, Any] = {
+        out: NvmlSummary = {
             "samples": len(self.samples),
             "sm_clock_mhz": None if not clocks else {"min": min(clocks), "median": float(np.median(clocks)),
                                                      "max": max(clocks)},
@@ -192,22 +214,25 @@ class StateSampler:
         return out
 
 
-def _max(values: Any) -> Any:
+def _max(values: Iterable[N | None]) -> N | None:
     present = [v for v in values if v is not None]
     return max(present) if present else None
 
 
-def state_warnings(states: dict[str, Any] | None) -> list[str]:
+def state_warnings(states: GpuState | None) -> list[str]:
     """Why a row's timing may be unfair, from its ``gpu_state`` {before, during, after}: a
     throttled clock (in a sample or by the violation counters during the rounds) or another
     process on the GPU."""
     out: list[str] = []
-    during = (states or {}).get("during") or {}
-    capped = {k: v for k, v in (during.get("violation_ms") or {}).items() if v > 0}
+    if not states:
+        return out
+    during = states.get("during")
+    violations = (during.get("violation_ms") if during else None) or {}
+    capped = {k: v for k, v in violations.items() if v > 0}
     if capped:
         out.append("while throttled (" + ", ".join(f"{k} limit {v:.0f} ms" for k, v in sorted(capped.items())) +
                    " during the rounds)")
-    for s in [(states or {}).get(k) for k in ("before", "during", "after")]:
+    for s in (states.get("before"), during, states.get("after")):
         if not s:
             continue
         if s.get("throttled"):
@@ -218,7 +243,7 @@ def state_warnings(states: dict[str, Any] | None) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def state_flag(states: dict[str, Any] | None) -> str:
+def state_flag(states: GpuState | None) -> str:
     """The leaderboard's short flag: 'throttled', 'shared GPU' or ''."""
     warnings = state_warnings(states)
     if any(w.startswith("while throttled") for w in warnings):
@@ -237,7 +262,7 @@ def process_memory_mb(cuda_index: int = 0, pid: int | None = None) -> float | No
     return sum(used) / 2**20 if used else None
 
 
-def _try(fn: Any) -> Any:
+def _try(fn: Callable[[], T]) -> T | None:
     try:
         return fn()
     except Exception:  # noqa: BLE001 - a missing sensor must not fail a measurement

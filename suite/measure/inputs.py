@@ -11,6 +11,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from suite.parts import InputSpec
+
 
 def count_flops(model: nn.Module, inputs: Any) -> int:
     """Forward FLOPs of one call (matmul/conv/attention, as torch.utils.flop_counter counts them)."""
@@ -20,7 +22,7 @@ def count_flops(model: nn.Module, inputs: Any) -> int:
     return int(counter.get_total_flops())
 
 
-def make_input(spec: dict[str, Any], batch: int, device: torch.device | str,
+def make_input(spec: InputSpec, batch: int, device: torch.device | str,
                dtype: torch.dtype = torch.float32, seed: int = 1234) -> Any:
     """A random model input from a task's input spec (fixed seed: every model sees the same);
     images in ``dtype`` (the precision measured), token ids as integers."""

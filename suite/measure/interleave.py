@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal, Self, TypedDict
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ import torch.nn as nn
 from scipy import stats
 
 from suite.errors import UsageError
+from suite.parts import Latency, Ratio, Throughput, TimingSettings
+
+TimerName = Literal["perf_counter", "cuda_event"]
 
 
 @dataclass
@@ -45,6 +48,16 @@ class TimingConfig:
         if self.throughput_batch < 1 or self.warmup_iters < 0:
             raise UsageError("timing throughput_batch must be >= 1 and warmup_iters >= 0")
 
+    @classmethod
+    def from_settings(cls, settings: TimingSettings) -> Self:
+        """The configuration a timing job's settings ask for (a keyword it leaves out keeps its default;
+        the allocator's settings are recorded beside them, not configured here)."""
+        d = cls()
+        return cls(budget_s=settings.get("budget_s", d.budget_s), warmup_s=settings.get("warmup_s", d.warmup_s),
+                   block_s=settings.get("block_s", d.block_s),
+                   throughput_batch=settings.get("throughput_batch", d.throughput_batch),
+                   measure_throughput=settings.get("measure_throughput", d.measure_throughput))
+
 
 def block_for(per_model_s: float, default: float = 0.05) -> float:
     """A round's block for a per-model budget: the default (50 ms), shorter only for budgets under
@@ -63,6 +76,16 @@ class RatioCI:
     def contains(self, x: float) -> bool:
         return self.lo <= x <= self.hi
 
+    def as_part(self) -> Ratio:
+        """The row's ``ratio`` (the fields in their order, as ``dataclasses.asdict`` writes them)."""
+        return {"value": self.value, "lo": self.lo, "hi": self.hi, "rounds": self.rounds, "baseline": self.baseline}
+
+
+class TimingRow(TypedDict):
+    """A model's timing as the row keeps it (``Timing.as_row``)."""
+    latency: Latency
+    throughput: Throughput
+
 
 @dataclass
 class Timing:
@@ -73,24 +96,25 @@ class Timing:
     throughput_round_ms: list[float]       # per-round median of one batch-B forward
     throughput_batch: int
     block_iters: dict[str, int]
-    timer: str
+    timer: TimerName
     ratio: RatioCI | None = None
     throughput_ratio: RatioCI | None = None
     log_ratios: list[float] = field(default_factory=list)   # per round, vs the baseline
     summary: dict[str, float] = field(default_factory=dict)
 
-    def as_row(self, unit: str, items: int = 1) -> dict[str, Any]:
+    def as_row(self, unit: str, items: int = 1) -> TimingRow:
         """Row fields; ``items`` per sample scales throughput (e.g. tokens per sequence)."""
+        s = self.summary
         return {
-            "latency": {**{k: v for k, v in self.summary.items() if k.startswith("p") or k == "mean_ms"},
+            "latency": {"p50_ms": s["p50_ms"], "p90_ms": s["p90_ms"], "p99_ms": s["p99_ms"], "mean_ms": s["mean_ms"],
                         "batch": 1, "n": len(self.latency_samples_ms), "timer": self.timer,
                         "ratio": None if self.ratio is None else
-                        asdict(self.ratio) | {"log_ratios": [round(x, 6) for x in self.log_ratios]},
+                        {**self.ratio.as_part(), "log_ratios": [round(x, 6) for x in self.log_ratios]},
                         "samples_ms": [round(s, 5) for s in self.latency_samples_ms],
                         "round_ms": [round(s, 5) for s in self.latency_round_ms],
                         "block_iters": self.block_iters["latency"]},
             "throughput": {"value": self.summary["throughput"] * items, "unit": unit, "batch": self.throughput_batch,
-                           "ratio": None if self.throughput_ratio is None else asdict(self.throughput_ratio),
+                           "ratio": None if self.throughput_ratio is None else self.throughput_ratio.as_part(),
                            "round_ms": [round(s, 5) for s in self.throughput_round_ms]},
         }
 
@@ -119,7 +143,7 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
 
 
 class _CpuTimer:
-    name = "perf_counter"
+    name: TimerName = "perf_counter"
 
     def interleave(self, calls: list[Callable[[], Any]], iters: int) -> list[list[float]]:
         """Run ``iters`` passes of A B C ...; returns per-call lists of per-iteration ms."""
@@ -133,7 +157,7 @@ class _CpuTimer:
 
 
 class _CudaTimer:
-    name = "cuda_event"
+    name: TimerName = "cuda_event"
 
     def interleave(self, calls: list[Callable[[], Any]], iters: int) -> list[list[float]]:
         events = [[(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))

@@ -9,26 +9,41 @@ one runtime and precision (``timing_job`` makes it, for the sweep and ``deploy-b
 from __future__ import annotations
 
 import dataclasses
-import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from suite import jsonio
 from suite.launch import Launcher
 from suite.measure.interleave import block_for
+from suite.parts import (
+    Agreement,
+    Generation,
+    GpuState,
+    HostState,
+    InputSpec,
+    JsonObject,
+    Latency,
+    Memory,
+    Ratio,
+    Throughput,
+    TimingSettings,
+)
 
 
 class Message:
     """A message between processes: a frozen dataclass with a JSON round trip (``from_json`` ignores
     keys it does not know, so a reader keeps working when a writer adds one)."""
 
-    def as_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(typing.cast(Any, self))
+    def as_json(self) -> JsonObject:
+        return cast(JsonObject, dataclasses.asdict(cast(Any, self)))
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Self:
-        names = {f.name for f in dataclasses.fields(typing.cast(Any, cls))}
+    def from_json(cls, data: Mapping[str, object]) -> Self:
+        """The message from its JSON (the fields' types are the writer's: a message is read by the
+        version of the suite that wrote it, in a worker it started)."""
+        names = {f.name for f in dataclasses.fields(cast(Any, cls))}
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
@@ -39,22 +54,22 @@ class TimingJob(Message):
     device: str
     runtime: str
     precision: str
-    input_spec: dict[str, Any]
+    input_spec: InputSpec
     unit: str                              # throughput unit, e.g. "img/s"
-    timing: dict[str, Any]                 # ``TimingConfig`` keywords; the row's ``timing_config``
+    timing: TimingSettings                 # ``TimingConfig`` keywords; the row's ``timing_config``
     out: str
     threads: int | None = None
     probe: str | None = None               # saved real inputs for the agreement check
 
 
 def timing_job(models: dict[str, str], *, per_model_s: float, throughput_batch: int, out: Path,
-               baseline: str | None, device: str, runtime: str, precision: str, input_spec: dict[str, Any],
+               baseline: str | None, device: str, runtime: str, precision: str, input_spec: InputSpec,
                unit: str, threads: int | None = None, probe: Path | None = None, warmup_s: float | None = None,
                measure_throughput: bool = True) -> TimingJob:
     """The timing job of a group: ``per_model_s`` seconds of interleaved rounds per model (a round's
     block from ``block_for``), a warm-up of a quarter of that (at most 1 s) unless ``warmup_s`` says,
     throughput at ``throughput_batch`` unless ``measure_throughput`` is False (latency only)."""
-    timing: dict[str, Any] = {"budget_s": per_model_s * len(models), "throughput_batch": throughput_batch,
+    timing: TimingSettings = {"budget_s": per_model_s * len(models), "throughput_batch": throughput_batch,
                               "warmup_s": min(1.0, per_model_s / 4) if warmup_s is None else warmup_s,
                               "block_s": block_for(per_model_s)}
     if not measure_throughput:
@@ -67,14 +82,14 @@ def timing_job(models: dict[str, str], *, per_model_s: float, throughput_batch: 
 @dataclass(frozen=True, kw_only=True)
 class ModelTiming(Message):
     """One model's figures from a timing group (each block as the row keeps it)."""
-    latency: dict[str, Any]
-    throughput: dict[str, Any] | None = None
-    generation: dict[str, Any] | None = None
-    runtime_info: dict[str, Any] | None = None
-    agreement: dict[str, Any] | None = None
+    latency: Latency
+    throughput: Throughput | None = None
+    generation: Generation | None = None
+    runtime_info: JsonObject | None = None   # build seconds and what the runtime reports of itself
+    agreement: Agreement | None = None
 
     @property
-    def ratio(self) -> dict[str, Any] | None:
+    def ratio(self) -> Ratio | None:
         return self.latency.get("ratio")
 
 
@@ -84,19 +99,20 @@ class TimingResult(Message):
     configuration and device/host state; or ``error`` when the group failed as a whole."""
     models: dict[str, ModelTiming] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
-    config: dict[str, Any] | None = None
-    gpu_state: dict[str, Any] | None = None
-    host_state: dict[str, Any] | None = None
+    config: TimingSettings | None = None
+    gpu_state: GpuState | None = None
+    host_state: HostState | None = None
     runtime: str | None = None
     precision: str | None = None
     started_at: str | None = None
     error: str | None = None
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Self:
+    def from_json(cls, data: Mapping[str, object]) -> Self:
         plain = super().from_json({k: v for k, v in data.items() if k != "models"})
-        return dataclasses.replace(plain, models={v: ModelTiming.from_json(m)
-                                                  for v, m in (data.get("models") or {}).items()})
+        models = data.get("models")
+        return dataclasses.replace(plain, models={v: ModelTiming.from_json(m) for v, m in models.items()}
+                                   if isinstance(models, dict) else {})
 
     @property
     def rounds(self) -> int:
@@ -107,7 +123,7 @@ class TimingResult(Message):
 @dataclass(frozen=True, kw_only=True)
 class MemoryJob(Message):
     model: str                             # the deployed model's folder
-    input_spec: dict[str, Any]
+    input_spec: InputSpec
     batch: int
     device: str
     runtime: str
@@ -116,7 +132,7 @@ class MemoryJob(Message):
     threads: int | None = None
 
 
-def run_job(job: TimingJob | MemoryJob, worker: str, launcher: Launcher) -> dict[str, Any]:
+def run_job(job: TimingJob | MemoryJob, worker: str, launcher: Launcher) -> JsonObject:
     """Write ``job`` beside its ``out`` (``<out stem>-spec.json``), run ``worker`` on it with
     ``launcher`` and return what it wrote, or ``{"error": ...}`` when it wrote nothing."""
     out = Path(job.out)
@@ -124,8 +140,14 @@ def run_job(job: TimingJob | MemoryJob, worker: str, launcher: Launcher) -> dict
     jsonio.write_atomic(spec_path, job.as_json())
     out.unlink(missing_ok=True)
     err = launcher.run(worker, spec_path)
-    return jsonio.read(out) if out.exists() else {"error": err or "no output"}
+    got = jsonio.read(out) if out.exists() else None
+    return got if isinstance(got, dict) else {"error": err or "no output"}
 
 
 def run_timing(job: TimingJob, launcher: Launcher) -> TimingResult:
     return TimingResult.from_json(run_job(job, "suite.measure.timing_worker", launcher))
+
+
+def run_memory(job: MemoryJob, launcher: Launcher) -> Memory:
+    """The model's memory part of a row (``peak_mb`` and its ``source``), or ``{"error": ...}``."""
+    return cast(Memory, run_job(job, "suite.measure.memory_worker", launcher))   # the worker writes that shape

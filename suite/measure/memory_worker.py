@@ -22,9 +22,10 @@ import contextlib
 import importlib
 import resource
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import psutil
 import torch
@@ -36,12 +37,34 @@ from suite.measure.jobs import MemoryJob
 from suite.measure.prepare import prepare
 from suite.measure.runtimes import PRECISIONS, RUNTIMES
 from suite.measure.worker import run_worker
+from suite.parts import InputSpec
 
 FORWARDS = 3
 
 
-def probe(folder: str, input_spec: dict[str, Any], batch: int, device: str, *, runtime: str = "eager",
-          precision: str = "fp32", threads: int | None = None) -> dict[str, Any]:
+class GpuFigures(TypedDict):
+    """The model's share of the GPU's memory (``peak_mb``, read as ``source`` says) and every reading."""
+    torch_max_allocated_mb: float
+    torch_max_reserved_mb: float
+    nvml_process_mb: float | None
+    peak_mb: float | None
+    source: str
+
+
+class MemoryResult(TypedDict):
+    """What the worker writes (the row's ``memory``): the model's share, how it was read, the readings."""
+    batch: int
+    peak_mb: float | None
+    source: str
+    process_peak_rss_mb: NotRequired[float]     # CPU
+    rss_before_model_mb: NotRequired[float]
+    torch_max_allocated_mb: NotRequired[float]  # CUDA
+    torch_max_reserved_mb: NotRequired[float]
+    nvml_process_mb: NotRequired[float | None]
+
+
+def probe(folder: str, input_spec: InputSpec, batch: int, device: str, *, runtime: str = "eager",
+          precision: str = "fp32", threads: int | None = None) -> MemoryResult:
     faults.point("memory")
     dev = torch.device(device)
     dtype = PRECISIONS[precision]
@@ -50,15 +73,16 @@ def probe(folder: str, input_spec: dict[str, Any], batch: int, device: str, *, r
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
     if dev.type == "cuda":
-        return {"batch": batch} | _cuda_probe(folder, dev, runtime, precision, x, threads)
+        return {"batch": batch, **_cuda_probe(folder, dev, runtime, precision, x, threads)}
     rss_before = psutil.Process().memory_info().rss / 2**20
     loaded = [m for m in PRELOAD if m in sys.modules]
     prepared = prepare(Path(folder), device=dev, runtime=runtime, precision=precision, examples=[x],
                        threads=threads)
     hwm_reset = reset_high_water_mark()
     _forwards(prepared.built.fn, x)
-    peak = high_water_mark_mb() if hwm_reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    how = ("peak RSS over the forwards (high-water mark reset after the build)" if hwm_reset else
+    hwm = high_water_mark_mb() if hwm_reset else None  # None after a reset only if /proc stopped answering
+    peak = hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    how = ("peak RSS over the forwards (high-water mark reset after the build)" if hwm is not None else
            "peak RSS of the whole process (ru_maxrss; the high-water mark could not be reset)")
     return {"batch": batch, "peak_mb": peak - rss_before, "process_peak_rss_mb": peak,
             "rss_before_model_mb": rss_before,
@@ -73,7 +97,7 @@ def _forwards(fn: Any, x: Any) -> None:
 
 
 def _cuda_probe(folder: str, dev: torch.device, runtime: str, precision: str, x: Any,
-                threads: int | None) -> dict[str, Any]:
+                threads: int | None) -> GpuFigures:
     before = read_gpu(dev)  # the input is allocated: it is in the baseline, as on CPU
     prepared = prepare(Path(folder), device=dev, runtime=runtime, precision=precision, examples=[x],
                        threads=threads)
@@ -107,34 +131,36 @@ def read_gpu(dev: torch.device) -> GpuReading:
                       device_used_mb=(total - free) / 2**20, process_mb=process_memory_mb(dev.index or 0))
 
 
-def gpu_figures(method: str, before: GpuReading, after: GpuReading) -> dict[str, Any]:
+def gpu_figures(method: str, before: GpuReading, after: GpuReading) -> GpuFigures:
     """The model's share of the GPU's memory over the forwards, read the way ``method`` says
     (``suite.measure.runtimes.GPU_MEMORY``), every reading kept beside it."""
-    raw = {"torch_max_allocated_mb": after.peak_allocated_mb - before.allocated_mb,
-           "torch_max_reserved_mb": after.peak_reserved_mb - before.reserved_mb,
-           "nvml_process_mb": after.process_mb}
+    allocated = after.peak_allocated_mb - before.allocated_mb
+    reserved = after.peak_reserved_mb - before.reserved_mb
+
+    def figures(peak_mb: float | None, source: str) -> GpuFigures:
+        return {"torch_max_allocated_mb": allocated, "torch_max_reserved_mb": reserved,
+                "nvml_process_mb": after.process_mb, "peak_mb": peak_mb, "source": source}
+
     if method == "allocated":
-        return raw | {"peak_mb": raw["torch_max_allocated_mb"],
-                      "source": "cuda: torch.cuda.max_memory_allocated over the forwards minus the bytes allocated "
-                                "before the model was loaded (the input)"}
+        return figures(allocated, "cuda: torch.cuda.max_memory_allocated over the forwards minus the bytes allocated "
+                                  "before the model was loaded (the input)")
     if method == "reserved":
-        return raw | {"peak_mb": raw["torch_max_reserved_mb"],
-                      "source": "cuda graphs: torch.cuda.max_memory_reserved over the replays minus the bytes "
-                                "reserved before the model was loaded (replays write into the graphs' private pool, "
-                                "which allocated bytes do not count)"}
+        return figures(reserved, "cuda graphs: torch.cuda.max_memory_reserved over the replays minus the bytes "
+                                 "reserved before the model was loaded (replays write into the graphs' private pool, "
+                                 "which allocated bytes do not count)")
     if method != "device":
         raise ValueError(f"unknown GPU memory method {method!r} (known: allocated, reserved, device)")
     if before.process_mb is not None and after.process_mb is not None:
-        return raw | {"peak_mb": after.process_mb - before.process_mb,
-                      "source": "cuda, outside PyTorch's allocator: NVML's memory of this process after the "
-                                "forwards minus before the model was loaded (the runtime's arena keeps its peak)"}
+        return figures(after.process_mb - before.process_mb,
+                       "cuda, outside PyTorch's allocator: NVML's memory of this process after the "
+                       "forwards minus before the model was loaded (the runtime's arena keeps its peak)")
     if before.device_used_mb is not None and after.device_used_mb is not None:
-        return raw | {"peak_mb": after.device_used_mb - before.device_used_mb,
-                      "source": "cuda, outside PyTorch's allocator: the device's used memory after the forwards "
-                                "minus before the model was loaded (NVML shows no per-process figure here; the "
-                                "probe runs alone on its GPU)"}
-    return raw | {"peak_mb": None, "source": "n/a: this runtime's memory is outside PyTorch's allocator and "
-                                             "neither NVML nor the driver reported the GPU's used memory"}
+        return figures(after.device_used_mb - before.device_used_mb,
+                       "cuda, outside PyTorch's allocator: the device's used memory after the forwards "
+                       "minus before the model was loaded (NVML shows no per-process figure here; the "
+                       "probe runs alone on its GPU)")
+    return figures(None, "n/a: this runtime's memory is outside PyTorch's allocator and "
+                         "neither NVML nor the driver reported the GPU's used memory")
 
 
 def reset_high_water_mark() -> bool:
@@ -156,7 +182,7 @@ def high_water_mark_mb() -> float | None:
     return None
 
 
-def measure(spec: dict[str, Any]) -> dict[str, Any]:
+def measure(spec: Mapping[str, object]) -> MemoryResult:
     """The memory of the model a ``MemoryJob`` names."""
     job = MemoryJob.from_json(spec)
     return probe(job.model, job.input_spec, job.batch, job.device, runtime=job.runtime, precision=job.precision,

@@ -19,6 +19,7 @@ import torch.nn as nn
 from suite.measure.interleave import assert_eval
 from suite.measure.runtimes import PRECISIONS, RUNTIMES, Built
 from suite.models.artifact import cast_floats, inference_module, load_deployed
+from suite.parts import Agreement
 
 
 @dataclass
@@ -27,7 +28,7 @@ class Prepared:
     built: Built
     module: nn.Module              # the timed module, eager form, in the precision
     model: nn.Module               # the whole deployed model, in the precision (generation uses it)
-    agreement: dict[str, Any] | None = None
+    agreement: Agreement | None = None
 
 
 def prepare(folder: Path, *, device: torch.device, runtime: str, precision: str, examples: list[Any],
@@ -85,15 +86,15 @@ def tensors(out: Any) -> list[torch.Tensor]:
     raise TypeError(f"cannot compare outputs of type {type(out).__name__}")
 
 
-def agreement(out: Any, reference: list[torch.Tensor], inputs: int) -> dict[str, Any]:
+def agreement(out: Any, reference: list[torch.Tensor], inputs: int) -> Agreement:
     """``max |out - ref| / max |ref|`` over every output, each against its own scale."""
     got = tensors(out)
-    base = {"reference": "eager fp32", "inputs": inputs}
     if [t.shape for t in got] != [r.shape for r in reference]:
-        return base | {"rel_err": None, "note": "output shapes differ from eager fp32 (e.g. a different number "
-                                                 "of detections), so they cannot be compared element-wise"}
+        return {"reference": "eager fp32", "inputs": inputs, "rel_err": None,
+                "note": "output shapes differ from eager fp32 (e.g. a different number "
+                        "of detections), so they cannot be compared element-wise"}
     worst = 0.0
     for g, r in zip(got, reference):
         scale = r.abs().max().clamp_min(torch.finfo(torch.float64).tiny)
         worst = max(worst, float((g - r).abs().max() / scale))
-    return base | {"rel_err": worst}
+    return {"reference": "eager fp32", "inputs": inputs, "rel_err": worst}

@@ -9,12 +9,14 @@ that could not be built (``failed``), or ``{"error": ...}`` when the group fails
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import torch
 from tqdm import tqdm
@@ -29,9 +31,43 @@ from suite.measure.jobs import TimingJob, TimingResult
 from suite.measure.prepare import Prepared, prepare, probe_batch
 from suite.measure.runtimes import PRECISIONS
 from suite.measure.worker import describe_error, run_worker
+from suite.parts import (
+    Agreement,
+    Generation,
+    GenerationSpec,
+    GpuState,
+    HostState,
+    InputSpec,
+    JsonObject,
+    Latency,
+    NvmlState,
+    Throughput,
+    TimingSettings,
+)
 
 
-def run_group(spec: dict[str, Any]) -> dict[str, Any]:
+class ModelOutput(TypedDict):
+    """One model's entry in the worker's output (read back as ``suite.measure.jobs.ModelTiming``)."""
+    latency: Latency
+    throughput: Throughput
+    runtime_info: JsonObject
+    agreement: Agreement | None
+    generation: NotRequired[Generation]
+
+
+class GroupOutput(TypedDict):
+    """What the worker writes (read back as ``suite.measure.jobs.TimingResult``)."""
+    started_at: str
+    config: TimingSettings                 # the job's timing keywords and the allocator's settings
+    failed: dict[str, str]
+    runtime: str
+    precision: str
+    models: dict[str, ModelOutput]
+    gpu_state: NotRequired[GpuState | None]
+    host_state: NotRequired[HostState]
+
+
+def run_group(spec: Mapping[str, object]) -> GroupOutput:
     """Build every model of the group (a ``TimingJob``) under its runtime and precision, then time
     them interleaved. A model that cannot be built is reported in ``failed`` and left out; the rest
     are still timed (without it, and without ratios when it was the baseline)."""
@@ -41,7 +77,7 @@ def run_group(spec: dict[str, Any]) -> dict[str, Any]:
     device = torch.device(job.device)
     runtime, precision = job.runtime, job.precision
     dtype = PRECISIONS[precision]
-    cfg = TimingConfig(**job.timing)
+    cfg = TimingConfig.from_settings(job.timing)
     shapes = (1, cfg.throughput_batch) if cfg.measure_throughput else (1,)  # latency only: one shape to build
     examples = [make_input(job.input_spec, b, device, dtype) for b in shapes]
     probe = torch.load(job.probe, weights_only=True) if job.probe else None
@@ -55,8 +91,8 @@ def run_group(spec: dict[str, Any]) -> dict[str, Any]:
         except Exception as e:  # noqa: BLE001 - this model's row records it; the group goes on
             traceback.print_exc()
             failed[name] = f"{runtime} could not build it: {describe_error(e)}"
-    out: dict[str, Any] = {"started_at": now_iso(), "config": {**job.timing, **malloc}, "failed": failed,
-                           "runtime": runtime, "precision": precision, "models": {}}
+    out: GroupOutput = {"started_at": now_iso(), "config": {**job.timing, **malloc}, "failed": failed,
+                        "runtime": runtime, "precision": precision, "models": {}}
     if not prepared:
         return out
     baseline = job.baseline if job.baseline in prepared else None
@@ -74,18 +110,17 @@ def run_group(spec: dict[str, Any]) -> dict[str, Any]:
                                lambda b: make_input(job.input_spec, b, device, dtype), cfg, device,
                                baseline=baseline, progress=each_round)
     bar.close()
-    gpu_state = None if state_before is None else {"before": state_before, "during": sampler.summary(),
-                                                   "after": _gpu_state(device)}
-    rows = {n: t.as_row(job.unit, job.input_spec.get("items", 1)) for n, t in timings.items()}
-    for n, p in prepared.items():
-        rows[n]["runtime_info"] = {"build_s": p.built.build_s, **p.built.info}
-        rows[n]["agreement"] = p.agreement
+    gpu_state: GpuState | None = None if state_before is None else {
+        "before": state_before, "during": sampler.summary(), "after": _gpu_state(device)}
+    items = job.input_spec.get("items", 1)
+    rows: dict[str, ModelOutput] = {n: {**t.as_row(job.unit, items), "runtime_info": _runtime_info(prepared[n]),
+                                        "agreement": prepared[n].agreement} for n, t in timings.items()}
     gen = job.input_spec.get("generation")
     if gen and runtime == "eager":  # generation (a Python loop over the KV cache) is timed in eager only
         lms = {n: p.model for n, p in prepared.items()}
         for n, g in time_generation(lms, gen, job, device, baseline).items():
             rows[n]["generation"] = g
-    return out | {"gpu_state": gpu_state, "host_state": host.finish(), "models": rows}
+    return {**out, "gpu_state": gpu_state, "host_state": host.finish(), "models": rows}
 
 
 def timing_line(what: str, timing: TimingResult) -> str:
@@ -126,7 +161,7 @@ class HostLoad:
         t = self.proc.cpu_times()
         return t.user + t.system
 
-    def finish(self) -> dict[str, Any]:
+    def finish(self) -> HostState:
         wall = time.perf_counter() - self.t0
         others = max(0.0, (self._busy() - self.sys0) - (self._own() - self.own0))
         return {"cpus": self.cpus, "wall_s": wall, "others_cpu_fraction": others / max(wall * self.cpus, 1e-9),
@@ -146,14 +181,14 @@ class Generate(torch.nn.Module):
                            min_new_tokens=self.new_tokens, do_sample=False, use_cache=True, pad_token_id=0)
 
 
-def time_generation(models: dict[str, Any], gen: dict[str, int], job: TimingJob,
-                    device: torch.device, baseline: str | None) -> dict[str, dict[str, Any]]:
+def time_generation(models: dict[str, torch.nn.Module], gen: GenerationSpec, job: TimingJob,
+                    device: torch.device, baseline: str | None) -> dict[str, Generation]:
     """Latency per generated token at batch 1, the models interleaved as for the forward timing."""
     k = int(gen["new_tokens"])
     wrapped = {n: Generate(m, k).eval() for n, m in models.items()}
-    prompt = {**job.input_spec, "seq_len": int(gen["prompt"])}
-    cfg = TimingConfig(**{**job.timing, "budget_s": job.timing["budget_s"] / 2, "measure_throughput": False,
-                          "throughput_batch": 1})
+    prompt: InputSpec = {**job.input_spec, "seq_len": int(gen["prompt"])}
+    cfg = dataclasses.replace(TimingConfig.from_settings(job.timing), budget_s=job.timing["budget_s"] / 2,
+                              measure_throughput=False, throughput_batch=1)
     t = time_interleaved(wrapped, lambda b: make_input(prompt, b, device), cfg, device, baseline=baseline)
     return {n: {"prompt_tokens": int(gen["prompt"]), "new_tokens": k, "p50_ms": r.summary["p50_ms"],
                 "ms_per_token": r.summary["p50_ms"] / k,
@@ -162,7 +197,12 @@ def time_generation(models: dict[str, Any], gen: dict[str, int], job: TimingJob,
             for n, r in t.items()}
 
 
-def _gpu_state(device: torch.device) -> dict[str, Any] | None:
+def _runtime_info(p: Prepared) -> JsonObject:
+    """The build's seconds, then what the runtime reports of itself."""
+    return {"build_s": p.built.build_s, **p.built.info}
+
+
+def _gpu_state(device: torch.device) -> NvmlState | None:
     if device.type != "cuda":
         return None
     from suite.measure.gpu import gpu_state

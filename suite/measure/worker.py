@@ -7,25 +7,27 @@ from __future__ import annotations
 
 import re
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from suite import jsonio
 
 
-def run_worker(spec_path: str, work: Callable[[dict[str, Any]], dict[str, Any]]) -> int:
-    spec = jsonio.read(Path(spec_path))
-    if spec.get("threads"):
-        torch.set_num_threads(spec["threads"])
+def run_worker(spec_path: str, work: Callable[[Mapping[str, object]], Mapping[str, object]]) -> int:
+    """Run ``work`` on the job at ``spec_path`` (a JSON object with ``out`` and optional ``threads``;
+    ``work`` reads the rest, e.g. through ``suite.measure.jobs.Message.from_json``)."""
+    spec: Mapping[str, object] = jsonio.read(Path(spec_path))
+    threads = spec.get("threads")
+    if isinstance(threads, int) and threads:
+        torch.set_num_threads(threads)
     try:
         result = work(spec)
     except Exception as e:  # noqa: BLE001 - reported in the row, the sweep goes on
         traceback.print_exc()
         result = {"error": describe_error(e)}
-    jsonio.write_atomic(spec["out"], result)
+    jsonio.write_atomic(Path(str(spec["out"])), result)
     return 0
 
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
 
 from suite import jsonio
 from suite.errors import UsageError
+from suite.parts import BuildArgs
 
 SPEC_FILE, WEIGHTS_FILE = "deployed.json", "deployed.pt"
 CALLS = ("module", "logits")
@@ -30,7 +31,7 @@ def _factories() -> dict[str, Callable[..., nn.Module]]:
     return {"model": create_model, "detector": create_detector}
 
 
-def build(args: dict[str, Any]) -> nn.Module:
+def build(args: BuildArgs) -> nn.Module:
     """The training-form model described by ``args`` (``factory``, ``name``, ``variant``,
     ``variant_kwargs``, ``kwargs``); the factory must be one of the allow-listed builders."""
     factories = _factories()
@@ -41,7 +42,7 @@ def build(args: dict[str, Any]) -> nn.Module:
                                       **args["kwargs"])
 
 
-def save_deployed(folder: Path, deployed: nn.Module, args: dict[str, Any]) -> None:
+def save_deployed(folder: Path, deployed: nn.Module, args: BuildArgs) -> None:
     """Write ``deployed.json`` (the build description) and ``deployed.pt`` (the weights)."""
     folder = Path(folder)
     torch.save({k: v.detach().cpu() for k, v in deployed.state_dict().items()}, folder / WEIGHTS_FILE)
@@ -52,11 +53,11 @@ def exists(folder: Path) -> bool:
     return (Path(folder) / SPEC_FILE).exists() and (Path(folder) / WEIGHTS_FILE).exists()
 
 
-def load_deployed(folder: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def load_deployed(folder: Path, device: torch.device | str = "cpu") -> tuple[nn.Module, BuildArgs]:
     """The deployed model (eval mode, on ``device``) and its build description."""
     from suite.models.deploy import deploy
     folder = Path(folder)
-    args = jsonio.read(folder / SPEC_FILE)
+    args = cast(BuildArgs, jsonio.read(folder / SPEC_FILE))   # written by ``save_deployed``
     model = deploy(build(args).eval())
     state = torch.load(folder / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     model.load_state_dict(state, strict=True)

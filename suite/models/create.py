@@ -1,6 +1,7 @@
 """``create_model``: a timm model or a named LM config, with a variant swapped in."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, cast
 
 import timm
@@ -15,7 +16,7 @@ from suite.variants.base import check_placement
 SUPPORTED_TIMM_PREFIXES = ("vit_", "deit_", "deit3_", "swin_")
 
 #: named language-model configs (HF transformers, random init, nothing downloaded)
-LM_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
+LM_CONFIGS: dict[str, tuple[str, dict[str, float]]] = {
     "gpt2-tiny": ("gpt2", dict(n_layer=2, n_embd=64, n_head=2, n_positions=128, vocab_size=512,
                                resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)),
     "gpt2-small": ("gpt2", dict(n_layer=12, n_embd=768, n_head=12, n_positions=1024, vocab_size=50257)),
@@ -27,8 +28,8 @@ LM_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def create_model(name: str, variant: str | Variant = "ln", *, variant_kwargs: dict[str, Any] | None = None,
-                 attention_kwargs: dict[str, Any] | None = None, **model_kwargs: Any) -> nn.Module:
+def create_model(name: str, variant: str | Variant = "ln", *, variant_kwargs: Mapping[str, object] | None = None,
+                 attention_kwargs: Mapping[str, object] | None = None, **model_kwargs: Any) -> nn.Module:
     """Build ``name`` with ``variant`` swapped in (random init; no weights are downloaded).
 
     ``name``: a timm ViT/DeiT/Swin name (``model_kwargs`` pass through to timm) or a named LM
@@ -81,7 +82,7 @@ def check_model_name(name: str) -> None:
                          f"deit_small_patch16_224, swin_tiny_patch4_window7_224) or one of {', '.join(LM_CONFIGS)}")
 
 
-def _build_base(name: str, model_kwargs: dict[str, Any]) -> nn.Module:
+def _build_base(name: str, model_kwargs: dict[str, object]) -> nn.Module:
     check_model_name(name)
     if name in LM_CONFIGS:
         return build_lm(name, **model_kwargs)

@@ -9,8 +9,7 @@ then replaces them like any other.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
 
 import torch.nn as nn
 
@@ -68,7 +67,7 @@ def block_layers(model: nn.Module) -> dict[str, int]:
     return out
 
 
-def swap_norms(model: nn.Module, norm_cls: type, kwargs: dict[str, Any] | None = None,
+def swap_norms(model: nn.Module, norm_cls: type, kwargs: Mapping[str, object] | None = None,
                select: Callable[[str, nn.Module], bool] | None = None, family: str | None = None) -> list[str]:
     """Replace the model's own norms with ``norm_cls``; returns the names replaced.
 

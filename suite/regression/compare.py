@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tabulate import tabulate
 
 from suite import jsonio
 from suite.errors import UsageError
+from suite.parts import RowDoc
 from suite.regression.verdicts import MIN_HISTORY, Rule, judge, observations
 from suite.report.fingerprint import differences, fingerprint
 from suite.report.rows import Row, cell_label, latest_rows
@@ -29,15 +30,17 @@ from suite.report.store import ROWS, read_rows
 HISTORY_FILE = "history.jsonl"
 WINDOW = 14  # recent history nights a cell is compared with
 ORDER = {"regressed": 0, "improved": 1, "incomparable": 2, "unchanged": 3}
+#: (task, variant, quality metric) -> its std over seeds
+Spread = dict[tuple[str, str, str], float]
 
 
 @dataclass
 class Baseline:
     source: str
     kind: str                               # "run" or "history"
-    nights: list[list[dict[str, Any]]]      # oldest first; each night's newest row per cell
+    nights: list[list[RowDoc]]              # oldest first; each night's newest row per cell
 
-    def rows_for(self, key: str, exclude: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def rows_for(self, key: str, exclude: Mapping[str, object] | None = None) -> list[RowDoc]:
         out = [r for night in self.nights for r in night if Row(r).key == key]
         if exclude is not None:  # the history may already hold the run being judged
             ex = Row(exclude)
@@ -77,14 +80,14 @@ def load_baseline(path: Path) -> Baseline:
     if not rows:
         raise UsageError(f"--compare {path} holds no rows; give a run that finished at least one cell")
     if any(Row(r).in_history for r in rows):
-        nights: dict[str, list[dict]] = {}
+        nights: dict[str, list[RowDoc]] = {}
         for r in rows:
             nights.setdefault(Row(r).night or "?", []).append(r)
         return Baseline(str(path), "history", [latest_rows(n) for n in nights.values()])
     return Baseline(str(path), "run", [latest_rows(rows)])
 
 
-def compare_rows(rows: list[dict[str, Any]], baseline: Baseline, window: int = WINDOW) -> list[Verdict]:
+def compare_rows(rows: Sequence[Mapping[str, object]], baseline: Baseline, window: int = WINDOW) -> list[Verdict]:
     rows = latest_rows(rows)
     spread_new = _seed_spread(rows)
     spread_old = _seed_spread(baseline.nights[-1])
@@ -95,25 +98,26 @@ def compare_rows(rows: list[dict[str, Any]], baseline: Baseline, window: int = W
     return sorted(out, key=lambda v: (ORDER[v.verdict], v.key, v.metric))
 
 
-def _cell_verdicts(row: dict, cands: list[dict], spread_new: dict, spread_old: dict) -> list[Verdict]:
+def _cell_verdicts(row: Mapping[str, object], cands: list[RowDoc], spread_new: Spread,
+                   spread_old: Spread) -> list[Verdict]:
     new_row = Row(row)
     key = new_row.key
     if not cands:
         return [Verdict(key, "-", "incomparable", method="no baseline row for this cell")]
     fp = fingerprint(row)
-    same = [r for r in cands if fingerprint(r) == fp]
+    same = [Row(r) for r in cands if fingerprint(r) == fp]
     if not same:
         return [Verdict(key, "-", "incomparable", method="; ".join(differences(fingerprint(cands[-1]), fp)))]
-    last, status = Row(same[-1]), new_row.status
+    last, status = same[-1], new_row.status
     if not (new_row.ok and last.ok):
         verdict = "regressed" if last.ok else "improved" if new_row.ok else "unchanged"
         return [Verdict(key, "status", verdict, last.status, status, method="status")]
     device = new_row.device
-    ok = [r for r in same if Row(r).ok]
+    ok = [r for r in same if r.ok]
     # pairwise judging uses the newest night's bootstrap error; a history uses its spread
     base_obs = [observations(r, with_se=r is ok[-1] and len(ok) < MIN_HISTORY) for r in ok]
     out = []
-    for metric, (rule, new) in observations(row).items():
+    for metric, (rule, new) in observations(new_row).items():
         base = [o[metric][1] for o in base_obs if metric in o]
         if not base:
             out.append(Verdict(key, metric, "incomparable", new=_show(rule, new.value),
@@ -128,12 +132,12 @@ def _cell_verdicts(row: dict, cands: list[dict], spread_new: dict, spread_old: d
     return out
 
 
-def _seed_spread(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], float]:
+def _seed_spread(rows: Sequence[Mapping[str, object]]) -> Spread:
     """Std over seeds of each quality metric per (task, variant), where several seeds exist."""
     values: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     for r in map(Row, rows):
         if r.ok:
-            for m, (_, obs) in observations(r.d, with_se=False).items():
+            for m, (_, obs) in observations(r, with_se=False).items():
                 if m in r.metric_better:
                     values[(r.task, r.variant, m)].append(obs.value)
     return {k: float(np.std(v, ddof=1)) for k, v in values.items() if len(v) >= 2}

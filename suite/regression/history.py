@@ -16,11 +16,10 @@ import fcntl
 import math
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +28,7 @@ from scipy import stats
 from suite import jsonio
 from suite.env import REPO_ROOT, now_iso
 from suite.errors import UsageError
+from suite.parts import RowDoc
 from suite.regression.compare import HISTORY_FILE, WINDOW
 from suite.regression.verdicts import ALPHA, MIN_HISTORY, Rule, observations
 from suite.report.fingerprint import commit, fingerprint, fingerprint_id
@@ -64,7 +64,7 @@ def _locked(file: Path) -> Iterator[None]:
         yield
 
 
-def append_night(path: Path, rows: list[dict[str, Any]], cfg: HistoryConfig = HistoryConfig(),
+def append_night(path: Path, rows: Sequence[Mapping[str, object]], cfg: HistoryConfig = HistoryConfig(),
                  night: str | None = None) -> str:
     """Append a run's newest rows as one night; returns the night id."""
     file = history_file(path)
@@ -74,13 +74,13 @@ def append_night(path: Path, rows: list[dict[str, Any]], cfg: HistoryConfig = Hi
     with _locked(file):
         for r in latest_rows(rows):
             fp = fingerprint(r)
-            store.append(r | {"night": night, "appended_at": now_iso(), "commit": commit(r), "fingerprint": fp,
-                              "fingerprint_id": fingerprint_id(fp), "history_version": HISTORY_VERSION})
+            store.append({**r, "night": night, "appended_at": now_iso(), "commit": commit(r), "fingerprint": fp,
+                          "fingerprint_id": fingerprint_id(fp), "history_version": HISTORY_VERSION})
         compact(file, cfg)
     return night
 
 
-def nights(rows: list[dict[str, Any]]) -> list[str]:
+def nights(rows: Iterable[Mapping[str, object]]) -> list[str]:
     """Night ids in the order they were recorded."""
     return list(dict.fromkeys(Row(r).night or "?" for r in rows))
 
@@ -91,17 +91,16 @@ def compact(file: Path, cfg: HistoryConfig) -> bool:
     order = nights(rows)
     keep = set(order[-cfg.max_nights:])
     raw = set(order[-cfg.keep_raw:])
-    out, changed = [], False
+    out: list[Mapping[str, object]] = []
+    changed = False
     for r in rows:
-        if Row(r).night not in keep:
+        night = Row(r).night
+        if night not in keep:
             changed = True
             continue
-        if Row(r).night not in raw:
-            for part, name in THINNED:
-                if (r.get(part) or {}).get(name) is not None:
-                    r[part] = {k: v for k, v in r[part].items() if k != name}
-                    changed = True
-        out.append(r)
+        doc = r if night in raw else _thinned(r)
+        changed = changed or doc is not r
+        out.append(doc)
     if changed:
         tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
         with open(tmp, "w") as f:
@@ -112,7 +111,19 @@ def compact(file: Path, cfg: HistoryConfig) -> bool:
     return changed
 
 
-def read_history(path: Path) -> list[dict[str, Any]]:
+def _thinned(row: RowDoc) -> RowDoc | dict[str, object]:
+    """``row`` without the raw series of ``THINNED`` (the same object where it holds none); a
+    thinned part keeps its place in the line."""
+    doc: dict[str, object] | None = None
+    for part, name in THINNED:
+        values = row.get(part)
+        if isinstance(values, dict) and values.get(name) is not None:
+            doc = doc if doc is not None else dict(row)
+            doc[part] = {k: v for k, v in values.items() if k != name}
+    return row if doc is None else doc
+
+
+def read_history(path: Path) -> list[RowDoc]:
     file = history_file(path)
     if not file.exists():
         raise UsageError(f"no history at {file}; record one with --history on a sweep or merge, "
@@ -120,13 +131,14 @@ def read_history(path: Path) -> list[dict[str, Any]]:
     return list(read_rows(file))
 
 
-def to_frame(rows: list[dict[str, Any]]) -> tuple[pd.DataFrame, dict[str, Rule]]:
+def to_frame(rows: Iterable[Mapping[str, object]]) -> tuple[pd.DataFrame, dict[str, Rule]]:
     """One line per history row: identity, night, commit, fingerprint and every judged metric
     in its own unit (latency in ms of the per-round median, memory in MB, ...)."""
-    lines, rules = [], {}
-    for r in rows:
-        line = Row(r).history_line
-        if Row(r).ok:
+    lines: list[dict[str, object]] = []
+    rules: dict[str, Rule] = {}
+    for r in map(Row, rows):
+        line = r.history_line
+        if r.ok:
             for m, (rule, obs) in observations(r, with_se=False).items():
                 line[m] = rule.show(obs.value)
                 rules[m] = rule
@@ -141,6 +153,17 @@ class Step:
     change: str
     verdict: str
     nights_after: int
+
+
+@dataclass(frozen=True)
+class Trend:
+    """One cell's values of a metric over the nights of one fingerprint, with its step changes."""
+    key: str
+    fingerprint_id: str
+    nights: list[str]
+    values: list[float]
+    commits: list[str | None]
+    steps: list[Step]
 
 
 def find_steps(values: list[float], rule: Rule, recent: int = 7, window: int = WINDOW,
@@ -172,7 +195,7 @@ def find_steps(values: list[float], rule: Rule, recent: int = 7, window: int = W
     return sorted((c, v, d) for c, v, d, _ in best.values())
 
 
-def cell_trends(frame: pd.DataFrame, metric: str, rule: Rule, recent: int = 7) -> list[dict[str, Any]]:
+def cell_trends(frame: pd.DataFrame, metric: str, rule: Rule, recent: int = 7) -> list[Trend]:
     """Per cell and fingerprint: the series of ``metric`` over nights and its step changes."""
     out = []
     ok = frame[(frame["status"] == "ok") & frame[metric].notna()] if metric in frame else frame.iloc[0:0]
@@ -181,6 +204,5 @@ def cell_trends(frame: pd.DataFrame, metric: str, rule: Rule, recent: int = 7) -
         vals = g[metric].tolist()
         steps = [Step(g["night"].iloc[c], g["commit"].iloc[c], rule.show_change(d), v, len(vals) - c)
                  for c, v, d in find_steps(vals, rule, recent)]
-        out.append({"key": key, "fingerprint_id": fid, "nights": g["night"].tolist(), "values": vals,
-                    "commits": g["commit"].tolist(), "steps": steps})
+        out.append(Trend(key, fid, g["night"].tolist(), vals, g["commit"].tolist(), steps))
     return out

@@ -7,9 +7,9 @@ is judged against the history first, then appended to it, so it never judges its
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tabulate import tabulate
@@ -50,7 +50,7 @@ class NightlyOptions:
                 and not history_file(self.history).exists())
 
 
-def finish(out: Path, rows: list[dict[str, Any]], opts: NightlyOptions) -> int:
+def finish(out: Path, rows: Sequence[Mapping[str, object]], opts: NightlyOptions) -> int:
     """Verdicts, then the history append and trend plots; returns 1 on a regression that fails the run."""
     rows, code = latest_rows(rows), 0
     if opts.baseline is not None:
@@ -67,7 +67,7 @@ def finish(out: Path, rows: list[dict[str, Any]], opts: NightlyOptions) -> int:
     return code
 
 
-def trend_links(history: Path, rows: list[dict[str, Any]], out: Path) -> list[tuple[str, str]]:
+def trend_links(history: Path, rows: Sequence[Mapping[str, object]], out: Path) -> list[tuple[str, str]]:
     """Trend PNGs of this run's cells over the history, for the leaderboard to link."""
     frame, rules = to_frame(read_history(history))
     frame = frame[frame["key"].isin({Row(r).key for r in rows})]
@@ -92,18 +92,18 @@ def history_report(history: Path, metric: str, *, task: str | None = None, varia
             frame = frame[frame[col] == want]
     rule = rules[metric]
     trends = cell_trends(frame, metric, rule, max(1, recent))
-    lines = []
+    lines: list[dict[str, str]] = []
     for t in trends:
-        vals = t["values"]
+        vals = t.values
         prior = np.median(vals[-1 - WINDOW:-1]) if len(vals) > 1 else None
-        lines.append({"cell": cell_label(t["key"]), "fingerprint": t["fingerprint_id"],
+        lines.append({"cell": cell_label(t.key), "fingerprint": t.fingerprint_id,
                       "nights": str(len(vals)),
                       "recent (oldest → newest)": " ".join(f"{v:.4g}" for v in vals[-nights:]),
                       "latest vs median before": "-" if prior is None else
                       rule.show_change(rule.to_scale(vals[-1]) - rule.to_scale(prior)),
                       "step changes": "; ".join(f"**{s.verdict}** {s.change} at night {s.night} "
                                                 f"(commit {(s.commit or '?')[:8]}, {s.nights_after} night(s) since)"
-                                                for s in t["steps"]) or "none"})
+                                                for s in t.steps) or "none"})
     out = [f"## {metric} per cell · {history_file(history)} · {frame['night'].nunique()} night(s)\n",
            tabulate(lines, headers="keys", tablefmt="github", disable_numparse=True) if lines else "(no values)"]
     if plot_dir is not None:

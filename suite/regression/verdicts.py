@@ -165,12 +165,11 @@ def _log_rounds(values: list[float]) -> np.ndarray:
     return np.log(a[np.isfinite(a) & (a > 0)])
 
 
-def observations(row: dict[str, Any], with_se: bool = True) -> dict[str, tuple[Rule, Obs]]:
+def observations(r: Row, with_se: bool = True) -> dict[str, tuple[Rule, Obs]]:
     """Every judged metric of an ``ok`` row, from its raw per-round data where stored.
 
     ``with_se=False`` skips the bootstraps (history nights are judged by their spread)."""
     se = boot_se if with_se else (lambda values, stat: 0.0)
-    r = Row(row)
     out: dict[str, tuple[Rule, Obs]] = {}
     better = r.metric_better
     for m, v in r.quality.items():

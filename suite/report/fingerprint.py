@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import NotRequired, TypedDict, cast
 
-from suite.report.rows import Row, get_path
+from suite.report.rows import Row
 
 #: fingerprint field -> where it lives in a row (a path of dict keys)
 FIELDS: dict[str, tuple[str, ...]] = {
@@ -36,23 +37,44 @@ DATA_FIELDS: dict[str, tuple[str, ...]] = {"dataset": ("dataset", "fingerprint")
                                            "config_id": ("config_id",)}
 
 
-def fingerprint(row: dict[str, Any], data: bool = True) -> dict[str, Any]:
+class Fingerprint(TypedDict):
+    """The fields of ``FIELDS`` and ``DATA_FIELDS``, in their order (the history stores it as is). A value
+    is whatever the row holds there, never interpreted: fingerprints are only compared, shown and hashed."""
+    device_type: object
+    device_name: object
+    driver: object
+    cpu: object
+    torch_threads: object
+    torch: object
+    timm: object
+    transformers: object
+    schema_version: object
+    runtime: object
+    precision: object
+    onnxruntime: object
+    dataset: NotRequired[object]      # absent with ``data=False``
+    config_id: NotRequired[object]
+
+
+def fingerprint(row: Mapping[str, object], data: bool = True) -> Fingerprint:
     """The comparability fingerprint of one row (missing fields are None); ``data=False``:
     the machine and software only."""
     fields = FIELDS | DATA_FIELDS if data else FIELDS
-    return {name: get_path(row, path) for name, path in fields.items()}
+    view = Row(row)
+    # built from the tables so that the key order (part of the history's lines) stays theirs
+    return cast(Fingerprint, {name: view.at(path) for name, path in fields.items()})
 
 
-def fingerprint_id(fp: dict[str, Any]) -> str:
+def fingerprint_id(fp: Mapping[str, object]) -> str:
     """A short stable id of a fingerprint, for tables and grouping."""
     return hashlib.sha1(json.dumps(fp, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+def differences(a: Mapping[str, object], b: Mapping[str, object]) -> list[str]:
     """Human-readable fields where two fingerprints differ, e.g. ``torch 2.14.1 vs 2.15.0``."""
     return [f"{k} {a.get(k)} vs {b.get(k)}" for k in FIELDS | DATA_FIELDS if a.get(k) != b.get(k)]
 
 
-def commit(row: dict[str, Any]) -> str | None:
+def commit(row: Mapping[str, object]) -> str | None:
     """The suite commit a row was produced by (recorded, never part of the fingerprint)."""
     return Row(row).commit

@@ -8,8 +8,8 @@ interval. The data (embedded or real) is named in every section and every line.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,9 +24,11 @@ from suite.report.rows import METRIC_LABEL, Row, baseline_of, latest_rows
 
 ARROW = {"higher": "↑", "lower": "↓"}
 RAW_COLUMNS = ("samples_ms", "round_ms", "loss_curve", "log_ratios")
+#: a leaderboard section: task, profile, machine, data, runtime, precision, configuration group
+SectionKey = tuple[str, str, str, str, str, str, str]
 
 
-def write_reports(rows: list[dict[str, Any]], out_dir: Path,
+def write_reports(rows: Sequence[Mapping[str, object]], out_dir: Path,
                   extra_links: list[tuple[str, str]] | None = None) -> str:
     """table.csv, leaderboard.md and its plots (Pareto PNGs; trend PNGs passed in ``extra_links``)."""
     rows = latest_rows(rows)
@@ -41,14 +43,15 @@ def write_reports(rows: list[dict[str, Any]], out_dir: Path,
     return md
 
 
-def flat_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def flat_table(rows: Sequence[Mapping[str, object]]) -> pd.DataFrame:
+    """One line per row, every field a column (nested ones dotted), without the raw per-round series."""
     if not rows:
         return pd.DataFrame()
     df = pd.json_normalize(rows)
     return df[[c for c in df.columns if not any(raw in c for raw in RAW_COLUMNS)]]
 
 
-def leaderboard_markdown(rows: list[dict[str, Any]]) -> str:
+def leaderboard_markdown(rows: Sequence[Mapping[str, object]]) -> str:
     rows = latest_rows(rows)
     parts = ["# normbench leaderboard", "",
              f"Generated from `rows.jsonl` ({len(rows)} cells) at {now_iso()}; do not edit by hand.",
@@ -56,16 +59,16 @@ def leaderboard_markdown(rows: list[dict[str, Any]]) -> str:
              "per interleaved round, pooled over seeds, with a 95% bootstrap interval. Quality: mean ± std over "
              "seeds; the primary metric's difference to `ln` is paired by seed with a 95% t interval, and the "
              "verdict is `better`/`worse` only when that interval excludes 0 (one seed: no verdict).", ""]
-    sections: dict[tuple, list[dict[str, Any]]] = {}
-    for r in rows:
+    sections: dict[SectionKey, list[Row]] = {}
+    for r in map(Row, rows):
         sections.setdefault(_section_key(r), []).append(r)
-    groups_per_section: dict[tuple, int] = {}
+    groups_per_section: dict[tuple[str, ...], int] = {}
     for key in sections:
         groups_per_section[key[:-1]] = groups_per_section.get(key[:-1], 0) + 1
-    for key, section in sections.items():
+    for key, views in sections.items():
         task, profile, where, data, runtime, precision, group = key
         split = groups_per_section[key[:-1]] > 1
-        config = f" · config {group or 'unrecorded'}: {_config_label(section)}" if split else ""
+        config = f" · config {group or 'unrecorded'}: {_config_label(views)}" if split else ""
         parts += [f"## {task} · profile {profile} · {where} · {runtime} {precision} · data: {data}{config}", ""]
         if split:
             parts += [f"⚠ This task was run with {groups_per_section[key[:-1]]} different configurations; each has "
@@ -75,13 +78,12 @@ def leaderboard_markdown(rows: list[dict[str, Any]]) -> str:
             parts += [f"Quality: the deployed model evaluated in {precision} with eager PyTorch (Δ: against fp32); "
                       f"`agree`: max |{runtime} {precision} - eager fp32| / max |eager fp32| on real eval inputs; "
                       f"`build s`: compile/export seconds, never in the latency.", ""]
-        parts += [_section_table(section), ""]
-        views = [Row(r) for r in section]
+        parts += [_section_table(views), ""]
         notes = [f"- `{r.variant}` seed {r.seed}: **{r.status}**: {r.message}".rstrip(": ") for r in views if not r.ok]
         notes += [f"- ⚠ `{r.variant}` seed {r.seed}: measured {' and '.join(state_warnings(r.gpu_state))}; "
                   "its latency may be inflated" for r in views if state_warnings(r.gpu_state)]
-        notes += [f"- ⚠ `{r.variant}` seed {r.seed}: {host_warning(r.d)}; its latency may be inflated"
-                  for r in views if r.ok and host_warning(r.d)]
+        notes += [f"- ⚠ `{r.variant}` seed {r.seed}: {host_warning(r)}; its latency may be inflated"
+                  for r in views if r.ok and host_warning(r)]
         notes += schedule_notes(views)
         notes += one_seed_note(views)
         notes += training_note(views)
@@ -125,8 +127,8 @@ def schedule_notes(views: list[Row]) -> list[str]:
     """One footnote per variant that ran with budget-tied keywords other than the published ones."""
     notes = {}
     for r in views:
-        sched = ((r.d.get("model") or {}).get("schedule") or {})
-        if sched.get("scaled") and r.variant not in notes:
+        sched = r.schedule
+        if sched and sched.get("scaled") and r.variant not in notes:
             used = ", ".join(f"{k}={v}" for k, v in sched["used"].items())
             ref = ", ".join(f"{k}={v}" for k, v in sched["reference"].items())
             notes[r.variant] = (f"- `{r.variant}` ran with {used} (published: {ref}): a schedule set for this run's "
@@ -138,28 +140,25 @@ def schedule_notes(views: list[Row]) -> list[str]:
 BUSY_CPU_FRACTION = 0.2
 
 
-def host_warning(r: dict[str, Any]) -> str:
+def host_warning(r: Row) -> str:
     """'' or why the row's CPU timing may be unfair: other processes kept the machine busy."""
-    frac = Row(r).others_cpu_fraction
+    frac = r.others_cpu_fraction
     if frac is None or frac <= BUSY_CPU_FRACTION:
         return ""
     return f"measured while other processes used {100 * frac:.0f}% of the machine's CPU time"
 
 
-def _section_key(r: dict[str, Any]) -> tuple[str, str, str, str, str, str, str]:
-    row = Row(r)
-    return (row.task, row.profile, machine(row), row.dataset_label, row.runtime, row.precision,
-            row.config_group or "")
+def _section_key(r: Row) -> SectionKey:
+    return (r.task, r.profile, machine(r), r.dataset_label, r.runtime, r.precision, r.config_group or "")
 
 
-def _config_label(rows: list[dict[str, Any]]) -> str:
+def _config_label(views: list[Row]) -> str:
     """Steps and batch of a section's recipe: what usually tells two configurations apart."""
-    recipe = next((Row(r).recipe for r in rows if Row(r).recipe), {})
+    recipe = next((r.recipe for r in views if r.recipe), {})
     return f"{recipe.get('steps', '?')} steps, batch {recipe.get('batch_size', '?')}"
 
 
-def _section_table(rows: list[dict[str, Any]]) -> str:
-    views = [Row(r) for r in rows]
+def _section_table(views: list[Row]) -> str:
     order = list(dict.fromkeys(r.variant for r in views))
     base = baseline_of(views)
     order.sort(key=lambda v: v != base)  # baseline first, the rest as recorded
@@ -196,11 +195,13 @@ def _median(values: list[float | None]) -> float | None:
     return float(np.median(present)) if present else None
 
 
-def _line(variant: str, vrows: list[Row], better: dict[str, str], base: str, unit: str) -> dict:
+def _line(variant: str, vrows: list[Row], better: dict[str, str], base: str, unit: str) -> dict[str, str]:
+    """One variant's line of a section table: column header -> the text shown (the columns depend on
+    the section's metrics, runtimes and measurements, so a line is a plain mapping)."""
     ok = [r for r in vrows if r.ok]
     line: dict[str, str] = {"variant": variant}
     statuses = sorted({r.status for r in vrows})
-    flags = sorted(({state_flag(r.gpu_state) for r in ok} | {"busy CPU" for r in ok if host_warning(r.d)}) - {""})
+    flags = sorted(({state_flag(r.gpu_state) for r in ok} | {"busy CPU" for r in ok if host_warning(r)}) - {""})
     line["status"] = "/".join(statuses) + "".join(f" ⚠ {f}" for f in flags)
     for m, direction in better.items():
         vals = [r.quality[m] for r in ok if m in r.quality]

@@ -2,12 +2,15 @@
 ``--baseline`` said otherwise) under every runtime and precision measured."""
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Mapping
 
 from tabulate import tabulate
 
 from suite.measure.interleave import RatioCI, ratio_ci
 from suite.report.rows import Row, baseline_of
+
+#: one cell of the matrix: the pooled ratio, or the status word where there is none ("n/a", "error", "-")
+Cell = RatioCI | str
 
 
 def machine(row: Row) -> str:
@@ -24,7 +27,7 @@ def pooled_ratio(ok: list[Row], base: str) -> RatioCI | None:
     return ratio_ci(logs, baseline=base) if logs else None
 
 
-def deployment_matrices(rows: list[dict[str, Any]]) -> list[str]:
+def deployment_matrices(rows: Iterable[Mapping[str, object]]) -> list[str]:
     """Per task (and profile, device, data) measured under more than one runtime or precision: the
     variants' batch-1 latency ratio to ``ln`` in each, one column per (runtime, precision)."""
     groups: dict[tuple, list[Row]] = {}
@@ -44,12 +47,12 @@ def deployment_matrices(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def matrix_cells(views: list[Row], columns: list[tuple[str, str]]) -> dict[str, dict[tuple[str, str], Any]]:
+def matrix_cells(views: list[Row], columns: list[tuple[str, str]]) -> dict[str, dict[tuple[str, str], Cell]]:
     """variant -> (runtime, precision) -> a ``RatioCI``, or the status word when there is no ratio."""
     variants = list(dict.fromkeys(r.variant for r in views))
     base = baseline_of(views)
     variants.sort(key=lambda v: v != base)
-    cells: dict[str, dict[tuple[str, str], Any]] = {}
+    cells: dict[str, dict[tuple[str, str], Cell]] = {}
     for v in variants:
         for col in columns:
             mine = [r for r in views if r.variant == v and (r.runtime, r.precision) == col]

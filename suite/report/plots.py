@@ -7,17 +7,39 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from suite.report.matrix import machine, matrix_cells
+from suite.parts import LearningCurve
+from suite.report.matrix import Cell, machine, matrix_cells
 from suite.report.rows import METRIC_LABEL, Row, cell_label, latest_rows
 
 
-def slug(*parts: Any) -> str:
+class StepMark(Protocol):
+    """A step change found in a trend (``suite.regression.history.Step``): the night and which way."""
+    @property
+    def night(self) -> str: ...
+    @property
+    def verdict(self) -> str: ...
+
+
+class TrendSeries(Protocol):
+    """One cell's values over the history's nights (``suite.regression.history.Trend``)."""
+    @property
+    def key(self) -> str: ...
+    @property
+    def nights(self) -> Sequence[str]: ...
+    @property
+    def values(self) -> Sequence[float]: ...
+    @property
+    def steps(self) -> Sequence[StepMark]: ...
+
+
+def slug(*parts: object) -> str:
     return re.sub(r"[^A-Za-z0-9_.]+", "-", "-".join(str(p) for p in parts)).strip("-")
 
 
@@ -36,10 +58,10 @@ def pareto_front(points: list[tuple[float, float]], quality_higher: bool = True)
     return front
 
 
-def _points(rows: list[dict[str, Any]], metric: str) -> dict[str, tuple[float, float]]:
+def _points(views: Iterable[Row], metric: str) -> dict[str, tuple[float, float]]:
     """Per variant: (median p50 latency over seeds, mean quality over seeds)."""
     by: dict[str, tuple[list[float], list[float]]] = {}
-    for r in map(Row, rows):
+    for r in views:
         lat, q = r.latency_p50, r.quality.get(metric)
         if r.ok and lat and q is not None:
             by.setdefault(r.variant, ([], []))
@@ -48,20 +70,20 @@ def _points(rows: list[dict[str, Any]], metric: str) -> dict[str, tuple[float, f
     return {v: (float(np.median(ls)), float(np.mean(qs))) for v, (ls, qs) in by.items()}
 
 
-def pareto_plots(rows: list[dict[str, Any]], out_dir: Path) -> list[tuple[str, str]]:
+def pareto_plots(rows: Sequence[Mapping[str, object]], out_dir: Path) -> list[tuple[str, str]]:
     """One PNG per (task, profile, device, data); returns (title, file name) for the links."""
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for r in latest_rows(rows):
-        row = Row(r)
-        groups.setdefault((row.task, row.profile, row.device, row.dataset_kind), []).append(r)
+    groups: dict[tuple[str, str, str, str], list[Row]] = {}
+    for r in map(Row, latest_rows(rows)):
+        groups.setdefault((r.task, r.profile, r.device, r.dataset_kind), []).append(r)
     links = []
-    for (task, profile, device, kind), grows in groups.items():
-        metric = next((r.get("primary_metric") for r in grows if r.get("primary_metric")), None)
-        pts = _points(grows, metric) if metric else {}
+    for (task, profile, device, kind), views in groups.items():
+        metric = next((r.primary_metric for r in views if r.primary_metric), None)
+        pts = _points(views, metric) if metric else {}
         if not pts:
             continue
         assert metric is not None  # no metric, no points
-        higher = next((r.get("metric_better") or {} for r in grows), {}).get(metric, "higher") == "higher"
+        # the first row's directions: the rows of one group share their task's metrics
+        higher = next((r.metric_better for r in views), {}).get(metric, "higher") == "higher"
         name = f"pareto-{slug(task, profile, device, kind)}.png"
         title = f"{task} · {profile} · {device} · {kind}: {METRIC_LABEL.get(metric, metric)} vs latency"
         _draw_pareto(pts, higher, metric, title, Path(out_dir) / name)
@@ -91,16 +113,16 @@ def _draw_pareto(pts: dict[str, tuple[float, float]], higher: bool, metric: str,
     fig.savefig(path)
 
 
-def trend_plot(trends: list[dict[str, Any]], metric: str, unit_label: str, path: Path) -> Path:
+def trend_plot(trends: Sequence[TrendSeries], metric: str, unit_label: str, path: Path) -> Path:
     """One line per cell over its nights; flagged step nights get a red ring."""
     fig = Figure(figsize=(7.5, 4.4), dpi=110)
     ax = fig.subplots()
     for t in trends:
-        x = np.arange(len(t["values"]))
-        ax.plot(x, t["values"], marker=".", lw=1, label=cell_label(t["key"]))
-        for s in t["steps"]:
-            i = t["nights"].index(s.night)
-            ax.scatter([i], [t["values"][i]], s=120, facecolors="none",
+        x = np.arange(len(t.values))
+        ax.plot(x, t.values, marker=".", lw=1, label=cell_label(t.key))
+        for s in t.steps:
+            i = t.nights.index(s.night)
+            ax.scatter([i], [t.values[i]], s=120, facecolors="none",
                        edgecolors="tab:red" if s.verdict == "regressed" else "tab:green", zorder=4)
     ax.set_xlabel("night (oldest → newest)")
     ax.set_ylabel(unit_label)
@@ -113,10 +135,10 @@ def trend_plot(trends: list[dict[str, Any]], metric: str, unit_label: str, path:
     return path
 
 
-def matrix_heatmaps(rows: list[dict[str, Any]], out_dir: Path) -> list[tuple[str, str]]:
+def matrix_heatmaps(rows: Sequence[Mapping[str, object]], out_dir: Path) -> list[tuple[str, str]]:
     """The deployment matrix of each task as a heat map: variants x (runtime, precision), the
     colour the log of the latency ratio to ``ln`` (blue faster, red slower), the ratio printed."""
-    groups: dict[tuple, list[Row]] = {}
+    groups: dict[tuple[str, str, str, str, str], list[Row]] = {}
     for r in map(Row, latest_rows(rows)):
         groups.setdefault((r.task, r.profile, r.device, r.dataset_kind, machine(r)), []).append(r)
     links = []
@@ -132,7 +154,7 @@ def matrix_heatmaps(rows: list[dict[str, Any]], out_dir: Path) -> list[tuple[str
     return links
 
 
-def _draw_matrix(cells: dict[str, dict[tuple[str, str], Any]], columns: list[tuple[str, str]], title: str,
+def _draw_matrix(cells: dict[str, dict[tuple[str, str], Cell]], columns: list[tuple[str, str]], title: str,
                  path: Path) -> None:
     variants = list(cells)
     values = np.full((len(variants), len(columns)), np.nan)
@@ -161,12 +183,12 @@ def _draw_matrix(cells: dict[str, dict[tuple[str, str], Any]], columns: list[tup
     fig.savefig(path)
 
 
-def curve_plots(rows: list[dict[str, Any]], out_dir: Path) -> list[tuple[str, str]]:
+def curve_plots(rows: Sequence[Mapping[str, object]], out_dir: Path) -> list[tuple[str, str]]:
     """Learning curves per (task, profile, device, data): the eval metric on the fixed subset and the train
     loss against the step, one line per variant (mean over seeds) with a band of one standard deviation."""
-    cells: dict[tuple, dict[tuple[str, int], dict[str, Any]]] = {}
+    cells: dict[tuple[str, str, str, str, str], dict[tuple[str, int], LearningCurve]] = {}
     for r in map(Row, latest_rows(rows)):
-        curve = ((r.d.get("train") or {}).get("curve"))
+        curve = r.curve
         if r.ok and curve and curve.get("values"):  # a trained cell's curve, once (its runtimes repeat it)
             cells.setdefault((r.task, r.profile, r.device, r.dataset_kind, machine(r)), {})[(r.variant, r.seed)] = curve
     links = []
@@ -179,15 +201,15 @@ def curve_plots(rows: list[dict[str, Any]], out_dir: Path) -> list[tuple[str, st
     return links
 
 
-def _draw_curves(curves: dict[tuple[str, int], dict[str, Any]], metric: str, title: str, path: Path) -> None:
+def _draw_curves(curves: dict[tuple[str, int], LearningCurve], metric: str, title: str, path: Path) -> None:
     fig = Figure(figsize=(10, 4.0), dpi=110)
     left, right = fig.subplots(1, 2)
     for variant in dict.fromkeys(v for v, _ in curves):
         mine = [c for (v, _), c in curves.items() if v == variant]
         steps = mine[0]["steps"]
         same = [c for c in mine if c["steps"] == steps]
-        for ax, key in ((left, "values"), (right, "train_loss")):
-            vals = np.array([c[key] for c in same], dtype=np.float64)
+        for ax, series in ((left, [c["values"] for c in same]), (right, [c["train_loss"] for c in same])):
+            vals = np.array(series, dtype=np.float64)
             mean, sd = vals.mean(0), vals.std(0, ddof=1) if len(vals) > 1 else np.zeros(vals.shape[1])
             ax.plot(steps, mean, marker=".", lw=1.2, label=f"{variant} ({len(same)} seed{'s' * (len(same) > 1)})")
             ax.fill_between(steps, mean - sd, mean + sd, alpha=0.2)

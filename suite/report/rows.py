@@ -17,21 +17,37 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from suite.env import REPO_ROOT
 from suite.errors import UsageError
+from suite.parts import (
+    SCHEMA_VERSION,
+    DatasetInfo,
+    DeployInfo,
+    Distributed,
+    GpuState,
+    JsonObject,
+    LauncherName,
+    LearningCurve,
+    Memory,
+    ModelInfo,
+    ProfileConfig,
+    Provenance,
+    RowDoc,
+    Schedule,
+    Status,
+    TrainInfo,
+    Versions,
+)
 
 if TYPE_CHECKING:
     from suite.measure.jobs import ModelTiming, TimingResult
 
-#: version of the row layout this suite writes; bump it (and add a migration) on any change
-#: of an existing field's meaning; added optional fields keep the version
-SCHEMA_VERSION = 3
 SCHEMA_PATH = REPO_ROOT / "schema" / "row.schema.json"
 STATUSES = ("ok", "error", "diverged", "not-applicable")
 #: how tables and plots name the known quality metrics (others are shown by their key)
@@ -65,20 +81,20 @@ class RowKey:
         return cell_key(self.task, self.variant, self.seed, self.profile, self.device, self.runtime, self.precision)
 
 
-def build_row(k: RowKey, *, run_id: str, status: str, provenance: dict[str, Any], recorded_at: str,
-              message: str = "", measured: ModelTiming | None = None, timing: TimingResult | None = None,
-              quality: dict[str, Any] | None = None, quality_delta: dict[str, Any] | None = None,
-              primary_metric: str | None = None, metric_better: dict[str, str] | None = None,
-              memory: dict[str, Any] | None = None, model: dict[str, Any] | None = None,
-              train: dict[str, Any] | None = None, deploy: dict[str, Any] | None = None,
-              dataset: dict[str, Any] | None = None, distributed: dict[str, Any] | None = None,
-              launcher: str = "subprocess", versions: dict[str, Any] | None = None,
-              profile_config: dict[str, Any] | None = None, started_at: str | None = None,
-              finished_at: str | None = None) -> dict[str, Any]:
+def build_row(k: RowKey, *, run_id: str, status: Status, provenance: Provenance, recorded_at: str,
+              dataset: DatasetInfo, message: str = "", measured: ModelTiming | None = None,
+              timing: TimingResult | None = None, quality: dict[str, float | None] | None = None,
+              quality_delta: dict[str, float | None] | None = None, primary_metric: str | None = None,
+              metric_better: dict[str, str] | None = None, memory: Memory | None = None,
+              model: ModelInfo | None = None, train: TrainInfo | None = None, deploy: DeployInfo | None = None,
+              distributed: Distributed | None = None, launcher: LauncherName = "subprocess",
+              versions: Versions | None = None, profile_config: ProfileConfig | None = None,
+              started_at: str | None = None, finished_at: str | None = None) -> RowDoc:
     """One results row, every field of the schema: ``measured`` is this model's part of the timing
     group ``timing`` (absent when nothing was timed); ``distributed`` defaults to one process."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+    m, t = measured, timing
     return {
         "schema_version": SCHEMA_VERSION, "run_id": run_id, "key": k.key, "config_id": k.config_id,
         "config_group": k.config_group, "task": k.task, "variant": k.variant, "norm": k.norm,
@@ -86,14 +102,14 @@ def build_row(k: RowKey, *, run_id: str, status: str, provenance: dict[str, Any]
         "status": status, "message": message, "runtime": k.runtime, "precision": k.precision,
         "quality": quality or {}, "quality_delta": quality_delta or {}, "primary_metric": primary_metric,
         "metric_better": metric_better or {},
-        "latency": measured and measured.latency, "throughput": measured and measured.throughput,
-        "generation": measured and measured.generation, "runtime_info": measured and measured.runtime_info,
-        "agreement": measured and measured.agreement, "memory": memory,
+        "latency": m.latency if m else None, "throughput": m.throughput if m else None,
+        "generation": m.generation if m else None, "runtime_info": m.runtime_info if m else None,
+        "agreement": m.agreement if m else None, "memory": memory,
         "model": model, "train": train, "deploy": deploy, "dataset": dataset,
         "distributed": distributed or {"world_size": 1, "backend": "none", "bn_statistics": "per-process"},
         "launcher": launcher, "versions": versions, "profile_config": profile_config,
-        "timing_config": timing and timing.config, "gpu_state": timing and timing.gpu_state,
-        "host_state": timing and timing.host_state,
+        "timing_config": t.config if t else None, "gpu_state": t.gpu_state if t else None,
+        "host_state": t.host_state if t else None,
         "provenance": provenance, "started_at": started_at, "finished_at": finished_at, "recorded_at": recorded_at,
     }
 
@@ -108,43 +124,50 @@ def cell_label(key: str) -> str:
     return label
 
 
-def latest_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+D = TypeVar("D", bound=Mapping[str, object])
+
+
+def latest_rows(rows: Iterable[D]) -> list[D]:
     """The last row recorded for each cell key (the store is append-only)."""
-    latest: dict[str, dict[str, Any]] = {}
+    latest: dict[object, D] = {}
     for r in rows:
         latest[r["key"]] = r
     return list(latest.values())
 
 
 # -- schema versions ----------------------------------------------------------------------
-def _v1_to_v2(row: dict[str, Any]) -> dict[str, Any]:
+def _v1_to_v2(row: JsonObject) -> JsonObject:
     """Version 2 added ``launcher`` and made every field present (absent ones of early v1 rows are null)."""
     out = dict(row)
-    dist = out.get("distributed") or {"world_size": 1, "backend": "none", "bn_statistics": "per-process"}
+    dist = out.get("distributed")
+    if not isinstance(dist, dict) or not dist:
+        dist = {"world_size": 1, "backend": "none", "bn_statistics": "per-process"}
     out["distributed"] = dist
     for name in ("generation", "gpu_state", "host_state", "timing_config", "versions", "profile_config",
                  "started_at", "finished_at"):
         out.setdefault(name, None)
-    out.setdefault("launcher", "torchrun" if (dist.get("world_size") or 1) > 1 else "subprocess")
+    world = dist.get("world_size")
+    out.setdefault("launcher", "torchrun" if isinstance(world, int) and world > 1 else "subprocess")
     out["schema_version"] = 2
     return out
 
 
-def _v2_to_v3(row: dict[str, Any]) -> dict[str, Any]:
+def _v2_to_v3(row: JsonObject) -> JsonObject:
     """Version 3 measures each cell under runtimes and precisions: v2 rows were eager fp32."""
     out = dict(row)
     out["key"] = f"{row['key']}|eager|fp32"
     out |= {"runtime": "eager", "precision": "fp32", "runtime_info": None, "agreement": None,
             "quality_delta": {}, "config_id": None, "config_group": None, "schema_version": 3}
-    if isinstance(out.get("train"), dict):
-        out["train"] = {**out["train"], "amp": None}
+    train = out.get("train")
+    if isinstance(train, dict):
+        out["train"] = {**train, "amp": None}
     return out
 
 
 MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
-def migrate(row: dict[str, Any], where: str = "a row") -> dict[str, Any]:
+def migrate(row: JsonObject, where: str = "a row") -> RowDoc:
     """The row in the current schema version; ``UsageError`` (one line) when it cannot be read."""
     version = row.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool):
@@ -158,17 +181,17 @@ def migrate(row: dict[str, Any], where: str = "a row") -> dict[str, Any]:
             raise UsageError(f"{where} has schema_version {version}, which this suite cannot migrate; "
                              f"re-run the cells to record them again")
         row = MIGRATIONS[version](row)
-        version = row["schema_version"]
-    return row
+        version = cast(int, row["schema_version"])
+    return cast(RowDoc, row)   # the current layout (validated against the schema where it is written)
 
 
 @lru_cache(maxsize=1)
-def schema() -> dict[str, Any]:
+def schema() -> JsonObject:
     """The published JSON Schema of a row."""
-    return json.loads(Path(SCHEMA_PATH).read_text())
+    return cast(JsonObject, json.loads(Path(SCHEMA_PATH).read_text()))
 
 
-def validate(row: dict[str, Any]) -> None:
+def validate(row: Mapping[str, object]) -> None:
     """Raise ``jsonschema.ValidationError`` when ``row`` does not follow the published schema
     (the best match of its errors, as ``jsonschema.validate`` reports it)."""
     import jsonschema
@@ -186,17 +209,22 @@ def _validator() -> Any:
 
 
 # -- typed access -------------------------------------------------------------------------
-def _num(x: Any) -> float | None:
+def _num(x: object) -> float | None:
     return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
 
-def _nums(xs: Any) -> list[float]:
-    return [float(x) for x in xs or [] if isinstance(x, (int, float)) and not isinstance(x, bool)]
+def _nums(xs: object) -> list[float]:
+    items = xs if isinstance(xs, list) else []
+    return [float(x) for x in items if isinstance(x, (int, float)) and not isinstance(x, bool)]
 
 
-def get_path(row: dict[str, Any], path: tuple[str, ...]) -> Any:
+def _metrics(part: Mapping[str, object]) -> dict[str, float]:
+    return {m: f for m, v in part.items() if (f := _num(v)) is not None}
+
+
+def get_path(row: Mapping[str, object], path: tuple[str, ...]) -> object:
     """The value at a path of keys (None where any part is missing)."""
-    node: Any = row
+    node: object = row
     for part in path:
         if not isinstance(node, dict):
             return None
@@ -216,22 +244,39 @@ def baseline_of(rows: Iterable[Row]) -> str:
 
 
 class Row:
-    """Typed, read-only access to one results row (a plain dict underneath, in ``.d``)."""
+    """Typed, read-only access to one results row (the JSON object as read, in ``.d``: a reader
+    never trusts its shape, since a store may hold rows of older versions or edited by hand)."""
 
     __slots__ = ("d",)
 
-    def __init__(self, d: dict[str, Any]) -> None:
+    def __init__(self, d: Mapping[str, object]) -> None:
         self.d = d
 
-    def _part(self, name: str) -> dict[str, Any]:
+    def _part(self, name: str) -> Mapping[str, object]:
         part = self.d.get(name)
         return part if isinstance(part, dict) else {}
+
+    def _str(self, name: str) -> str | None:
+        value = self.d.get(name)
+        return value if isinstance(value, str) else None
+
+    def at(self, path: tuple[str, ...]) -> object:
+        """The value at a path of keys (None where any part is missing): for readers driven by a
+        table of paths, such as the comparability fingerprint (``suite.report.fingerprint``)."""
+        return get_path(self.d, path)
+
+    @property
+    def curve(self) -> LearningCurve | None:
+        """The learning curve the cell recorded while training (None: none recorded)."""
+        curve = self._part("train").get("curve")
+        return cast(LearningCurve, curve) if isinstance(curve, dict) and curve else None
 
     @property
     def training(self) -> tuple[int, int | None]:
         """(cells trained at once, torch threads of each); (1, None) in rows from before ``--jobs``."""
         t = self._part("train")
-        return int(t.get("concurrent", 1)), t.get("threads")
+        concurrent, threads = t.get("concurrent", 1), t.get("threads")
+        return (concurrent if isinstance(concurrent, int) else 1), (threads if isinstance(threads, int) else None)
 
     # identity
     @property
@@ -240,28 +285,29 @@ class Row:
 
     @property
     def run_id(self) -> str | None:
-        return self.d.get("run_id")
+        return self._str("run_id")
 
     @property
     def recorded_at(self) -> str | None:
-        return self.d.get("recorded_at")
+        return self._str("recorded_at")
 
     @property
     def night(self) -> str | None:
         """The history night this row was appended to (rows of a history store only)."""
-        return self.d.get("night")
+        return self._str("night")
 
     @property
-    def recipe(self) -> dict[str, Any]:
+    def recipe(self) -> dict[str, object]:
         """The training recipe the cell ran (steps, batch, ...); empty where the row has none."""
-        return dict(self._part("profile_config").get("recipe") or {})
+        recipe = self._part("profile_config").get("recipe")
+        return dict(recipe) if isinstance(recipe, dict) else {}
 
     @property
     def in_history(self) -> bool:
         return "night" in self.d
 
     @property
-    def history_line(self) -> dict[str, Any]:
+    def history_line(self) -> dict[str, object]:
         """What the history keeps beside a row's metrics: night, append time, commit, fingerprint, identity."""
         return {k: self.d.get(k) for k in ("night", "appended_at", "commit", "fingerprint_id", "key", "task",
                                            "variant", "seed", "status")}
@@ -276,7 +322,7 @@ class Row:
 
     @property
     def seed(self) -> int:
-        return int(self.d["seed"])
+        return int(cast(int, self.d["seed"]))
 
     @property
     def profile(self) -> str:
@@ -304,15 +350,15 @@ class Row:
 
     @property
     def quality_delta(self) -> dict[str, float]:
-        return {m: v for m, v in self._part("quality_delta").items() if _num(v) is not None}
+        return _metrics(self._part("quality_delta"))
 
     @property
     def config_id(self) -> str | None:
-        return self.d.get("config_id") or None
+        return self._str("config_id") or None
 
     @property
     def config_group(self) -> str | None:
-        return self.d.get("config_group") or None
+        return self._str("config_group") or None
 
     @property
     def status(self) -> str:
@@ -329,15 +375,15 @@ class Row:
     # quality
     @property
     def quality(self) -> dict[str, float]:
-        return {m: v for m, v in self._part("quality").items() if _num(v) is not None}
+        return _metrics(self._part("quality"))
 
     @property
     def metric_better(self) -> dict[str, str]:
-        return dict(self._part("metric_better"))
+        return {m: str(v) for m, v in self._part("metric_better").items()}
 
     @property
     def primary_metric(self) -> str | None:
-        return self.d.get("primary_metric") or None
+        return self._str("primary_metric") or None
 
     # latency and throughput
     @property
@@ -351,7 +397,8 @@ class Row:
     @property
     def ratio_baseline(self) -> str | None:
         ratio = self._part("latency").get("ratio")
-        return (ratio.get("baseline") or None) if isinstance(ratio, dict) else None
+        baseline = ratio.get("baseline") if isinstance(ratio, dict) else None
+        return baseline if isinstance(baseline, str) and baseline else None
 
     @property
     def log_ratios(self) -> list[float]:
@@ -364,12 +411,13 @@ class Row:
 
     @property
     def throughput_unit(self) -> str | None:
-        return self._part("throughput").get("unit")
+        unit = self._part("throughput").get("unit")
+        return unit if isinstance(unit, str) else None
 
     @property
     def throughput_batch(self) -> int | None:
         b = self._part("throughput").get("batch")
-        return int(b) if isinstance(b, int) else None
+        return b if isinstance(b, int) else None
 
     @property
     def throughput_rounds(self) -> list[float]:
@@ -394,6 +442,12 @@ class Row:
         return int(p) if isinstance(p, (int, float)) else None
 
     @property
+    def schedule(self) -> Schedule | None:
+        """The budget-tied keywords the model ran with, beside the published ones (None: not recorded)."""
+        sched = self._part("model").get("schedule")
+        return cast(Schedule, sched) if isinstance(sched, dict) and sched else None
+
+    @property
     def flops(self) -> int | None:
         f = self._part("model").get("flops")
         return int(f) if isinstance(f, (int, float)) else None
@@ -412,16 +466,17 @@ class Row:
         return str(self._part("dataset").get("kind", "?"))
 
     @property
-    def device_info(self) -> dict[str, Any]:
+    def device_info(self) -> Mapping[str, object]:
         dev = self._part("provenance").get("device")
         return dev if isinstance(dev, dict) else {}
 
     @property
-    def gpu_state(self) -> dict[str, Any] | None:
-        return self.d.get("gpu_state") or None
+    def gpu_state(self) -> GpuState | None:
+        state = self.d.get("gpu_state")
+        return cast(GpuState, state) if isinstance(state, dict) and state else None
 
     @property
-    def tf32(self) -> dict[str, Any] | None:
+    def tf32(self) -> Mapping[str, object] | None:
         """Whether "fp32" on this row's CUDA device let cuDNN convolutions or matmuls use TF32 (None: not recorded)."""
         state = self.device_info.get("tf32")
         return state if isinstance(state, dict) else None
@@ -432,4 +487,5 @@ class Row:
 
     @property
     def commit(self) -> str | None:
-        return get_path(self.d, ("provenance", "git", "commit"))
+        commit = get_path(self.d, ("provenance", "git", "commit"))
+        return commit if isinstance(commit, str) else None

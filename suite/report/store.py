@@ -11,13 +11,14 @@ import fcntl
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from suite import faults, jsonio
 from suite.errors import UsageError
+from suite.parts import RowDoc
 from suite.report.rows import Row, migrate, validate
 
 ROWS = "rows.jsonl"
@@ -35,7 +36,8 @@ class Store:
         self.path = self.dir / ROWS
         self.schema = schema  # False for stores of other records (the history's rows carry extra fields)
 
-    def append(self, row: dict[str, Any]) -> None:
+    def append(self, row: Mapping[str, object]) -> None:
+        """Write one record (a results row, or a history line: a row with its night's fields)."""
         if self.schema and os.environ.get(VALIDATE_ENV):
             validate(jsonio.clean(row))
         line = jsonio.dumps(row) + "\n"
@@ -56,7 +58,7 @@ class Store:
             f.flush()
             os.fsync(f.fileno())
 
-    def rows(self) -> list[dict[str, Any]]:
+    def rows(self) -> list[RowDoc]:
         return list(read_rows(self.path))
 
     def done_keys(self) -> set[str]:
@@ -102,7 +104,8 @@ def _take(f: IO[str], folder: Path) -> None:
                          f"pass another --out") from None
 
 
-def read_rows(path: Path) -> Iterator[dict[str, Any]]:
+def read_rows(path: Path) -> Iterator[RowDoc]:
+    """The rows of a store in the order written, each migrated to the current schema version."""
     path = Path(path)
     if not path.exists():
         return

@@ -15,14 +15,15 @@ import random
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 import numpy as np
 import torch
 
-from suite import jsonio
+from suite import jsonio, parts
 from suite.env import now_iso
 from suite.errors import Diverged, NotApplicable
 from suite.measure.inputs import count_flops, make_input
@@ -33,9 +34,9 @@ from suite.models.deploy import count_norm_modules, deploy, deploy_error
 from suite.sweep.config import PROBE_FILE, PROBE_INPUTS, RANK_ERROR, CellSpec
 from suite.sweep.distributed import finish, init_from_env, wrap
 from suite.sweep.identity import cell_id, cell_plan, cell_profile, variant_kwargs
-from suite.sweep.outcome import CellResult
+from suite.sweep.outcome import CellReport, CellResult, PrecisionQuality
 from suite.sweep.train import train
-from suite.task import TASKS, to_device
+from suite.task import TASKS, Profile, Task, to_device
 from suite.variants import parse_variant
 from suite.variants.base import TrainingContext, after_training, before_training
 
@@ -46,7 +47,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run_cell(spec: CellSpec, out: dict[str, Any] | None = None) -> dict[str, Any] | None:
+def run_cell(spec: CellSpec, out: CellReport | None = None) -> CellReport | None:
     """The whole life of a cell; raises on failure (the caller turns it into a status).
 
     ``out`` is filled as the cell goes, so a failing cell still reports what it got to (its
@@ -54,7 +55,7 @@ def run_cell(spec: CellSpec, out: dict[str, Any] | None = None) -> dict[str, Any
     alone evaluates, deploys and returns the result (the other ranks return None).
     """
     out = {} if out is None else out
-    task = TASKS.get(spec.task)()
+    task: Task = TASKS.get(spec.task)()
     root = spec.grid.data_root
     profile = cell_profile(spec)
     device = torch.device(spec.grid.device)
@@ -66,12 +67,13 @@ def run_cell(spec: CellSpec, out: dict[str, Any] | None = None) -> dict[str, Any
         profile.extra.update(rank=dist.rank, world=dist.world)
         profile.recipe.batch_size = max(1, profile.recipe.batch_size // dist.world)
     variant = parse_variant(spec.variant)
-    out.update({"profile_config": profile.as_dict(), "versions": {"task": task.version, **variant.versions()},
-                "distributed": dist.as_row(spec.training.sync_bn)})
-    data = task.load(root, profile)
-    out["dataset"] = asdict(data.info) | {"label": data.info.label}
+    out["profile_config"] = cast(parts.ProfileConfig, profile.as_dict())   # the schema's profile_config
+    out["versions"] = cast(parts.Versions, {"task": task.version, **variant.versions()})
+    out["distributed"] = dist.as_row(spec.training.sync_bn)
+    info = task.open(root, profile).data.info
+    out["dataset"] = cast(parts.DatasetInfo, asdict(info) | {"label": info.label})
     vkw = variant_kwargs(task, variant, profile, spec.variant_kwargs)
-    args = task.model_args(variant, profile, data, vkw)
+    args = task.model_args(variant, vkw)
     seed_everything(spec.seed)
     model = build(args).to(device)
     before_training(variant.norm_cls, model, TrainingContext(steps=profile.recipe.steps, family=task.family,
@@ -79,30 +81,32 @@ def run_cell(spec: CellSpec, out: dict[str, Any] | None = None) -> dict[str, Any
     out["model"] = {"name": profile.model, "kwargs": profile.model_kwargs, "variant_kwargs": vkw,
                     "attention": getattr(model, "normbench_attention", None), "params_train": count_params(model),
                     "schedule": schedule(variant.norm_cls, vkw)}
-    curve = learning_curve(task, model, data, profile, device) if dist.main else None
-    stats = train(model, task, data, profile, device, spec.seed, desc=f"{spec.task}/{spec.variant}/s{spec.seed}",
+    curve = learning_curve(task, model, device) if dist.main else None
+    stats = train(model, task, device, spec.seed, desc=f"{spec.task}/{spec.variant}/s{spec.seed}",
                   runner=wrap(model, dist, device), show=dist.main and spec.concurrent == 1,
                   amp=training_amp(spec.training.amp, profile, device),
                   curve=curve)
     finish()  # training was the collective part; rank 0 alone recalibrates, evaluates and deploys
     if not dist.main:
         return None
-    out["train"] = asdict(stats) | {"threads": torch.get_num_threads(), "concurrent": spec.concurrent}
+    trained: dict[str, object] = asdict(stats) | {"threads": torch.get_num_threads(), "concurrent": spec.concurrent}
     if stats.curve is not None:
-        out["train"]["curve"] |= {"metric": task.primary_metric, "eval_items": task.curve_eval_items}
-    after_training(variant.norm_cls, model, task.train_batches(data, profile, spec.seed),
+        trained["curve"] = {**stats.curve, "metric": task.primary_metric, "eval_items": task.curve_eval_items}
+    out["train"] = cast(parts.TrainInfo, trained)   # ``TrainStats`` and the curve's metric: the schema's ``train``
+    after_training(variant.norm_cls, model, task.train_batches(spec.seed),
                    lambda batch: task.forward(model, to_device(batch, device)))
-    out["quality"] = task.evaluate(model.eval(), data, profile, device)
+    out["quality"] = {**task.evaluate(model.eval(), device)}
     deployed = deploy(model)
-    out |= deployed_facts(task, profile, data, model, deployed, device)
-    out["model"].update(out.pop("model_deployed"))
-    out["precision_quality"] = precision_quality(task, deployed, data, profile, device, spec.measurement.precision)
+    out["model"]["params"] = count_params(deployed)
+    out["model"]["flops"] = count_flops(deployed, make_input(task.input_spec(), 1, device))
+    out |= deployed_facts(task, model, deployed, device)
+    out["precision_quality"] = precision_quality(task, deployed, device, spec.measurement.precision)
     save_deployed(Path(spec.cell_dir), deployed, args)
-    torch.save(task.eval_inputs(data, PROBE_INPUTS, device, profile).cpu(), Path(spec.cell_dir) / PROBE_FILE)
+    torch.save(task.eval_inputs(PROBE_INPUTS, device).cpu(), Path(spec.cell_dir) / PROBE_FILE)
     return out
 
 
-def schedule(norm_cls: type, vkw: dict[str, Any]) -> dict[str, Any] | None:
+def schedule(norm_cls: type, vkw: dict[str, object]) -> parts.Schedule | None:
     """The norm's budget-tied keywords as used and as published (None for a norm without any)."""
     reference = dict(getattr(norm_cls, "reference_kwargs", {}) or {})
     if not reference:
@@ -111,47 +115,44 @@ def schedule(norm_cls: type, vkw: dict[str, Any]) -> dict[str, Any] | None:
     return {"used": used, "reference": reference, "scaled": used != reference}
 
 
-def learning_curve(task: Any, model: torch.nn.Module, data: Any, profile: Any,
-                   device: torch.device) -> Any:
+def learning_curve(task: Task, model: torch.nn.Module, device: torch.device) -> Callable[[], float] | None:
     """The learning curve's evaluation: the primary metric on the first ``curve_eval_items`` eval
     items; None for a task that declares no curve (``curve_eval_items = None``)."""
     n = task.curve_eval_items
     if n is None:
         return None
-    return lambda: task.evaluate(model, data, profile, device, limit=n)[task.primary_metric]
+    return lambda: task.evaluate(model, device, limit=n)[task.primary_metric]
 
 
-def training_amp(requested: str | None, profile: Any, device: torch.device) -> str | None:
+def training_amp(requested: str | None, profile: Profile, device: torch.device) -> str | None:
     """Autocast dtype for training: ``--amp`` when given (``none`` turns it off), else the profile's
     default (the paper profiles use it); CUDA only, so a CPU cell trains in full precision."""
     amp = requested if requested is not None else profile.amp
     return amp if device.type == "cuda" and amp in ("bf16", "fp16") else None
 
 
-def deployed_facts(task: Any, profile: Any, data: Any, model: torch.nn.Module, deployed: torch.nn.Module,
-                   device: torch.device) -> dict[str, Any]:
+def deployed_facts(task: Task, model: torch.nn.Module, deployed: torch.nn.Module,
+                   device: torch.device) -> CellReport:
     """The deploy check (deployed vs eval-form outputs on real inputs) and what timing needs to know."""
     probe, probe_dep = task.deploy_probe(model), task.deploy_probe(deployed)
-    spec_in = task.input_spec(profile, data)
-    return {"deploy": {"rel_err": deploy_error(probe, probe_dep, task.sample_inputs(data, 16, device)),
+    spec_in, profile = task.input_spec(), task.prof
+    return {"deploy": {"rel_err": deploy_error(probe, probe_dep, task.sample_inputs(16, device)),
                        "norm_modules_left": count_norm_modules(probe_dep), "checked": type(probe).__name__},
-            "model_deployed": {"params": count_params(deployed),
-                               "flops": count_flops(deployed, make_input(spec_in, 1, device))},
             "input_spec": spec_in, "throughput_batch": profile.throughput_batch,
             "timing_s_per_model": profile.timing_s_per_model, "throughput_unit": task.throughput_unit,
             "metric_better": task.metrics, "primary_metric": task.primary_metric}
 
 
-def precision_quality(task: Any, deployed: torch.nn.Module, data: Any, profile: Any, device: torch.device,
-                      precisions: list[str]) -> dict[str, dict[str, Any]]:
+def precision_quality(task: Task, deployed: torch.nn.Module, device: torch.device,
+                      precisions: list[str]) -> dict[str, PrecisionQuality]:
     """The task's quality of the deployed model run in each low precision this device supports."""
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, PrecisionQuality] = {}
     for p in precisions:
         if p == "fp32" or precision_unsupported(device, p):
             continue
         try:
             low = InPrecision(copy.deepcopy(deployed), PRECISIONS[p]).eval()
-            out[p] = task.evaluate(low, data, profile, device)
+            out[p] = {**task.evaluate(low, device)}
         except Exception as e:  # noqa: BLE001 - this precision's rows record it; fp32 and the others go on
             out[p] = {"error": f"{type(e).__name__}: {e}".splitlines()[0][:300]}
     return out
@@ -167,13 +168,13 @@ def main(spec_path: str) -> int:
         torch.set_num_threads(spec.threads)
     rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     started, t0 = now_iso(), time.perf_counter()
-    partial: dict[str, Any] = {}
+    partial: CellReport = {}
     try:
         cell = run_cell(spec, partial)
         if cell is None:  # a non-zero rank of a multi-process cell: rank 0 reports
             finish()
             return 0
-        result = CellResult.from_json(cell | {"status": "ok"})
+        result = CellResult.finished(cell)
     except Diverged as e:
         result = CellResult.failure("diverged", str(e), partial)
     except NotApplicable as e:

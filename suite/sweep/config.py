@@ -16,10 +16,12 @@ import os
 import sys
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from suite.declare import Section
 from suite.errors import UsageError
+from suite.parts import Json, JsonObject
 from suite.report.rows import cell_key
 from suite.sweep.options import SECTIONS, Grid, Launch, Measurement, Output, Training, section_classes
 
@@ -44,7 +46,7 @@ class CellSpec:
     plugins: dict[str, Section] = field(default_factory=dict)
 
     @property
-    def variant_kwargs(self) -> dict[str, Any]:
+    def variant_kwargs(self) -> dict[str, object]:
         """This variant's ``--set`` keywords."""
         return dict(self.grid.set.get(self.variant, {}))
 
@@ -54,17 +56,20 @@ class CellSpec:
     def sections(self) -> list[Section]:
         return [self.grid, self.training, self.measurement, *self.plugins.values()]
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JsonObject:
         return {"config_version": CONFIG_VERSION, "task": self.task, "variant": self.variant, "seed": self.seed,
                 "cell_dir": self.cell_dir,
                 "threads": self.threads, "concurrent": self.concurrent,
                 **{s.name: s.as_json() for s in self.sections()}}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> CellSpec:
+    def from_json(cls, data: JsonObject) -> CellSpec:
+        """The spec ``as_json`` wrote (a cell's ``spec.json``, read by the cell the sweep started)."""
         sections = _sections_from(data)
-        return cls(task=data["task"], variant=data["variant"], seed=int(data["seed"]), cell_dir=data["cell_dir"],
-                   threads=data.get("threads"), concurrent=int(data.get("concurrent", 1)),
+        threads, concurrent = data.get("threads"), data.get("concurrent", 1)
+        return cls(task=str(data["task"]), variant=str(data["variant"]), seed=int(typing.cast(int, data["seed"])),
+                   cell_dir=str(data["cell_dir"]), threads=threads if isinstance(threads, int) else None,
+                   concurrent=concurrent if isinstance(concurrent, int) else 1,
                    grid=typing.cast(Grid, sections["grid"]), training=typing.cast(Training, sections["training"]),
                    measurement=typing.cast(Measurement, sections["measurement"]), plugins=_plugins(sections))
 
@@ -79,7 +84,7 @@ class RunConfig:
     plugins: dict[str, Section] = field(default_factory=dict)   # sections plugins declared, by name
 
     @property
-    def out(self) -> Any:
+    def out(self) -> Path:
         assert self.output.out is not None, "the CLI resolves --out before the sweep starts"
         return self.output.out
 
@@ -110,11 +115,11 @@ class RunConfig:
                         grid=self.grid, training=self.training, measurement=self.measurement,
                         threads=self.cell_threads, concurrent=self.launch.jobs, plugins=dict(self.plugins))
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> JsonObject:
         return {"config_version": CONFIG_VERSION, **{s.name: s.as_json() for s in self.sections()}}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RunConfig:
+    def from_json(cls, data: JsonObject) -> RunConfig:
         """The configuration ``as_json`` wrote (a run's ``run.json``), or the flat one of a run written
         before the sections; what it lacks takes the defaults."""
         return cls.assemble(_sections_from(data))
@@ -122,19 +127,25 @@ class RunConfig:
     @classmethod
     def assemble(cls, sections: dict[str, Section]) -> RunConfig:
         """The configuration of these sections by name (the core ones and those plugins declared)."""
-        core: dict[str, Any] = {c.name: sections[c.name] for c in SECTIONS}
-        return cls(**core, plugins=_plugins(sections))
+        return cls(grid=typing.cast(Grid, sections["grid"]), training=typing.cast(Training, sections["training"]),
+                   measurement=typing.cast(Measurement, sections["measurement"]),
+                   launch=typing.cast(Launch, sections["launch"]), output=typing.cast(Output, sections["output"]),
+                   plugins=_plugins(sections))
 
     def replace(self, **sections: Any) -> RunConfig:
         return dataclasses.replace(self, **sections)
 
 
-def _sections_from(data: dict[str, Any]) -> dict[str, Section]:
+def _sections_from(data: JsonObject) -> dict[str, Section]:
     """Every section (core and registered by plugins) from a stored configuration, nested or flat."""
     classes = section_classes()
     if "config_version" in data:
-        return {name: c.from_json(data.get(name) or {}) for name, c in classes.items()}
+        return {name: c.from_json(_object(data.get(name))) for name, c in classes.items()}
     return {name: c.from_legacy(data) for name, c in classes.items()}  # written before the sections
+
+
+def _object(value: Json) -> JsonObject:
+    return value if isinstance(value, dict) else {}
 
 
 def _plugins(sections: dict[str, Section]) -> dict[str, Section]:

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+
+from suite.parts import Distributed
 
 
 @dataclass(frozen=True)
@@ -27,13 +29,13 @@ class DistInfo:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
-    backend: str = "none"
+    backend: Literal["none", "gloo", "nccl"] = "none"
 
     @property
     def main(self) -> bool:
         return self.rank == 0
 
-    def as_row(self, sync_bn: bool) -> dict[str, Any]:
+    def as_row(self, sync_bn: bool) -> Distributed:
         return {"world_size": self.world, "backend": self.backend,
                 "bn_statistics": "syncbn" if sync_bn else "per-process"}
 
@@ -43,7 +45,7 @@ def init_from_env(device: torch.device) -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
-    backend = "nccl" if device.type == "cuda" else "gloo"
+    backend: Literal["nccl", "gloo"] = "nccl" if device.type == "cuda" else "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
     return DistInfo(dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0")), backend)

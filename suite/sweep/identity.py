@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import NotRequired, TypedDict
 
 from suite.declare import result_values
 from suite.sweep.config import CellSpec
@@ -25,7 +26,30 @@ from suite.variants.base import budget_kwargs
 PER_CELL = ("variant", "variant_versions", "variant_kwargs", "seed")
 
 
-def variant_kwargs(task: Task, variant: Variant, profile: Profile, overrides: dict[str, Any]) -> dict[str, Any]:
+class Distribution(TypedDict):
+    processes: int
+    sync_bn: bool
+
+
+class CellPlan(TypedDict):
+    """A trained cell's defining configuration (``cell_plan``): what its ids hash. Keys are never
+    renamed nor added unless an option asks (``options``): an unchanged cell keeps its ids."""
+    task: str
+    task_version: str
+    variant: str
+    variant_versions: dict[str, str]
+    variant_kwargs: dict[str, object]
+    profile: dict[str, object]        # ``Profile.as_dict``
+    seed: int
+    device: str
+    data: dict[str, object]           # ``Task.data_identity``
+    distributed: Distribution
+    amp: str | None
+    options: NotRequired[dict[str, object]]
+
+
+def variant_kwargs(task: Task, variant: Variant, profile: Profile,
+                   overrides: Mapping[str, object]) -> dict[str, object]:
     """The norm keywords a cell really uses: its budget rules for this run, then ``--set`` (where a
     value ``"N%"`` means N% of this cell's optimizer steps, at least 1)."""
     steps = profile.recipe.steps
@@ -41,7 +65,7 @@ def cell_profile(spec: CellSpec) -> Profile:
                         spec.measurement.throughput_batch)
 
 
-def cell_plan(spec: CellSpec) -> dict[str, Any]:
+def cell_plan(spec: CellSpec) -> CellPlan:
     """The trained cell's defining configuration, computed without training (nor loading data).
 
     Every option declared ``result="effect"`` is here through what it changes; the value of each
@@ -50,7 +74,7 @@ def cell_plan(spec: CellSpec) -> dict[str, Any]:
     task = TASKS.get(spec.task)()
     profile = cell_profile(spec)
     variant = parse_variant(spec.variant)
-    plan = {"task": spec.task, "task_version": task.version, "variant": variant.name,
+    plan: CellPlan = {"task": spec.task, "task_version": task.version, "variant": variant.name,
             "variant_versions": variant.versions(), "variant_kwargs": variant_kwargs(task, variant, profile,
                                                                                      spec.variant_kwargs),
             "profile": profile.as_dict(), "seed": spec.seed, "device": spec.grid.device,
@@ -58,22 +82,24 @@ def cell_plan(spec: CellSpec) -> dict[str, Any]:
             "distributed": {"processes": spec.training.nproc_per_node, "sync_bn": spec.training.sync_bn},
             "amp": spec.training.amp}
     options = dict(kv for section in spec.sections() for kv in result_values(section))
-    return plan | ({"options": options} if options else {})
+    if options:
+        plan["options"] = options
+    return plan
 
 
-def digest(obj: Any) -> str:
+def digest(obj: object) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def cell_id(plan: dict[str, Any]) -> str:
+def cell_id(plan: CellPlan) -> str:
     """The trained cell (shared by all its runtimes and precisions)."""
     return digest(plan)
 
 
-def config_id(plan: dict[str, Any], runtime: str, precision: str) -> str:
-    return digest(plan | {"runtime": runtime, "precision": precision})
+def config_id(plan: CellPlan, runtime: str, precision: str) -> str:
+    return digest({**plan, "runtime": runtime, "precision": precision})
 
 
-def config_group(plan: dict[str, Any], runtime: str, precision: str) -> str:
+def config_group(plan: CellPlan, runtime: str, precision: str) -> str:
     shared = {k: v for k, v in plan.items() if k not in PER_CELL}
     return digest(shared | {"runtime": runtime, "precision": precision})

@@ -16,8 +16,9 @@ from typing import Any
 from suite import jsonio
 from suite.declare import to_json
 from suite.errors import UsageError
-from suite.report.fingerprint import differences, fingerprint
-from suite.report.rows import cell_key
+from suite.parts import RowDoc
+from suite.report.fingerprint import Fingerprint, differences, fingerprint
+from suite.report.rows import Row, cell_key
 from suite.report.store import ROWS, Store, read_rows
 from suite.sweep.config import RunConfig
 
@@ -29,7 +30,7 @@ SAME = (("grid", "tasks"), ("grid", "variants"), ("grid", "seeds"), ("grid", "pr
 @dataclass
 class Source:
     path: Path
-    rows: list[dict[str, Any]]
+    rows: list[RowDoc]
     config: RunConfig | None = None   # from its run.json (None: a folder without one)
 
 
@@ -37,7 +38,7 @@ def _source(path: Path) -> Source:
     path, run = Path(path), Path(path) / "run.json"
     if not (path / ROWS).exists() and not run.exists():  # a shard with no group of its own has run.json only
         raise UsageError(f"merge: {path} has no {ROWS}; give the --out folders of the shard runs")
-    config = jsonio.read(run).get("config") if run.exists() else None
+    config = jsonio.read(run).get("config") if run.exists() else None   # a run.json: an object
     return Source(path, list(read_rows(path / ROWS)), RunConfig.from_json(config) if config else None)
 
 
@@ -59,7 +60,7 @@ def _check_same_sweep(sources: list[Source]) -> RunConfig | None:
 
 
 def _check_fingerprints(sources: list[Source]) -> None:
-    first: tuple[Path, dict[str, Any]] | None = None
+    first: tuple[Path, Fingerprint] | None = None
     for s in sources:
         for r in s.rows:
             fp = fingerprint(r, data=False)
@@ -73,7 +74,7 @@ def _check_fingerprints(sources: list[Source]) -> None:
 
 @dataclass
 class MergeReport:
-    rows: list[dict[str, Any]]
+    rows: list[RowDoc]
     duplicates: dict[str, list[str]]        # key -> the folders that each recorded it
     missing: list[str]                      # keys the sweep's config expects that no shard recorded
     shards: list[str]                       # "I/N" of each source, as its run.json says
@@ -81,7 +82,7 @@ class MergeReport:
     def messages(self) -> list[str]:
         out = []
         for k, d in self.duplicates.items():
-            configs = {r.get("config_id") for r in self.rows if r["key"] == k}
+            configs = {Row(r).config_id for r in self.rows if Row(r).key == k}
             what = (f"in {len(configs)} different configurations (config_id {', '.join(sorted(map(str, configs)))})"
                     if len(configs) > 1 else "")
             out.append(f"duplicate cell {k} in {', '.join(d)} {what}: every row is kept; the newest recorded one "
@@ -100,16 +101,16 @@ def merge_rows(paths: list[Path]) -> MergeReport:
     _check_fingerprints(sources)
     seen: dict[str, list[str]] = {}
     for s in sources:
-        for k in dict.fromkeys(r["key"] for r in s.rows):
+        for k in dict.fromkeys(Row(r).key for r in s.rows):
             seen.setdefault(k, []).append(str(s.path))
     grid = config.grid if config is not None else None
     rank = {name: {v: i for i, v in enumerate(getattr(grid, name) if grid else [])}
             for name in ("tasks", "seeds", "variants")}
 
-    def order(r: dict[str, Any]) -> tuple:
-        return (rank["tasks"].get(r["task"], len(rank["tasks"])), r["task"],
-                rank["seeds"].get(r["seed"], len(rank["seeds"])), r["seed"],
-                rank["variants"].get(r["variant"], len(rank["variants"])), r["variant"], r.get("recorded_at") or "")
+    def order(doc: RowDoc) -> tuple[int, str, int, int, int, str, str]:
+        r = Row(doc)
+        return (rank["tasks"].get(r.task, len(rank["tasks"])), r.task, rank["seeds"].get(r.seed, len(rank["seeds"])),
+                r.seed, rank["variants"].get(r.variant, len(rank["variants"])), r.variant, r.recorded_at or "")
     rows = sorted((r for s in sources for r in s.rows), key=order)
     expected = [cell_key(t, v, s, grid.profile, grid.device, r, p) for t in grid.tasks for s in grid.seeds
                 for v in grid.variants for r, p in config.measurements] if config and grid else []

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from suite.declare import Section, option, parse_list, parse_seeds
 from suite.env import resolve_device
@@ -66,12 +65,12 @@ def _precisions(text: str) -> list[str]:
     return names
 
 
-def _overrides(items: list[str]) -> dict[str, dict[str, Any]]:
+def _overrides(items: list[str]) -> dict[str, dict[str, object]]:
     from suite.sweep.overrides import parse_overrides
     return parse_overrides(items)
 
 
-def _show_overrides(value: dict[str, dict[str, Any]]) -> str:
+def _show_overrides(value: dict[str, dict[str, object]]) -> str:
     return " ".join(f"{v}.{k}={json.dumps(x)}" for v, kw in value.items() for k, x in kw.items()) or "none"
 
 
@@ -90,7 +89,7 @@ class Grid(Section):
                          help="auto (default: cuda where available), cpu or cuda")
     data_root: Path | None = option(default=None, parse=_folder, result="effect",
                                     help="folder holding the real datasets (imagenet/, ...)")
-    set: dict[str, dict[str, Any]] = option(default_factory=dict, parse=_overrides, append=True,
+    set: dict[str, dict[str, object]] = option(default_factory=dict, parse=_overrides, append=True,
                                             metavar="VARIANT.KEY=VALUE", result="effect", legacy="variant_kwargs",
                                             show=_show_overrides,
                                             help="override a norm keyword of one variant (repeatable), e.g. "

@@ -14,11 +14,11 @@ from typing import Any
 from suite.errors import UsageError
 
 
-def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
+def parse_overrides(items: list[str]) -> dict[str, dict[str, object]]:
     """``["prepbn.total_steps=500"]`` -> ``{"prepbn": {"total_steps": 500}}``: checked against the norm's
     keywords and converted to each keyword's type (that of its default, else its annotation)."""
     from suite.variants import NORMS, parse_variant
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, dict[str, object]] = {}
     for item in items:
         target, eq, value = item.partition("=")
         variant, dot, key = target.rpartition(".")

@@ -22,21 +22,23 @@ from suite.env import now_iso
 from suite.errors import DataError, UsageError
 from suite.launch import Launcher, worker_launcher
 from suite.measure.env import provenance
-from suite.measure.jobs import MemoryJob, TimingResult, run_job, run_timing, timing_job
+from suite.measure.jobs import MemoryJob, TimingResult, run_memory, run_timing, timing_job
 from suite.measure.runtimes import RUNTIMES, precision_unsupported
 from suite.measure.timing_worker import timing_line
 from suite.models import artifact
+from suite.parts import LauncherName, Memory, RowDoc
 from suite.report.leaderboard import write_reports
-from suite.report.rows import SCHEMA_VERSION
 from suite.report.store import Store
 from suite.sweep.config import PROBE_FILE, RANK_ERROR, CellSpec, RunConfig
-from suite.sweep.identity import cell_id, cell_plan, cell_profile, config_id
+from suite.sweep.identity import CellPlan, cell_id, cell_plan, cell_profile, config_id
 from suite.sweep.outcome import CellResult
-from suite.sweep.record import make_row
+from suite.sweep.record import RunContext, make_row
 from suite.sweep.shard import shard_groups
 from suite.task import TASKS
 
 T = TypeVar("T")
+#: a trained cell's result.json without the input spec of its model (none written by this suite)
+NO_INPUT_SPEC = "the cell's result.json says no input spec for its deployed model: re-run the cell"
 
 
 def run_sweep(cfg: RunConfig) -> int:
@@ -57,8 +59,7 @@ def run_sweep(cfg: RunConfig) -> int:
             run_id = uuid.uuid4().hex[:12]
             jsonio.write_atomic(cfg.out / "run.json", {"run_id": run_id, "started_at": now_iso(),
                                                       "argv": sys.argv, "config": cfg.as_json()})
-        ctx = {"run_id": run_id, "launcher": _launcher(cfg).mode,
-               "provenance": {"schema_version": SCHEMA_VERSION, **provenance(_torch_device(cfg.grid.device))}}
+        ctx = RunContext(run_id, _launcher(cfg).mode, provenance(_torch_device(cfg.grid.device)))
         done, errors = store.done(), 0
         mine = set(shard_groups(cfg.grid.tasks, cfg.grid.seeds, cfg.grid.shard))
         for task in cfg.grid.tasks:
@@ -70,7 +71,7 @@ def run_sweep(cfg: RunConfig) -> int:
                 pending = {(v, r, p) for v in cfg.grid.variants for r, p in cfg.measurements  # recorded as asked: done
                            if done.get(specs[v].key(r, p), "") != config_id(plans[v], r, p)}
                 if task in bad:
-                    rows: Iterable[dict] = (make_row(ctx, specs[v], CellResult(status="error", message=bad[task]),
+                    rows: Iterable[RowDoc] = (make_row(ctx, specs[v], CellResult(status="error", message=bad[task]),
                                                      runtime=r, precision=p, plan=plans[v])
                                             for v, r, p in sorted(pending))
                 else:
@@ -97,12 +98,12 @@ def _check_data(cfg: RunConfig) -> dict[str, str]:
 
 def _launcher(cfg: RunConfig) -> Launcher:
     nproc = cfg.training.nproc_per_node
-    mode = "inline" if cfg.launch.inline else ("torchrun" if nproc > 1 else "subprocess")
+    mode: LauncherName = "inline" if cfg.launch.inline else ("torchrun" if nproc > 1 else "subprocess")
     return Launcher(mode=mode, nproc=nproc, timeout_s=cfg.launch.cell_timeout)
 
 
-def _run_group(cfg: RunConfig, ctx: dict[str, Any], specs: dict[str, CellSpec], plans: dict[str, dict[str, Any]],
-               pending: set[tuple[str, str, str]]) -> Iterator[dict]:
+def _run_group(cfg: RunConfig, ctx: RunContext, specs: dict[str, CellSpec], plans: dict[str, CellPlan],
+               pending: set[tuple[str, str, str]]) -> Iterator[RowDoc]:
     """Train the group's cells once, then measure them under every (runtime, precision): one
     interleaved timing worker per pair, so every ratio is paired inside one runtime."""
     if not pending:
@@ -144,10 +145,8 @@ def _failure(variant: str, timing: TimingResult | None, r: CellResult, precision
         return f"timing failed: {timing.error}"
     if timing is not None and variant in timing.failed:
         return timing.failed[variant]
-    low = r.quality_in(precision) if precision != "fp32" else {}
-    if "error" in low:
-        return f"{precision} evaluation failed: {low['error']}"
-    return None
+    error = r.evaluation_error(precision)
+    return None if error is None else f"{precision} evaluation failed: {error}"
 
 
 def _each(jobs: int, fn: Callable[[str], T], names: list[str],
@@ -164,7 +163,7 @@ def _each(jobs: int, fn: Callable[[str], T], names: list[str],
     return {n: out[n] for n in names}
 
 
-def _train_cells(cfg: RunConfig, specs: dict[str, CellSpec], plans: dict[str, dict[str, Any]],
+def _train_cells(cfg: RunConfig, specs: dict[str, CellSpec], plans: dict[str, CellPlan],
                  variants: list[str]) -> dict[str, CellResult]:
     """Each variant's cell result: trained one after another, or ``cfg.jobs`` at once (each cell is
     its own process; its threads were divided when its spec was made)."""
@@ -201,17 +200,19 @@ def _cell_result(cfg: RunConfig, spec: CellSpec, expected_id: str) -> CellResult
 
 
 def _memory_of(cfg: RunConfig, specs: dict[str, CellSpec], results: dict[str, CellResult], runtime: str,
-               precision: str, variant: str) -> dict[str, Any]:
+               precision: str, variant: str) -> Memory:
     return _memory(cfg, specs[variant], results[variant], runtime, precision)
 
 
-def _memory(cfg: RunConfig, spec: CellSpec, result: CellResult, runtime: str, precision: str) -> dict[str, Any]:
+def _memory(cfg: RunConfig, spec: CellSpec, result: CellResult, runtime: str, precision: str) -> Memory:
     d = Path(spec.cell_dir)
-    job = MemoryJob(model=str(d), input_spec=result.input_spec or {}, batch=cell_profile(spec).throughput_batch,
+    if result.input_spec is None:
+        return {"error": NO_INPUT_SPEC}
+    job = MemoryJob(model=str(d), input_spec=result.input_spec, batch=cell_profile(spec).throughput_batch,
                     device=cfg.grid.device, threads=cfg.launch.threads, runtime=runtime, precision=precision,
                     out=str(d / f"memory-{runtime}-{precision}.json"))
     launcher = worker_launcher(_launcher(cfg))
-    memory = run_job(job, "suite.measure.memory_worker", launcher)
+    memory = run_memory(job, launcher)
     if launcher.mode == "inline" and "source" in memory:  # the probe shared the sweep's process
         memory["source"] += " (inline launcher: measured inside the sweep's own process, not comparable)"
     return memory
@@ -223,11 +224,13 @@ def _timing(cfg: RunConfig, specs: dict[str, CellSpec], ok: dict[str, CellResult
     some = next(iter(specs.values()))
     group_dir = Path(some.cell_dir).parent
     profile = cell_profile(some)  # the measurement's budgets are the task profile's, unless an option says
+    if first.input_spec is None:
+        return TimingResult(error=NO_INPUT_SPEC)
     job = timing_job({v: specs[v].cell_dir for v in ok},
                      per_model_s=cfg.measurement.timing_seconds or profile.timing_s_per_model,
                      throughput_batch=profile.throughput_batch, baseline=baseline, device=cfg.grid.device,
                      threads=cfg.launch.threads, runtime=runtime, precision=precision,
-                     input_spec=first.input_spec or {}, unit=TASKS.get(some.task).throughput_unit,
+                     input_spec=first.input_spec, unit=TASKS.get(some.task).throughput_unit,
                      probe=Path(specs[baseline or next(iter(ok))].cell_dir) / PROBE_FILE,
                      out=group_dir / f"timing-{some.task}-s{some.seed}-{runtime}-{precision}.json")
     t0 = time.perf_counter()

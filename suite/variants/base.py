@@ -2,13 +2,14 @@
 
 The harness reads these class attributes with ``norm_trait`` so a plugin that does not
 subclass :class:`Norm` still works with the defaults, and calls the hooks through the
-module-level helpers below (``budget_kwargs``, ``placement_kwargs``, ``check_placement``...),
-which accept older, shorter hook signatures.
+module-level helpers below (``budget_kwargs``, ``placement_kwargs``, ``check_placement``...).
+Which form of the keyword hooks a norm implements is declared (``hooks``), never guessed from
+its signature: 1 (the default) is the form of :class:`Norm`; 0 the shorter form of the first
+plugins, ``budget_kwargs(total_steps)`` and ``placement_kwargs(family, replaced)``.
 """
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,10 +43,12 @@ class Norm(nn.Module):
     replaces_model_norm = True
     #: the published values of keywords that ``budget_kwargs`` rescales (rows and the leaderboard
     #: say when a cell ran with other values)
-    reference_kwargs: dict[str, Any] = {}
+    reference_kwargs: Mapping[str, object] = {}
+    #: the form of ``budget_kwargs``/``placement_kwargs`` this class implements (module docstring)
+    hooks = 1
 
     @classmethod
-    def budget_kwargs(cls, total_steps: int, family: str = "vision") -> dict[str, Any]:
+    def budget_kwargs(cls, total_steps: int, family: str = "vision") -> dict[str, object]:
         """Keyword arguments derived from a run's optimizer-step budget (default none)."""
         return {}
 
@@ -61,7 +64,7 @@ class Norm(nn.Module):
         """
 
     @classmethod
-    def placement_kwargs(cls, family: str, replaced: nn.Module, layer: int | None = None) -> dict[str, Any]:
+    def placement_kwargs(cls, family: str, replaced: nn.Module, layer: int | None = None) -> dict[str, object]:
         """Keyword arguments for one placement.
 
         ``family`` is "vision" or "lm", ``replaced`` the module this norm takes the place of, and
@@ -116,7 +119,7 @@ class ChannelAffine(nn.Module):
 
 
 _DEFAULTS = {name: getattr(Norm, name)
-             for name in ("version", "foldable", "pointwise", "ln_like", "replaces_model_norm")}
+             for name in ("version", "foldable", "pointwise", "ln_like", "replaces_model_norm", "hooks")}
 
 
 def norm_trait(cls: type, name: str) -> Any:
@@ -136,17 +139,12 @@ def inference_form(module: nn.Module) -> nn.Module:
     return module
 
 
-def _takes(fn: Callable[..., Any], name: str) -> bool:
-    params = inspect.signature(fn).parameters.values()
-    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in params)
-
-
-def budget_kwargs(cls: type, total_steps: int, family: str = "vision") -> dict[str, Any]:
+def budget_kwargs(cls: type, total_steps: int, family: str = "vision") -> dict[str, object]:
     """The norm's keyword arguments derived from a run's step budget ({} if it has none)."""
     fn = getattr(cls, "budget_kwargs", None)
     if not callable(fn):
         return {}
-    return dict(fn(total_steps, family=family) if _takes(fn, "family") else fn(total_steps))
+    return dict(fn(total_steps, family=family) if norm_trait(cls, "hooks") >= 1 else fn(total_steps))
 
 
 def before_training(cls: type, model: nn.Module, ctx: TrainingContext) -> None:
@@ -161,12 +159,12 @@ def after_training(cls: type, model: nn.Module, batches: Iterable[Any], forward:
         fn(model, batches, forward)
 
 
-def placement_kwargs(cls: type, family: str, replaced: nn.Module, layer: int | None = None) -> dict[str, Any]:
-    """The norm's keywords for one placement; a hook written as ``(family, replaced)`` still works."""
+def placement_kwargs(cls: type, family: str, replaced: nn.Module, layer: int | None = None) -> dict[str, object]:
+    """The norm's keywords for one placement (``hooks = 0``: the hook takes ``(family, replaced)``)."""
     fn = getattr(cls, "placement_kwargs", None)
     if not callable(fn):
         return {}
-    return dict(fn(family, replaced, layer=layer) if _takes(fn, "layer") else fn(family, replaced))
+    return dict(fn(family, replaced, layer=layer) if norm_trait(cls, "hooks") >= 1 else fn(family, replaced))
 
 
 def check_placement(cls: type, placement: str) -> None:

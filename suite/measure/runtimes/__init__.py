@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from suite.parts import JsonObject
 from suite.registry import Registry
 
 RUNTIMES = Registry("runtime", "suite.measure.runtimes", "normbench.runtimes")
@@ -30,7 +31,7 @@ PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloa
 class Built:
     fn: Callable[[Any], Any]                        # input -> outputs, the thing that is timed
     build_s: float                                  # compile / export / session creation, seconds
-    info: dict[str, Any] = field(default_factory=dict)
+    info: JsonObject = field(default_factory=dict)   # the row's ``runtime_info``, beside ``build_s``
 
 
 #: how a runtime's GPU memory can be read (``Runtime.gpu_memory``): ``allocated``, tensors through

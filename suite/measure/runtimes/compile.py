@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from suite.measure.runtimes import Built, Runtime, register_runtime
+from suite.parts import JsonObject
 
 RECOMPILE_LIMIT = 64
 _reset_done = False
@@ -51,8 +52,8 @@ class Compile(Runtime):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         build_s = time.perf_counter() - t0
-        info = {"torch": torch.__version__, "backend": "inductor", "mode": cls.mode or "default",
-                "dynamic": False, "frames_compiled": _compiled_frames() - frames_before}
+        info: JsonObject = {"torch": torch.__version__, "backend": "inductor", "mode": cls.mode or "default",
+                            "dynamic": False, "frames_compiled": _compiled_frames() - frames_before}
         return Built(compiled, build_s, info)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from suite.measure.runtimes import Built, Runtime, register_runtime
+from suite.parts import JsonObject
 
 OPSET = 18
 
@@ -72,10 +73,10 @@ class OnnxRuntime(Runtime):
         run = _Runner(sessions, device)
         for x in examples:  # the first run allocates the session's buffers: keep it out of the timing
             run(x)
-        info = {"onnxruntime": ort.__version__, "provider": provider, "providers": got,
-                "export_s": export_s, "session_s": session_s, "opset": OPSET,
-                "dynamic_batch": None in sessions, "intra_op_threads": options.intra_op_num_threads,
-                "spinning": False}
+        info: JsonObject = {"onnxruntime": ort.__version__, "provider": provider, "providers": got,
+                            "export_s": export_s, "session_s": session_s, "opset": OPSET,
+                            "dynamic_batch": None in sessions, "intra_op_threads": options.intra_op_num_threads,
+                            "spinning": False}
         return Built(run, time.perf_counter() - t0, info)
 
 

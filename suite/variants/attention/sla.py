@@ -98,8 +98,8 @@ class SLA:
     causal_ok = False
 
     @classmethod
-    def adjust_model_kwargs(cls, name: str, model_kwargs: dict[str, Any],
-                            attention_kwargs: dict[str, Any]) -> dict[str, Any]:
+    def adjust_model_kwargs(cls, name: str, model_kwargs: dict[str, object],
+                            attention_kwargs: dict[str, object]) -> dict[str, object]:
         """``slab_convention=True``: build a ViT/DeiT the SLAB-DeiT way (average pooling, no class token)."""
         if attention_kwargs.pop("slab_convention", False) and name.startswith(("vit_", "deit")):
             return {**model_kwargs, "class_token": False, "global_pool": "avg"}

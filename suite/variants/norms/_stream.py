@@ -64,7 +64,7 @@ class StreamRMSNorm(Norm):
                             "norm), so no exact RMSNorm form exists")
 
     @classmethod
-    def prepare_model(cls, model: nn.Module, kwargs: dict[str, Any]) -> None:
+    def prepare_model(cls, model: nn.Module, kwargs: dict[str, object]) -> None:
         """Swap the stream LayerNorms and center every stream write (replaces the generic swap)."""
         from suite.models.convert import convertible_adapter
         try:

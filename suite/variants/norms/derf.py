@@ -23,8 +23,6 @@ so ``g, b`` fold into the next linear layer and the core stays (``pointwise_form
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn as nn
 
@@ -62,7 +60,7 @@ class Derf(Norm):
         self.bias = nn.Parameter(torch.zeros(dim))
 
     @classmethod
-    def placement_kwargs(cls, family: str, replaced: nn.Module, layer: int | None = None) -> dict[str, Any]:
+    def placement_kwargs(cls, family: str, replaced: nn.Module, layer: int | None = None) -> dict[str, object]:
         return {"alpha_init": LM_ALPHA_INIT} if family == "lm" else {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

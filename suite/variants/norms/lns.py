@@ -22,7 +22,6 @@ with ``g / sqrt(l)`` and ``b / sqrt(l)``), so LNS costs at inference what LN cos
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn as nn
@@ -51,8 +50,8 @@ class LayerNormScaling(Norm):
         self.bias = nn.Parameter(torch.zeros(dim)) if base == "ln" else None
 
     @classmethod
-    def placement_kwargs(cls, family: str, replaced: nn.Module, layer: int | None = None) -> dict[str, Any]:
-        out: dict[str, Any] = {"layer": layer}
+    def placement_kwargs(cls, family: str, replaced: nn.Module, layer: int | None = None) -> dict[str, object]:
+        out: dict[str, object] = {"layer": layer}
         if type(replaced).__name__.endswith("RMSNorm"):
             out["base"] = "rms"
         return out

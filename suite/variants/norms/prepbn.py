@@ -47,7 +47,7 @@ class PRepBN(Norm):
     version = "1"
     foldable = True
     ln_like = True  # the LN branch keeps the eps of the LayerNorm it replaces
-    reference_kwargs = {"total_steps": REFERENCE_TOTAL_STEPS}  # the reference DeiT/Swin schedule
+    reference_kwargs: dict[str, int] = {"total_steps": REFERENCE_TOTAL_STEPS}  # the reference DeiT/Swin schedule
     num_forwards: torch.Tensor  # buffer (registered in __init__)
 
     @classmethod
@@ -72,15 +72,15 @@ class PRepBN(Norm):
         self.recalibrating = False
 
     @classmethod
-    def budget_kwargs(cls, total_steps: int, family: str = "vision") -> dict[str, Any]:
+    def budget_kwargs(cls, total_steps: int, family: str = "vision") -> dict[str, object]:
         if family == "lm":  # LN(RMSNorm)-only warm-up for 10% of the run, then 40% of it to move to RepBN
             return {"total_steps": max(1, round(LM_TOTAL_FRACTION * total_steps)),
                     "warmup_steps": max(1, round(LM_WARMUP_FRACTION * total_steps))}
         return {"total_steps": max(1, round(total_steps * REFERENCE_TOTAL_STEPS / REFERENCE_RUN_STEPS))}
 
     @classmethod
-    def placement_kwargs(cls, family: str, replaced: nn.Module, layer: int | None = None) -> dict[str, Any]:
-        out: dict[str, Any] = dict(LM_INIT) if family == "lm" else {}
+    def placement_kwargs(cls, family: str, replaced: nn.Module, layer: int | None = None) -> dict[str, object]:
+        out: dict[str, object] = dict(LM_INIT) if family == "lm" else {}
         if type(replaced).__name__.endswith("RMSNorm"):
             out["base"] = "rms"
         return out

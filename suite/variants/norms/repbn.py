@@ -7,8 +7,6 @@ paper initialises eta, the BN weight and the BN bias to 0 (``eta_init``, ``bn_we
 """
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 import torch.nn as nn
 
@@ -41,7 +39,7 @@ class RepBN(Norm):
         self.eta = nn.Parameter(torch.tensor(float(eta_init)))
 
     @classmethod
-    def placement_kwargs(cls, family: str, replaced: nn.Module, layer: int | None = None) -> dict[str, Any]:
+    def placement_kwargs(cls, family: str, replaced: nn.Module, layer: int | None = None) -> dict[str, object]:
         return dict(LM_INIT) if family == "lm" else {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

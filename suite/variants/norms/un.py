@@ -76,7 +76,7 @@ class UnifiedNorm(Norm):
     version = "1"
     foldable = True
     ln_like = False
-    reference_kwargs = {"warmup_iters": 4000, "r_warmup": 1000}  # the reference code's ImageNet values
+    reference_kwargs: dict[str, int] = {"warmup_iters": 4000, "r_warmup": 1000}  # the reference code's ImageNet values
     # buffers (registered in __init__)
     running_var: torch.Tensor
     ema_gz: torch.Tensor
@@ -100,12 +100,12 @@ class UnifiedNorm(Norm):
         self.register_buffer("buf_gz", torch.zeros(window_size, dim))
 
     @classmethod
-    def budget_kwargs(cls, total_steps: int, family: str = "vision") -> dict[str, Any]:
+    def budget_kwargs(cls, total_steps: int, family: str = "vision") -> dict[str, object]:
         cap = max(1, round(WARMUP_SHARE * total_steps))
         return {k: min(v, cap) for k, v in cls.reference_kwargs.items()}
 
     @classmethod
-    def placement_kwargs(cls, family: str, replaced: nn.Module, layer: int | None = None) -> dict[str, Any]:
+    def placement_kwargs(cls, family: str, replaced: nn.Module, layer: int | None = None) -> dict[str, object]:
         return {"outlier_filtration": False} if family == "lm" else {}
 
     def reset_schedule(self) -> None:
