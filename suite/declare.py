@@ -213,8 +213,8 @@ def add_arguments(p: argparse.ArgumentParser, sections: list[type[Section]]) -> 
         for d in declared(cls):
             # argparse's keywords, each of its own type
             kw: dict[str, Any] = {"dest": d.dest, "default": argparse.SUPPRESS, "help": _help(d)}
-            if d.kind is bool:
-                kw["action"] = "store_true"
+            if d.kind is bool:   # a flag; one on by default also gets its --no- form
+                kw["action"] = argparse.BooleanOptionalAction if d.field().default is True else "store_true"
             else:
                 kw["action"] = "append" if d.opt.append else "store"
                 if d.opt.parse is None and d.kind is not None:

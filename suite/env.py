@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from suite.errors import UsageError
-from suite.parts import GitState
+from suite.parts import GitState, JobInfo
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,12 +50,26 @@ def now_iso() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
-def resolve_device(name: str) -> str:
-    """``--device``: ``auto`` is ``cuda`` where CUDA is available, else ``cpu``; ``cuda`` is checked."""
+def resolve_device(name: str, check: bool = True) -> str:
+    """``--device``: ``auto`` is ``cuda`` where CUDA is available, else ``cpu``; ``cuda`` is checked
+    (unless ``check`` is False: the sweep checks it once it knows the work runs here)."""
     import torch
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
+    if check and name == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device cuda, but CUDA is not available here (torch {torch.__version__}, "
                          f"CUDA build {torch.version.cuda or 'none'}); use --device cpu or --device auto")
     return name
+
+
+def job_info() -> JobInfo | None:
+    """The scheduler job this process runs in, from SLURM's environment (None outside one)."""
+    import os
+    import socket
+    job = os.environ.get("SLURM_JOB_ID")
+    if job is None:
+        return None
+    array_job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return {"scheduler": "slurm", "job_id": f"{array_job}_{task}" if array_job and task else job,
+            "node": os.environ.get("SLURMD_NODENAME") or socket.gethostname(),
+            "gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}

@@ -275,6 +275,20 @@ class TimingSettings(TypedDict):
     trim_threshold: NotRequired[int]
 
 
+class JobInfo(TypedDict):
+    """The scheduler job a unit of work ran in: its id (``JOB_TASK`` for an array task), node, GPUs."""
+    scheduler: Literal["slurm"]
+    job_id: str
+    node: str
+    gpus: str | None
+
+
+class SchedulerInfo(TypedDict):
+    """Where a row's work ran under a scheduler: the cell's training job and its group's measurement job."""
+    train: JobInfo | None
+    measure: JobInfo | None
+
+
 class RowDoc(TypedDict):
     """One results row as stored (one JSON line of ``results.jsonl``)."""
     schema_version: int
@@ -318,6 +332,7 @@ class RowDoc(TypedDict):
     started_at: str | None
     finished_at: str | None
     recorded_at: str
+    scheduler: NotRequired[SchedulerInfo | None]   # since the SLURM launcher: absent from older rows
 
 
 #: each part and the ``$defs`` entry of the schema it types (the test compares their keys)
@@ -326,5 +341,5 @@ SCHEMA_DEFS: dict[str, type] = {
     "memory": Memory, "model": ModelInfo, "agreement": Agreement, "learning_curve": LearningCurve,
     "train": TrainInfo, "deploy": DeployInfo, "dataset": DatasetInfo, "distributed": Distributed,
     "versions": Versions, "profile_config": ProfileConfig, "gpu_state": GpuState,
-    "host_state": HostState, "provenance": Provenance,
+    "host_state": HostState, "provenance": Provenance, "job": JobInfo, "scheduler": SchedulerInfo,
 }

@@ -87,7 +87,7 @@ def test_the_one_row_builder_writes_every_schema_field_and_no_other() -> None:
                     provenance=make_row("ln")["provenance"], dataset={"kind": "embedded", "path": None,
                                                                      "label": "embedded"})
     s = schema()
-    assert set(row) == set(s["properties"]) == set(s["required"])
+    assert set(row) == set(s["properties"]) >= set(s["required"])   # every field; absent ones are null
     validate(row)
     assert row["key"] == "imagenet|ln|0|smoke|cpu|eager|fp32"
     with pytest.raises(ValueError, match="status must be one of"):

@@ -42,7 +42,8 @@ def command(argv: list[str]) -> int:
         return 0
     cfg = resumed_config(args) if getattr(args, "output.resume", False) else run_config(args)
     nightly = nightly_options(args)  # reads the baseline now: a bad one must fail before hours of sweeping
-    if not cfg.launch.inline:  # workers fork from a server that imports torch & co. while the sweep starts
+    if not cfg.launch.inline and cfg.launch.launcher == "local":  # workers fork from a server that imports torch
+        # & co. while the sweep starts (on a cluster the workers start inside the jobs)
         from suite.launch import start_server
         start_server()
     if cfg.launch.threads:

@@ -23,6 +23,7 @@ from suite.parts import (
     GpuState,
     HostState,
     InputSpec,
+    JobInfo,
     JsonObject,
     Latency,
     Memory,
@@ -106,6 +107,7 @@ class TimingResult(Message):
     precision: str | None = None
     started_at: str | None = None
     error: str | None = None
+    job: JobInfo | None = None                # the scheduler job the group was measured in (None: none)
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> Self:

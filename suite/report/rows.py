@@ -40,6 +40,7 @@ from suite.parts import (
     Provenance,
     RowDoc,
     Schedule,
+    SchedulerInfo,
     Status,
     TrainInfo,
     Versions,
@@ -89,7 +90,8 @@ def build_row(k: RowKey, *, run_id: str, status: Status, provenance: Provenance,
               model: ModelInfo | None = None, train: TrainInfo | None = None, deploy: DeployInfo | None = None,
               distributed: Distributed | None = None, launcher: LauncherName = "subprocess",
               versions: Versions | None = None, profile_config: ProfileConfig | None = None,
-              started_at: str | None = None, finished_at: str | None = None) -> RowDoc:
+              started_at: str | None = None, finished_at: str | None = None,
+              scheduler: SchedulerInfo | None = None) -> RowDoc:
     """One results row, every field of the schema: ``measured`` is this model's part of the timing
     group ``timing`` (absent when nothing was timed); ``distributed`` defaults to one process."""
     if status not in STATUSES:
@@ -111,6 +113,7 @@ def build_row(k: RowKey, *, run_id: str, status: Status, provenance: Provenance,
         "timing_config": t.config if t else None, "gpu_state": t.gpu_state if t else None,
         "host_state": t.host_state if t else None,
         "provenance": provenance, "started_at": started_at, "finished_at": finished_at, "recorded_at": recorded_at,
+        "scheduler": scheduler,
     }
 
 

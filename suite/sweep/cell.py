@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from suite import jsonio, parts
-from suite.env import now_iso
+from suite.env import job_info, now_iso
 from suite.errors import Diverged, NotApplicable
 from suite.measure.inputs import count_flops, make_input
 from suite.measure.runtimes import PRECISIONS, precision_unsupported
@@ -188,7 +188,7 @@ def main(spec_path: str) -> int:
         (Path(spec.cell_dir) / "error.txt").write_text(traceback.format_exc())
         result = CellResult.failure("error", message, partial)
     result = dataclasses.replace(result, cell_id=cell_id(cell_plan(spec)), started_at=started, finished_at=now_iso(),
-                                 cell_seconds=time.perf_counter() - t0)
+                                 cell_seconds=time.perf_counter() - t0, job=job_info())
     if rank == 0:
         jsonio.write_atomic(Path(spec.cell_dir) / "result.json", result.as_json())
     if world > 1 and not result.ok:

@@ -161,9 +161,21 @@ def checked(cfg: RunConfig, *, note: bool = True) -> RunConfig:
     if launch.jobs > 1 and (launch.inline or t.nproc_per_node > 1):
         raise UsageError("--jobs trains cells side by side, each in its own process; with --inline or "
                          "--nproc-per-node use --jobs 1 (make run: JOBS=1)")
+    if launch.launcher == "local" and g.device == "cuda":
+        from suite.env import resolve_device
+        resolve_device("cuda")   # raises the one-line error where this machine has no CUDA
+    if launch.launcher == "slurm":
+        if launch.inline:
+            raise UsageError("--inline runs everything in this process; drop it to run on SLURM, or use "
+                             "--launcher local")
+        if launch.jobs > 1:
+            raise UsageError("--jobs splits this machine's cores between cells; under --launcher slurm every cell "
+                             "is its own job: drop --jobs and size the jobs with --slurm-cpus-per-task")
+        from suite.sweep.executors import check_slurm, slurm_settings
+        check_slurm(slurm_settings(launch))
     if launch.inline and t.nproc_per_node > 1:
         raise UsageError("--inline runs one process; drop --inline to train with --nproc-per-node > 1 (torchrun)")
-    if g.device == "cuda" and t.nproc_per_node > 1:
+    if g.device == "cuda" and t.nproc_per_node > 1 and launch.launcher == "local":
         import torch
         check_nproc(t.nproc_per_node, torch.cuda.device_count())
     for variant, keywords in g.set.items():

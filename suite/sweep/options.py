@@ -84,9 +84,11 @@ class Grid(Section):
     seeds: list[int] = option(default_factory=lambda: [0], parse=parse_seeds, result="effect",
                               help="comma list of integers (default 0)")
     profile: str = option(default="smoke", result="effect", help="smoke (embedded data, minutes on CPU) or paper")
-    device: str = option(default_factory=lambda: resolve_device("auto"), parse=resolve_device,
+    device: str = option(default_factory=lambda: resolve_device("auto"),
+                         parse=lambda name: resolve_device(name, check=False),
                          choices=("auto", "cpu", "cuda"), result="effect",
-                         help="auto (default: cuda where available), cpu or cuda")
+                         help="auto (default: cuda where available here), cpu or cuda (with --launcher slurm: "
+                              "the jobs' nodes need it, not this one)")
     data_root: Path | None = option(default=None, parse=_folder, result="effect",
                                     help="folder holding the real datasets (imagenet/, ...)")
     set: dict[str, dict[str, object]] = option(default_factory=dict, parse=_overrides, append=True,
@@ -144,6 +146,31 @@ class Launch(Section):
     threads: int | None = option(default=None, positive=True, help="torch CPU threads in every process")
     cell_timeout: float | None = option(default=None, positive=True, meaning=False, legacy="cell_timeout_s",
                                         help="seconds before a cell process is killed")
+    launcher: str = option(default="local", choices=("local", "slurm"), meaning=False,
+                           help="where cells and measurement groups run: local (this machine, default) or slurm "
+                                "(each training cell a job of an array, each group's timing and memory one job; "
+                                "docs/cluster.md)")
+    slurm_partition: str | None = option(default=None, meaning=False, metavar="NAME",
+                                         help="SLURM partition (default: the cluster's default partition)")
+    slurm_time: int = option(default=60, positive=True, meaning=False, metavar="MIN",
+                             help="time limit of each job, minutes")
+    slurm_gpus_per_node: int | None = option(default=None, positive=True, meaning=False, metavar="N",
+                                             help="GPUs each job asks for")
+    slurm_cpus_per_task: int | None = option(default=None, positive=True, meaning=False, metavar="N",
+                                             help="CPUs each job asks for")
+    slurm_mem_gb: float | None = option(default=None, positive=True, meaning=False, metavar="GB",
+                                        help="memory each job asks for")
+    slurm_account: str | None = option(default=None, meaning=False, metavar="NAME", help="SLURM account")
+    slurm_qos: str | None = option(default=None, meaning=False, metavar="NAME", help="SLURM quality of service")
+    slurm_constraint: str | None = option(default=None, meaning=False, metavar="FEATURES",
+                                          help="SLURM node features (--constraint)")
+    slurm_setup: list[str] = option(default_factory=list, append=True, meaning=False, metavar="LINE",
+                                    help="a shell line run before each job, e.g. 'module load cuda' (repeatable)")
+    slurm_array_parallelism: int = option(default=256, positive=True, meaning=False, metavar="N",
+                                          help="training cells of an array running at once")
+    slurm_exclusive: bool = option(default=True, meaning=False,
+                                   help="each group's timing job has its node to itself (default), so nothing "
+                                        "else runs beside what is timed")
 
 
 class Output(Section):

@@ -17,6 +17,7 @@ from suite.parts import (
     DeployInfo,
     Distributed,
     InputSpec,
+    JobInfo,
     JsonObject,
     ModelInfo,
     ProfileConfig,
@@ -76,6 +77,7 @@ class CellResult(Message):
     throughput_batch: int | None = None            # the profile's, as the cell ran (kept for readers of result.json)
     timing_s_per_model: float | None = None
     throughput_unit: str | None = None
+    job: JobInfo | None = None                     # the scheduler job the cell trained in (None: none)
 
     @property
     def ok(self) -> bool:

@@ -55,4 +55,6 @@ def make_row(ctx: RunContext, spec: CellSpec, r: CellResult, timing: TimingResul
                      distributed=r.distributed or DistInfo(world=spec.training.nproc_per_node).as_row(
                          spec.training.sync_bn),
                      launcher=ctx.launcher, versions=r.versions, profile_config=r.profile_config,
-                     started_at=r.started_at, finished_at=r.finished_at)
+                     started_at=r.started_at, finished_at=r.finished_at,
+                     scheduler=None if r.job is None and (timing is None or timing.job is None) else
+                     {"train": r.job, "measure": None if timing is None else timing.job})

@@ -8,17 +8,18 @@ message; the sweep goes on. Workers are started by ``suite.launch``.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from suite import faults, jsonio
-from suite.env import now_iso
+from suite.env import job_info, now_iso
 from suite.errors import DataError, UsageError
 from suite.launch import Launcher, worker_launcher
 from suite.measure.env import provenance
@@ -26,17 +27,17 @@ from suite.measure.jobs import MemoryJob, TimingResult, run_memory, run_timing, 
 from suite.measure.runtimes import RUNTIMES, precision_unsupported
 from suite.measure.timing_worker import timing_line
 from suite.models import artifact
-from suite.parts import LauncherName, Memory, RowDoc
+from suite.parts import LauncherName, Memory, Provenance, RowDoc
 from suite.report.leaderboard import write_reports
 from suite.report.store import Store
 from suite.sweep.config import PROBE_FILE, RANK_ERROR, CellSpec, RunConfig
+from suite.sweep.executors import Executor, UnitFailed, WorkerCall, each, executor_for
 from suite.sweep.identity import CellPlan, cell_id, cell_plan, cell_profile, config_id
 from suite.sweep.outcome import CellResult
 from suite.sweep.record import RunContext, make_row
 from suite.sweep.shard import shard_groups
 from suite.task import TASKS
 
-T = TypeVar("T")
 #: a trained cell's result.json without the input spec of its model (none written by this suite)
 NO_INPUT_SPEC = "the cell's result.json says no input spec for its deployed model: re-run the cell"
 
@@ -59,8 +60,9 @@ def run_sweep(cfg: RunConfig) -> int:
             run_id = uuid.uuid4().hex[:12]
             jsonio.write_atomic(cfg.out / "run.json", {"run_id": run_id, "started_at": now_iso(),
                                                       "argv": sys.argv, "config": cfg.as_json()})
-        ctx = RunContext(run_id, _launcher(cfg).mode, provenance(_torch_device(cfg.grid.device)))
+        ctx = RunContext(run_id, _launcher(cfg).mode, _provenance(cfg))
         done, errors = store.done(), 0
+        executor = executor_for(cfg.launch, cfg.out)
         mine = set(shard_groups(cfg.grid.tasks, cfg.grid.seeds, cfg.grid.shard))
         for task in cfg.grid.tasks:
             for seed in cfg.grid.seeds:
@@ -75,7 +77,7 @@ def run_sweep(cfg: RunConfig) -> int:
                                                      runtime=r, precision=p, plan=plans[v])
                                             for v, r, p in sorted(pending))
                 else:
-                    rows = _run_group(cfg, ctx, specs, plans, pending)
+                    rows = _run_group(cfg, ctx, specs, plans, pending, executor)
                 for row in rows:
                     store.append(row)
                     errors += row["status"] == "error"
@@ -103,12 +105,14 @@ def _launcher(cfg: RunConfig) -> Launcher:
 
 
 def _run_group(cfg: RunConfig, ctx: RunContext, specs: dict[str, CellSpec], plans: dict[str, CellPlan],
-               pending: set[tuple[str, str, str]]) -> Iterator[RowDoc]:
+               pending: set[tuple[str, str, str]], executor: Executor) -> Iterator[RowDoc]:
     """Train the group's cells once, then measure them under every (runtime, precision): one
-    interleaved timing worker per pair, so every ratio is paired inside one runtime."""
+    interleaved timing worker per pair, so every ratio is paired inside one runtime. Both steps
+    go to ``executor`` (this machine, or jobs of a cluster); the rows are made here."""
     if not pending:
         return
-    results = _train_cells(cfg, specs, plans, [v for v in cfg.grid.variants if any(v == pv for pv, _, _ in pending)])
+    results = _train_cells(cfg, executor, specs, plans,
+                           [v for v in cfg.grid.variants if any(v == pv for pv, _, _ in pending)])
     base = cfg.baseline
     if base not in results:  # recorded earlier: reuse its deployed model for paired ratios
         prior = Path(specs[base].cell_dir) / "result.json"
@@ -116,27 +120,61 @@ def _run_group(cfg: RunConfig, ctx: RunContext, specs: dict[str, CellSpec], plan
         if earlier is not None and artifact.exists(Path(specs[base].cell_dir)) and \
                 earlier.cell_id == cell_id(plans[base]):
             results[base] = earlier
+    some = next(iter(specs.values()))
+    try:
+        measured = executor.measure(f"{some.task}/seed {some.seed} measurement", measure_group, cfg, specs, results,
+                                    pending)
+    except UnitFailed as e:  # the group's measurement job never returned: every measured row says why
+        measured = {pair: Measured(None, TimingResult(error=str(e)), {}) for pair in cfg.measurements}
+    for runtime, precision in cfg.measurements:
+        todo = [v for v in cfg.grid.variants if (v, runtime, precision) in pending]
+        m = measured.get((runtime, precision))
+        if m is None:
+            continue
+        for v in todo:
+            r, memory = results[v], m.memory.get(v)
+            failure = _failure(v, m.timing, r, precision) if r.ok and not m.reason else None
+            if r.ok and m.reason:
+                r = r.with_status("not-applicable", m.reason)
+            elif failure is not None:  # only trained cells were checked
+                r = r.with_status("error", failure)
+            elif r.ok and memory is not None and "error" in memory:
+                r = r.with_status("error", f"memory probe failed: {memory['error']}")
+            here = ctx if m.provenance is None else dataclasses.replace(ctx, provenance=m.provenance)
+            yield make_row(here, specs[v], r, m.timing, memory=memory, runtime=runtime, precision=precision,
+                           plan=plans[v])
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One (runtime, precision) of a group: why it does not apply here, its timing, each model's memory."""
+    reason: str | None
+    timing: TimingResult | None
+    memory: dict[str, Memory]
+    provenance: Provenance | None = None   # of the node it ran on, where that is not the sweep's (a job)
+
+
+def measure_group(cfg: RunConfig, specs: dict[str, CellSpec], results: dict[str, CellResult],
+                  pending: set[tuple[str, str, str]]) -> dict[tuple[str, str], Measured]:
+    """Every (runtime, precision) the group asks for: each trained cell's memory alone, then the
+    interleaved timing of them all. One unit of work (a cluster runs it as one job on one node)."""
     ok = {v: r for v, r in results.items() if r.ok}
+    base = cfg.baseline if cfg.baseline in ok else None
     device = _torch_device(cfg.grid.device)
+    job = job_info()
+    out: dict[tuple[str, str], Measured] = {}
     for runtime, precision in cfg.measurements:
         todo = [v for v in cfg.grid.variants if (v, runtime, precision) in pending]
         if not todo:
             continue
         reason = RUNTIMES.get(runtime).unsupported(device, precision) or precision_unsupported(device, precision)
-        timing = None if reason or not ok else _timing(cfg, specs, ok, base if base in ok else None, runtime, precision)
-        checked = {v: _failure(v, timing, results[v], precision) for v in todo if results[v].ok and not reason}
-        probed = _each(cfg.launch.jobs, functools.partial(_memory_of, cfg, specs, results, runtime, precision),
-                       [v for v, failure in checked.items() if failure is None])
-        for v in todo:
-            r, memory, failure = results[v], probed.get(v), checked.get(v)
-            if r.ok and reason:
-                r = r.with_status("not-applicable", reason)
-            elif failure is not None:  # only trained cells were checked
-                r = r.with_status("error", failure)
-            elif r.ok and memory is not None and "error" in memory:
-                r = r.with_status("error", f"memory probe failed: {memory['error']}")
-            yield make_row(ctx, specs[v], r, timing, memory=memory, runtime=runtime, precision=precision,
-                           plan=plans[v])
+        timing = None if reason or not ok else _timing(cfg, specs, ok, base, runtime, precision)
+        if timing is not None and job is not None:
+            timing = dataclasses.replace(timing, job=job)
+        probe = [v for v in todo if results[v].ok and not reason and _failure(v, timing, results[v], precision) is None]
+        memory = each(cfg.launch.jobs, functools.partial(_memory_of, cfg, specs, results, runtime, precision), probe)
+        out[(runtime, precision)] = Measured(reason, timing, memory, None if job is None else provenance(device))
+    return out
 
 
 def _failure(variant: str, timing: TimingResult | None, r: CellResult, precision: str) -> str | None:
@@ -149,34 +187,36 @@ def _failure(variant: str, timing: TimingResult | None, r: CellResult, precision
     return None if error is None else f"{precision} evaluation failed: {error}"
 
 
-def _each(jobs: int, fn: Callable[[str], T], names: list[str],
-          done: Callable[[str, T], None] | None = None) -> dict[str, T]:
-    """``fn`` of every name, ``jobs`` at once (each call starts and waits for one worker process);
-    ``done`` is told of each result as it comes. The results keep the order of ``names``."""
-    out: dict[str, T] = {}
-    with ThreadPoolExecutor(max_workers=max(1, min(jobs, len(names)))) as pool:
-        running = {pool.submit(fn, n): n for n in names}
-        for future in as_completed(running):
-            out[running[future]] = future.result()
-            if done is not None:
-                done(running[future], out[running[future]])
-    return {n: out[n] for n in names}
-
-
-def _train_cells(cfg: RunConfig, specs: dict[str, CellSpec], plans: dict[str, CellPlan],
+def _train_cells(cfg: RunConfig, executor: Executor, specs: dict[str, CellSpec], plans: dict[str, CellPlan],
                  variants: list[str]) -> dict[str, CellResult]:
-    """Each variant's cell result: trained one after another, or ``cfg.jobs`` at once (each cell is
-    its own process; its threads were divided when its spec was made)."""
-    if cfg.launch.jobs > 1 and len(variants) > 1:
+    """Each variant's cell result: a cell already trained for this plan is reused, the others are
+    trained by ``executor`` (here: one after another, or ``--jobs`` at once, each cell its own
+    process with its share of the threads; on a cluster: one job each)."""
+    if executor.name == "local" and cfg.launch.jobs > 1 and len(variants) > 1:
         print(f"normbench: training {len(variants)} cells, {cfg.launch.jobs} at once with {cfg.cell_threads} thread(s) "
               f"each (progress bars off)", file=sys.stderr)
-    return _each(cfg.launch.jobs, lambda v: _cell_result(cfg, specs[v], cell_id(plans[v])), variants,
-                 done=lambda v, r: _log(specs[v], r))
+    results: dict[str, CellResult] = {}
+    calls = []
+    for v in variants:
+        prior = _prepare_cell(specs[v], cell_id(plans[v]))
+        if prior is not None:
+            results[v] = prior
+            _log(specs[v], prior)
+        else:
+            calls.append(WorkerCall(v, "suite.sweep.cell", str(Path(specs[v].cell_dir) / "spec.json"), _launcher(cfg)))
+
+    def finished(v: str, err: str) -> None:
+        results[v] = _read_cell(specs[v], err)
+        _log(specs[v], results[v])
+
+    executor.train(calls, done=finished)
+    return {v: results[v] for v in variants}
 
 
-def _cell_result(cfg: RunConfig, spec: CellSpec, expected_id: str) -> CellResult:
+def _prepare_cell(spec: CellSpec, expected_id: str) -> CellResult | None:
+    """The cell's earlier result where it can be reused, else None after readying its folder and spec."""
     d = Path(spec.cell_dir)
-    res_path, spec_path = d / "result.json", d / "spec.json"
+    res_path = d / "result.json"
     # a cell that finished in a run killed before its rows landed is reused: a resumed run cannot change
     # what its cells mean, and the cell_id says the cell is this one (wherever the folder is now)
     if res_path.exists():
@@ -187,8 +227,14 @@ def _cell_result(cfg: RunConfig, spec: CellSpec, expected_id: str) -> CellResult
     res_path.unlink(missing_ok=True)
     for stale in d.glob(RANK_ERROR.format(rank="*")):
         stale.unlink()
-    jsonio.write_atomic(spec_path, spec.as_json())
-    err = _launcher(cfg).run("suite.sweep.cell", spec_path)
+    jsonio.write_atomic(d / "spec.json", spec.as_json())
+    return None
+
+
+def _read_cell(spec: CellSpec, err: str) -> CellResult:
+    """What the cell's process wrote (or, where it wrote nothing, why it ended: ``err``)."""
+    d = Path(spec.cell_dir)
+    res_path = d / "result.json"
     result = CellResult.from_json(jsonio.read(res_path)) if res_path.exists() else \
         CellResult(status="error", message=err or "cell process ended without writing its result")
     ranks = sorted(d.glob(RANK_ERROR.format(rank="*")))
@@ -245,6 +291,18 @@ def _log(spec: CellSpec, r: CellResult) -> None:
     detail = f"{pm} {q[pm]:.2f}" if pm in q else r.message
     print(f"  {spec.task}/{spec.variant}/seed {spec.seed}: {r.status} {detail} ({r.cell_seconds:.0f} s)",
           file=sys.stderr)
+
+
+def _provenance(cfg: RunConfig) -> Provenance:
+    """This process's provenance: that of every row measured here. Under a scheduler a row takes
+    its measurement job's; this one (the login node's software, the device left undescribed) is
+    only for rows whose group was never measured."""
+    if cfg.launch.launcher == "local":
+        return provenance(_torch_device(cfg.grid.device))
+    here = provenance(_torch_device("cpu"))
+    here["device"] = {"type": "cuda" if cfg.grid.device == "cuda" else "cpu",
+                      "name": "not described: no measurement job reported its node"}
+    return here
 
 
 def _torch_device(name: str) -> Any:
