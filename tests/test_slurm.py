@@ -68,6 +68,10 @@ def test_a_slurm_sweep_records_what_a_local_one_does_and_a_cancelled_job_is_resu
     assert "jobs: " in err   # progress as the jobs change state
     failed = [r for r in _rows(out) if r["status"] == "error"]
     assert len(failed) == 1 and f"SLURM job {victim} ended without a result (CANCELLED" in failed[0]["message"]
+    status = _suite(["status", str(out)], cluster.env)   # the table the waiting sweep's progress summarises
+    line = next(x for x in status.stdout.splitlines() if "crms" in x)
+    assert status.returncode == 0 and "1 done, 1 failed, 0 pending" in status.stdout
+    assert victim in line and "gone (no result)" in line and "failed" in line, status.stdout
     resumed = _suite(["--resume", "--out", str(out)], cluster.env)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     rows = _rows(out)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import errno
 import os
 import random
 import sys
@@ -185,16 +186,31 @@ def main(spec_path: str) -> int:
             traceback.print_exc()
             (Path(spec.cell_dir) / RANK_ERROR.format(rank=rank)).write_text(message + "\n")
             return 1
-        (Path(spec.cell_dir) / "error.txt").write_text(traceback.format_exc())
+        if not _written(lambda: (Path(spec.cell_dir) / "error.txt").write_text(traceback.format_exc())):
+            return 1
         result = CellResult.failure("error", message, partial)
     result = dataclasses.replace(result, cell_id=cell_id(cell_plan(spec)), started_at=started, finished_at=now_iso(),
                                  cell_seconds=time.perf_counter() - t0, job=job_info())
-    if rank == 0:
-        jsonio.write_atomic(Path(spec.cell_dir) / "result.json", result.as_json())
+    if rank == 0 and not _written(lambda: jsonio.write_atomic(Path(spec.cell_dir) / "result.json",
+                                                             result.as_json())):
+        return 1
     if world > 1 and not result.ok:
         return 1  # the other ranks may be waiting for this one in a collective: torchrun ends them
     finish()
     return 0
+
+
+def _written(write: Callable[[], object]) -> bool:
+    """Run ``write``; on a full disk or quota say so in one line (the sweep records the cell as failed
+    and stops with the fix) instead of a traceback."""
+    try:
+        write()
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"normbench: the cell could not write its result: {e.strerror}", file=sys.stderr)
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -29,13 +29,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from suite.env import job_info
+from suite import jsonio
+from suite.env import job_info, now_iso
 from suite.errors import UsageError
 from suite.launch import Launcher
 from suite.parts import JobInfo
 from suite.sweep.options import Launch
 
 T = TypeVar("T")
+#: what the SLURM executor submitted, one JSON line per job (in the run's ``slurm/`` folder)
+JOBS_FILE = "jobs.jsonl"
 #: seconds a job may be gone from the queue before its missing result file counts as a failure
 #: (a shared filesystem can show a file a little after the job that wrote it has ended)
 RESULT_GRACE_S = 15.0
@@ -174,6 +177,7 @@ class Slurm:
         ex = self._executor("cell", exclusive=False)
         calls = [in_job(c) for c in calls]
         jobs = ex.map_array(run_unit, calls) if len(calls) > 1 else [ex.submit(run_unit, calls[0])]
+        self._record("cell", [Path(c.spec).parent.name for c in calls], jobs)
         out: dict[str, str] = {}
 
         def ended(i: int, value: Any, failure: str | None) -> None:
@@ -186,10 +190,19 @@ class Slurm:
 
     def measure(self, label: str, fn: Callable[..., T], *args: Any) -> T:
         job = self._executor("measure", exclusive=self.settings.exclusive).submit(run_unit, fn, *args)
+        self._record("measure", [label], [job])
         (value, failure), = self._wait([job], [label])
         if failure is not None:
             raise UnitFailed(failure)
         return value[0]
+
+    def _record(self, kind: str, units: list[str], jobs: list[Any]) -> None:
+        """Append what was submitted to ``jobs.jsonl`` (read by ``run_suite.py status``)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / JOBS_FILE, "a") as f:
+            for unit, job in zip(units, jobs, strict=True):
+                f.write(jsonio.dumps({"kind": kind, "unit": unit, "job_id": job.job_id,
+                                      "result": str(job.paths.result_pickle), "submitted_at": now_iso()}) + "\n")
 
     def _wait(self, jobs: list[Any], names: list[str],
               ended: Callable[[int, Any, str | None], None] | None = None) -> list[tuple[Any, str | None]]:
