@@ -1,0 +1,58 @@
+"""The executors' own logic, without a cluster (the real SLURM runs in tests/test_slurm.py)."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from suite.launch import Launcher
+from suite.sweep.executors import Local, SlurmSettings, WorkerCall, in_job, progress_line
+
+
+def test_slurm_parameters_pass_what_was_given_and_exclusive_only_where_asked() -> None:
+    s = SlurmSettings(partition="gpu", time_min=30, mem_gb=16.0, setup=("module load cuda",))
+    assert s.parameters(exclusive=True) == {"slurm_partition": "gpu", "timeout_min": 30, "mem_gb": 16.0,
+                                            "slurm_setup": ["module load cuda"], "slurm_array_parallelism": 256,
+                                            "slurm_exclusive": True}
+    assert "slurm_exclusive" not in s.parameters(exclusive=False)
+    assert "slurm_partition" not in SlurmSettings().parameters(exclusive=False)
+
+
+def test_a_one_process_cell_runs_in_its_job_and_torchrun_stays() -> None:
+    call = WorkerCall("ln", "suite.sweep.cell", "/x/spec.json", Launcher(mode="subprocess"))
+    assert in_job(call).launcher.mode == "inline" and call.launcher.mode == "subprocess"
+    ddp = WorkerCall("ln", "suite.sweep.cell", "/x/spec.json", Launcher(mode="torchrun", nproc=2))
+    assert in_job(ddp) == ddp
+
+
+@dataclass
+class _Job:
+    job_id: str
+
+
+def test_progress_counts_and_names_the_jobs_still_waiting() -> None:
+    jobs = [_Job("7_0"), _Job("7_1"), _Job("7_2"), _Job("8")]
+    line = progress_line(jobs, ["ln", "un", "crms", "measure"], {"7_1": "RUNNING", "8": "PENDING"},
+                         {0: ("", None), 2: (None, "SLURM job 7_2 ended without a result (CANCELLED)")})
+    assert line == "jobs: 1 pending, 1 running, 1 done, 1 failed (un 7_1 RUNNING, measure 8 PENDING)"
+
+
+def test_local_runs_jobs_calls_at_once_and_reports_each_as_it_ends(tmp_path: Path) -> None:
+    running, peak, lock = [0], [0], threading.Lock()
+
+    class Call(WorkerCall):
+        def __call__(self) -> str:
+            with lock:
+                running[0] += 1
+                peak[0] = max(peak[0], running[0])
+            time.sleep(0.2)
+            with lock:
+                running[0] -= 1
+            return "" if self.name != "bad" else "process exited with status 1"
+
+    calls = [Call(n, "m", str(tmp_path / n), Launcher()) for n in ("a", "bad", "c", "d")]
+    seen: list[tuple[str, str]] = []
+    out = Local(jobs=2).train(calls, done=lambda n, err: seen.append((n, err)))
+    assert list(out) == ["a", "bad", "c", "d"] and out["bad"] == "process exited with status 1"
+    assert peak[0] == 2 and sorted(seen) == sorted(out.items())
