@@ -7,16 +7,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from suite.launch import Launcher
-from suite.sweep.executors import Local, SlurmSettings, WorkerCall, in_job, progress_line
+from suite.sweep.executors import Local, WorkerCall, in_job, progress_line, slurm_parameters
+from suite.sweep.options import Launch
 
 
 def test_slurm_parameters_pass_what_was_given_and_exclusive_only_where_asked() -> None:
-    s = SlurmSettings(partition="gpu", time_min=30, mem_gb=16.0, setup=("module load cuda",))
-    assert s.parameters(exclusive=True) == {"slurm_partition": "gpu", "timeout_min": 30, "mem_gb": 16.0,
-                                            "slurm_setup": ["module load cuda"], "slurm_array_parallelism": 256,
-                                            "slurm_exclusive": True}
-    assert "slurm_exclusive" not in s.parameters(exclusive=False)
-    assert "slurm_partition" not in SlurmSettings().parameters(exclusive=False)
+    launch = Launch(launcher="slurm", slurm_partition="gpu", slurm_time=30, slurm_mem_gb=16.0,
+                    slurm_setup=["module load cuda"])
+    assert slurm_parameters(launch, exclusive=True) == {
+        "slurm_partition": "gpu", "timeout_min": 30, "mem_gb": 16.0, "slurm_setup": ["module load cuda"],
+        "slurm_array_parallelism": 256, "slurm_exclusive": True}
+    assert "slurm_exclusive" not in slurm_parameters(launch, exclusive=False)
+    assert "slurm_partition" not in slurm_parameters(Launch(), exclusive=False)
 
 
 def test_a_one_process_cell_runs_in_its_job_and_torchrun_stays() -> None:

@@ -98,9 +98,10 @@ def run_cell(spec: CellSpec, out: CellReport | None = None) -> CellReport | None
                    lambda batch: task.forward(model, to_device(batch, device)))
     out["quality"] = {**task.evaluate(model.eval(), device)}
     deployed = deploy(model)
+    spec_in = task.input_spec()
     out["model"]["params"] = count_params(deployed)
-    out["model"]["flops"] = count_flops(deployed, make_input(task.input_spec(), 1, device))
-    out |= deployed_facts(task, model, deployed, device)
+    out["model"]["flops"] = count_flops(deployed, make_input(spec_in, 1, device))
+    out |= deployed_facts(task, model, deployed, device, spec_in)
     out["precision_quality"] = precision_quality(task, deployed, device, spec.measurement.precision)
     save_deployed(Path(spec.cell_dir), deployed, args)
     torch.save(task.eval_inputs(PROBE_INPUTS, device).cpu(), Path(spec.cell_dir) / PROBE_FILE)
@@ -132,11 +133,12 @@ def training_amp(requested: str | None, profile: Profile, device: torch.device) 
     return amp if device.type == "cuda" and amp in ("bf16", "fp16") else None
 
 
-def deployed_facts(task: Task, model: torch.nn.Module, deployed: torch.nn.Module,
-                   device: torch.device) -> CellReport:
-    """The deploy check (deployed vs eval-form outputs on real inputs) and what timing needs to know."""
+def deployed_facts(task: Task, model: torch.nn.Module, deployed: torch.nn.Module, device: torch.device,
+                   spec_in: parts.InputSpec) -> CellReport:
+    """The deploy check (deployed vs eval-form outputs on real inputs) and what timing needs to know
+    (``spec_in``: the task's timing inputs)."""
     probe, probe_dep = task.deploy_probe(model), task.deploy_probe(deployed)
-    spec_in, profile = task.input_spec(), task.prof
+    profile = task.prof
     return {"deploy": {"rel_err": deploy_error(probe, probe_dep, task.sample_inputs(16, device)),
                        "norm_modules_left": count_norm_modules(probe_dep), "checked": type(probe).__name__},
             "input_spec": spec_in, "throughput_batch": profile.throughput_batch,

@@ -171,8 +171,8 @@ def checked(cfg: RunConfig, *, note: bool = True) -> RunConfig:
         if launch.jobs > 1:
             raise UsageError("--jobs splits this machine's cores between cells; under --launcher slurm every cell "
                              "is its own job: drop --jobs and size the jobs with --slurm-cpus-per-task")
-        from suite.sweep.executors import check_slurm, slurm_settings
-        check_slurm(slurm_settings(launch))
+        from suite.sweep.executors import check_slurm
+        check_slurm(launch.slurm_partition)
     if launch.inline and t.nproc_per_node > 1:
         raise UsageError("--inline runs one process; drop --inline to train with --nproc-per-node > 1 (torchrun)")
     if g.device == "cuda" and t.nproc_per_node > 1 and launch.launcher == "local":

@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from suite import jsonio
-from suite.env import job_info, now_iso
+from suite.env import now_iso
 from suite.errors import UsageError
 from suite.launch import Launcher
-from suite.parts import JobInfo
 from suite.sweep.options import Launch
 
 T = TypeVar("T")
@@ -57,8 +56,6 @@ class WorkerCall:
 
 
 class Executor(Protocol):
-    name: str
-
     def train(self, calls: list[WorkerCall], done: Callable[[str, str], None] | None = None) -> dict[str, str]:
         """Run every call; '' or why it failed, by call name (``done`` is told of each as it ends)."""
         ...
@@ -90,7 +87,6 @@ def each(jobs: int, fn: Callable[[str], T], names: list[str],
 class Local:
     """This machine: ``jobs`` cells at once, measurement in this process."""
     jobs: int = 1
-    name: str = "local"
 
     def train(self, calls: list[WorkerCall], done: Callable[[str, str], None] | None = None) -> dict[str, str]:
         by_name = {c.name: c for c in calls}
@@ -101,31 +97,19 @@ class Local:
 
 
 # -- SLURM ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SlurmSettings:
-    """The ``--slurm-*`` options, as submitit's executor parameters."""
-    partition: str | None = None
-    time_min: int = 60
-    gpus_per_node: int | None = None
-    cpus_per_task: int | None = None
-    mem_gb: float | None = None
-    account: str | None = None
-    qos: str | None = None
-    constraint: str | None = None
-    setup: tuple[str, ...] = ()
-    array_parallelism: int = 256
-    exclusive: bool = True
-
-    def parameters(self, *, exclusive: bool) -> dict[str, object]:
-        given: dict[str, object] = {
-            "slurm_partition": self.partition, "timeout_min": self.time_min, "gpus_per_node": self.gpus_per_node,
-            "cpus_per_task": self.cpus_per_task, "mem_gb": self.mem_gb, "slurm_account": self.account,
-            "slurm_qos": self.qos, "slurm_constraint": self.constraint, "slurm_setup": list(self.setup) or None,
-            "slurm_array_parallelism": self.array_parallelism, "slurm_exclusive": True if exclusive else None}
-        return {k: v for k, v in given.items() if v is not None}
+def slurm_parameters(launch: Launch, *, exclusive: bool) -> dict[str, object]:
+    """The ``--slurm-*`` options as submitit's executor parameters (those given; ``--exclusive``
+    only where asked)."""
+    given: dict[str, object] = {
+        "slurm_partition": launch.slurm_partition, "timeout_min": launch.slurm_time,
+        "gpus_per_node": launch.slurm_gpus_per_node, "cpus_per_task": launch.slurm_cpus_per_task,
+        "mem_gb": launch.slurm_mem_gb, "slurm_account": launch.slurm_account, "slurm_qos": launch.slurm_qos,
+        "slurm_constraint": launch.slurm_constraint, "slurm_setup": list(launch.slurm_setup) or None,
+        "slurm_array_parallelism": launch.slurm_array_parallelism, "slurm_exclusive": True if exclusive else None}
+    return {k: v for k, v in given.items() if v is not None}
 
 
-def check_slurm(settings: SlurmSettings) -> None:
+def check_slurm(partition: str | None) -> None:
     """Before anything is submitted: SLURM's commands are here and the partition exists (one line
     naming the fix otherwise)."""
     missing = [c for c in ("sbatch", "squeue", "sinfo") if shutil.which(c) is None]
@@ -139,8 +123,8 @@ def check_slurm(settings: SlurmSettings) -> None:
         raise UsageError(f"--launcher slurm: sinfo cannot reach the cluster ({reason}); check SLURM_CONF "
                          f"and that slurmctld runs, or use --launcher local")
     partitions = [p.rstrip("*") for p in out.stdout.split()]
-    if settings.partition is not None and settings.partition not in partitions:
-        raise UsageError(f"--slurm-partition {settings.partition}: no such partition; sinfo shows "
+    if partition is not None and partition not in partitions:
+        raise UsageError(f"--slurm-partition {partition}: no such partition; sinfo shows "
                          f"{', '.join(partitions) or 'none'}")
 
 
@@ -152,23 +136,21 @@ def in_job(call: WorkerCall) -> WorkerCall:
     return dataclasses.replace(call, launcher=dataclasses.replace(call.launcher, mode="inline"))
 
 
-def run_unit(fn: Callable[..., T], *args: Any) -> tuple[T, JobInfo | None]:
-    """What a SLURM job runs: the unit, and where it ran."""
-    return fn(*args), job_info()
+def run_call(call: WorkerCall) -> str:
+    """What a training job of an array runs: its call (submitit maps it over the calls)."""
+    return call()
 
 
 class Slurm:
     """Units as SLURM jobs through submitit; their files under ``folder`` (the run's ``slurm/``)."""
 
-    name = "slurm"
-
-    def __init__(self, settings: SlurmSettings, folder: Path, poll_s: float = 1.0) -> None:
-        self.settings, self.folder, self.poll_s = settings, Path(folder), poll_s
+    def __init__(self, launch: Launch, folder: Path, poll_s: float = 1.0) -> None:
+        self.launch, self.folder, self.poll_s = launch, Path(folder), poll_s
 
     def _executor(self, kind: str, exclusive: bool) -> Any:
         import submitit
         ex = submitit.AutoExecutor(folder=self.folder / "%j", cluster="slurm")
-        ex.update_parameters(name=f"normbench-{kind}", **self.settings.parameters(exclusive=exclusive))
+        ex.update_parameters(name=f"normbench-{kind}", **slurm_parameters(self.launch, exclusive=exclusive))
         return ex
 
     def train(self, calls: list[WorkerCall], done: Callable[[str, str], None] | None = None) -> dict[str, str]:
@@ -176,12 +158,12 @@ class Slurm:
             return {}
         ex = self._executor("cell", exclusive=False)
         calls = [in_job(c) for c in calls]
-        jobs = ex.map_array(run_unit, calls) if len(calls) > 1 else [ex.submit(run_unit, calls[0])]
+        jobs = ex.map_array(run_call, calls) if len(calls) > 1 else [ex.submit(run_call, calls[0])]
         self._record("cell", [Path(c.spec).parent.name for c in calls], jobs)
         out: dict[str, str] = {}
 
         def ended(i: int, value: Any, failure: str | None) -> None:
-            out[calls[i].name] = failure if failure is not None else str(value[0])
+            out[calls[i].name] = failure if failure is not None else str(value)
             if done is not None:
                 done(calls[i].name, out[calls[i].name])
 
@@ -189,12 +171,12 @@ class Slurm:
         return {c.name: out[c.name] for c in calls}
 
     def measure(self, label: str, fn: Callable[..., T], *args: Any) -> T:
-        job = self._executor("measure", exclusive=self.settings.exclusive).submit(run_unit, fn, *args)
+        job = self._executor("measure", exclusive=self.launch.slurm_exclusive).submit(fn, *args)
         self._record("measure", [label], [job])
         (value, failure), = self._wait([job], [label])
         if failure is not None:
             raise UnitFailed(failure)
-        return value[0]
+        return value
 
     def _record(self, kind: str, units: list[str], jobs: list[Any]) -> None:
         """Append what was submitted to ``jobs.jsonl`` (read by ``run_suite.py status``)."""
@@ -288,13 +270,5 @@ def executor_for(launch: Launch, out: Path) -> Executor:
     """The executor ``--launcher`` names (``launch``: the run's ``Launch`` section)."""
     if launch.launcher != "slurm":
         return Local(jobs=launch.jobs)
-    return Slurm(slurm_settings(launch), Path(out) / "slurm")
-
-
-def slurm_settings(launch: Launch) -> SlurmSettings:
-    return SlurmSettings(partition=launch.slurm_partition, time_min=launch.slurm_time,
-                         gpus_per_node=launch.slurm_gpus_per_node, cpus_per_task=launch.slurm_cpus_per_task,
-                         mem_gb=launch.slurm_mem_gb, account=launch.slurm_account, qos=launch.slurm_qos,
-                         constraint=launch.slurm_constraint, setup=tuple(launch.slurm_setup),
-                         array_parallelism=launch.slurm_array_parallelism, exclusive=launch.slurm_exclusive)
+    return Slurm(launch, Path(out) / "slurm")
 

@@ -88,13 +88,17 @@ class CellResult(Message):
         (empty where that precision could not be evaluated)."""
         if precision == "fp32":
             return dict(self.quality or {})
-        low = (self.precision_quality or {}).get(precision) or {}
+        low = self._low(precision)
         return {} if "error" in low else {m: v for m, v in low.items() if not isinstance(v, str)}
 
     def evaluation_error(self, precision: str) -> str | None:
         """Why the deployed model could not be evaluated in a low ``precision`` (None: it was, or fp32)."""
-        error = ((self.precision_quality or {}).get(precision) or {}).get("error") if precision != "fp32" else None
+        error = self._low(precision).get("error") if precision != "fp32" else None
         return None if error is None else str(error)
+
+    def _low(self, precision: str) -> PrecisionQuality:
+        """The deployed model's evaluation in a low ``precision`` (empty where there is none)."""
+        return (self.precision_quality or {}).get(precision) or {}
 
     def as_json(self) -> JsonObject:
         return {k: v for k, v in super().as_json().items() if v is not None}

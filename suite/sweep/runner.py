@@ -162,6 +162,7 @@ def measure_group(cfg: RunConfig, specs: dict[str, CellSpec], results: dict[str,
     base = cfg.baseline if cfg.baseline in ok else None
     device = _torch_device(cfg.grid.device)
     job = job_info()
+    node = None if job is None else provenance(device)   # in a job: the node's, not the sweep's
     out: dict[tuple[str, str], Measured] = {}
     for runtime, precision in cfg.measurements:
         todo = [v for v in cfg.grid.variants if (v, runtime, precision) in pending]
@@ -173,7 +174,7 @@ def measure_group(cfg: RunConfig, specs: dict[str, CellSpec], results: dict[str,
             timing = dataclasses.replace(timing, job=job)
         probe = [v for v in todo if results[v].ok and not reason and _failure(v, timing, results[v], precision) is None]
         memory = each(cfg.launch.jobs, functools.partial(_memory_of, cfg, specs, results, runtime, precision), probe)
-        out[(runtime, precision)] = Measured(reason, timing, memory, None if job is None else provenance(device))
+        out[(runtime, precision)] = Measured(reason, timing, memory, node)
     return out
 
 
@@ -192,7 +193,7 @@ def _train_cells(cfg: RunConfig, executor: Executor, specs: dict[str, CellSpec],
     """Each variant's cell result: a cell already trained for this plan is reused, the others are
     trained by ``executor`` (here: one after another, or ``--jobs`` at once, each cell its own
     process with its share of the threads; on a cluster: one job each)."""
-    if executor.name == "local" and cfg.launch.jobs > 1 and len(variants) > 1:
+    if cfg.launch.jobs > 1 and len(variants) > 1:   # local only (checked: --jobs is refused with slurm)
         print(f"normbench: training {len(variants)} cells, {cfg.launch.jobs} at once with {cfg.cell_threads} thread(s) "
               f"each (progress bars off)", file=sys.stderr)
     results: dict[str, CellResult] = {}
