@@ -83,6 +83,9 @@ class Cluster:
         if self.munge_pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.munge_pid, 15)
+            deadline = time.monotonic() + 10   # munged writes its seed file as it ends: wait, then clean up
+            while time.monotonic() < deadline and Path(f"/proc/{self.munge_pid}").exists():
+                time.sleep(0.1)
         if self.munge_dir is not None:
             shutil.rmtree(self.munge_dir, ignore_errors=True)
 
