@@ -62,6 +62,12 @@ def resolve_device(name: str, check: bool = True) -> str:
     return name
 
 
+def visible_gpus() -> int:
+    """CUDA devices this process sees (within ``CUDA_VISIBLE_DEVICES``), without making a CUDA context."""
+    import torch
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def job_info() -> JobInfo | None:
     """The scheduler job this process runs in, from SLURM's environment (None outside one)."""
     import os

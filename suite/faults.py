@@ -8,11 +8,15 @@ Points: ``train`` (a cell's first optimizer step), ``timing`` and ``memory`` (a 
 start), ``row-write`` (half-way through writing a row), ``between-rows`` (after a row, before
 the next), ``report`` (before the leaderboard is written). ``POINT@N`` dies at the N-th time
 one process reaches the point (e.g. ``between-rows@3``: after the third row).
+
+``NORMBENCH_PACE_S=SECONDS`` makes every optimizer step of a cell take that much longer, so a
+test can stop a cell's job while it trains (a preemption, a requeue); it changes no result.
 """
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 POINTS = ("train", "timing", "memory", "row-write", "between-rows", "report")
 
@@ -47,3 +51,10 @@ def point(name: str) -> None:
     """Die here when the tests armed ``name``."""
     if armed(name):
         kill_now()
+
+
+def pace() -> None:
+    """Wait ``NORMBENCH_PACE_S`` seconds (the tests' slow training step); nothing when unset."""
+    seconds = os.environ.get("NORMBENCH_PACE_S")
+    if seconds:
+        time.sleep(float(seconds))

@@ -44,6 +44,7 @@ class Launcher:
     mode: LauncherName = "subprocess"
     nproc: int = 1                  # processes per worker under torchrun
     timeout_s: float | None = None  # subprocess modes: kill the worker after this long
+    env: tuple[tuple[str, str], ...] = ()   # set in the worker's environment (e.g. the GPU it is pinned to)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -53,17 +54,20 @@ class Launcher:
         """Run worker ``module`` on ``spec_path``; returns '' when it ended normally, else why not."""
         if self.mode == "inline":
             return _inline(module, spec_path)
+        env = _worker_env(dict(self.env))
         if self.mode == "subprocess" and _forkserver_usable():
-            return _forked(module, spec_path, self.timeout_s)
+            return _forked(module, spec_path, self.timeout_s, env)
         args = ["-m", module, str(spec_path)]
         if self.mode == "torchrun":
             args = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={self.nproc}", *args]
-        return _subprocess(args, self.timeout_s)
+        return _subprocess(args, self.timeout_s, env)
 
 
-def worker_launcher(cell: Launcher) -> Launcher:
-    """Timing and memory workers run alone (never under torchrun), inline when cells are."""
-    return Launcher(mode="inline" if cell.mode == "inline" else "subprocess", timeout_s=cell.timeout_s)
+def worker_launcher(cell: Launcher, env: dict[str, str] | None = None) -> Launcher:
+    """Timing and memory workers run alone (never under torchrun), inline when cells are; ``env``:
+    what their environment adds (the GPU a measurement was given)."""
+    return Launcher(mode="inline" if cell.mode == "inline" else "subprocess", timeout_s=cell.timeout_s,
+                    env=tuple(sorted((env or {}).items())))
 
 
 def _inline(module: str, spec_path: Path) -> str:
@@ -75,13 +79,14 @@ def _inline(module: str, spec_path: Path) -> str:
     return "" if not code else f"worker exited with status {code}"
 
 
-def _worker_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+def _worker_env(extra: dict[str, str]) -> dict[str, str]:
+    path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, **extra}
 
 
-def _subprocess(args: list[str], timeout: float | None) -> str:
+def _subprocess(args: list[str], timeout: float | None, env: dict[str, str]) -> str:
     try:
-        proc = subprocess.run([sys.executable, *args], env=_worker_env(), timeout=timeout)
+        proc = subprocess.run([sys.executable, *args], env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
         return _timed_out(timeout)
     return _ended(proc.returncode)
@@ -106,8 +111,8 @@ def _forkserver_usable() -> bool:
     return os.environ.get(FRESH_ENV, "") in ("", "0") and "forkserver" in multiprocessing.get_all_start_methods()
 
 
-def _forked(module: str, spec_path: Path, timeout: float | None) -> str:
-    proc = _server_context().Process(target=_forked_main, args=(module, str(spec_path), _worker_env()), name=module)
+def _forked(module: str, spec_path: Path, timeout: float | None, env: dict[str, str]) -> str:
+    proc = _server_context().Process(target=_forked_main, args=(module, str(spec_path), env), name=module)
     proc.start()
     proc.join(timeout)
     if proc.exitcode is None:  # still running at the deadline

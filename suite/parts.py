@@ -101,6 +101,13 @@ class LearningCurve(TypedDict):
     eval_items: int
 
 
+class GpuUsed(TypedDict):
+    """A GPU a cell trained on: its index as the sweep numbers them (``--gpus``), name and UUID."""
+    index: int
+    name: str
+    uuid: str | None
+
+
 class TrainInfo(TypedDict):
     steps: int
     time_s: float
@@ -111,6 +118,8 @@ class TrainInfo(TypedDict):
     curve: NotRequired[LearningCurve | None]
     threads: NotRequired[int]
     concurrent: NotRequired[int]
+    resumed_from: NotRequired[list[int]]   # steps done when training continued from a checkpoint
+    gpus: NotRequired[list[GpuUsed]]       # the GPUs the cell's process saw (CUDA), as pinned
 
 
 class DeployInfo(TypedDict):
@@ -210,6 +219,7 @@ class DeviceInfo(TypedDict):
     cpu: NotRequired[str]
     cpu_count: NotRequired[int | None]
     torch_threads: NotRequired[int]
+    index: NotRequired[int]            # the GPU as the sweep numbers them (--gpus)
     cuda: NotRequired[str | None]
     uuid: NotRequired[str | None]
     capability: NotRequired[str | None]

@@ -14,9 +14,13 @@ def main(spec_path: str) -> int:
     torch = sys.modules.get("torch")
     seen = {"mark": os.environ.get("NORMBENCH_TEST_MARK"), "torch_loaded": torch is not None,
             "cuda_initialized": bool(torch is not None and torch.cuda.is_initialized()),
-            "pid": os.getpid(), "argv": sys.argv[1:]}
-    Path(spec["out"]).write_text(json.dumps(seen))
+            "pid": os.getpid(), "argv": sys.argv[1:], "cuda_visible": os.environ.get("CUDA_VISIBLE_DEVICES"),
+            "pool": os.environ.get("NORMBENCH_GPUS"), "start": time.time()}
     action = spec.get("action", "ok")
+    if action == "nap":  # hold the GPUs it was given a while (the pool's tests)
+        time.sleep(float(spec.get("seconds", 0.5)))
+        seen["end"] = time.time()
+    Path(spec["out"]).write_text(json.dumps(seen))
     if action == "exit":
         return 3
     if action == "raise":

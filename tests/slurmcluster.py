@@ -72,6 +72,13 @@ class Cluster:
         return out.stdout
 
     def stop(self) -> None:
+        """Cancel every job still there (a job's processes belong to slurmstepd, which outlives slurmd),
+        wait for the queue to empty, then end the daemons by pid."""
+        if self.procs and all(p.poll() is None for p in self.procs):
+            self.run("scancel", "--full", "--user", "root", check=False)
+            deadline = time.monotonic() + 20
+            while self.run("squeue", "-h", "-o", "%i", check=False).strip() and time.monotonic() < deadline:
+                time.sleep(0.2)
         for p in reversed(self.procs):
             if p.poll() is None:
                 p.terminate()

@@ -21,11 +21,22 @@ def test_slurm_parameters_pass_what_was_given_and_exclusive_only_where_asked() -
     assert "slurm_partition" not in slurm_parameters(Launch(), exclusive=False)
 
 
-def test_a_one_process_cell_runs_in_its_job_and_torchrun_stays() -> None:
+def test_a_cell_runs_in_its_jobs_tasks_never_under_a_nested_torchrun() -> None:
     call = WorkerCall("ln", "suite.sweep.cell", "/x/spec.json", Launcher(mode="subprocess"))
     assert in_job(call).launcher.mode == "inline" and call.launcher.mode == "subprocess"
     ddp = WorkerCall("ln", "suite.sweep.cell", "/x/spec.json", Launcher(mode="torchrun", nproc=2))
-    assert in_job(ddp) == ddp
+    assert in_job(ddp).launcher == Launcher(mode="inline", nproc=1)   # each task is one of its processes
+
+
+def test_a_ddp_cell_is_one_task_per_process_and_waiting_jobs_name_what_they_wait_for() -> None:
+    launch = Launch(launcher="slurm", slurm_gpus_per_node=4)
+    shape = slurm_parameters(launch, exclusive=False, nodes=2, tasks_per_node=4)
+    assert shape["nodes"] == 2 and shape["tasks_per_node"] == 4 and shape["gpus_per_node"] == 4
+    assert shape["slurm_srun_args"] == ["--kill-on-bad-exit=1"]
+    one = slurm_parameters(launch, exclusive=False)
+    assert "nodes" not in one and "tasks_per_node" not in one and "slurm_srun_args" not in one
+    final = slurm_parameters(launch, exclusive=True, after=["12", "15"])
+    assert final["slurm_additional_parameters"] == {"dependency": "afterany:12:15"}
 
 
 @dataclass

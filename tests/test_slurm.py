@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import slurmcluster
 
-from suite.report.rows import latest_rows
-
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--variants", "ln,crms", "--tasks", "wikitext", "--max-steps", "12", "--timing-seconds", "0.3"]
+#: two processes per cell on the cluster's two cores, a checkpoint every 3 of the 12 steps
+DDP = [*SMALL, "--nproc-per-node", "2", "--threads", "1", "--checkpoint-every", "3"]
 
 
 @pytest.fixture(scope="module")
@@ -44,50 +44,88 @@ def _rows(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
 
 
-def test_a_slurm_sweep_records_what_a_local_one_does_and_a_cancelled_job_is_resumed(
-        cluster: slurmcluster.Cluster, tmp_path: Path) -> None:
-    """The same cells and config_ids as locally (trained here, inline: --inline changes no result),
-    equal quality to every digit, rows naming their jobs; a cell job cancelled while it trains is a
-    failed row with the scheduler's reason, and --resume runs exactly that cell again."""
-    from suite.cli.main import main
-    assert main([*SMALL, "--inline", "--out", str(tmp_path / "local")]) == 0
-    out = tmp_path / "slurm"
-    args = [*SMALL, "--launcher", "slurm", "--slurm-partition", "debug", "--out", str(out)]
-    sweep = subprocess.Popen([sys.executable, str(REPO / "run_suite.py"), *args], cwd=REPO, env=cluster.env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline, victim = time.monotonic() + 120, None
-    while victim is None and time.monotonic() < deadline:
+def _queued(cluster: slurmcluster.Cluster, suffix: str, deadline: float) -> str:
+    """The id of the training job (array task ``*_suffix``) once it runs."""
+    while time.monotonic() < deadline:
         queue = [line.split() for line in cluster.run("squeue", "-h", "-r", "-o", "%i %T %j").splitlines()]
-        victim = next((job for job, state, name in queue if state == "RUNNING" and name == "normbench-cell"
-                       and job.endswith("_1")), None)   # the second cell (crms): ln stays the baseline
-        time.sleep(0.3)
-    assert victim is not None, "no training job started"
+        job = next((j for j, state, name in queue if state == "RUNNING" and name == "normbench-cell"
+                    and j.endswith(suffix)), None)
+        if job is not None:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"no training job *{suffix} started")
+
+
+def _requeue(cluster: slurmcluster.Cluster, job: str) -> None:
+    """Preempt ``job`` as SLURM does with requeue, and let it start again at once (SLURM otherwise
+    holds a requeued job back for a while: reason BeginTime)."""
+    cluster.run("scontrol", "requeue", job)
+    for _ in range(50):
+        if cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now", check=False) == "" and \
+                "BeginTime" not in cluster.run("squeue", "-h", "-r", "-o", "%r", "-j", job, check=False):
+            return
+        time.sleep(0.1)
+
+
+def test_ddp_cells_through_slurm_survive_requeue_and_cancel_and_a_detached_resume_completes_the_run(
+        cluster: slurmcluster.Cluster, tmp_path: Path) -> None:
+    """Two-process DDP cells, each a two-task job (TCP rendezvous), trained as ``--nproc-per-node 2``
+    trains them here under torchrun: the same config_id and the same quality to every digit. The
+    ``ln`` job is requeued once it has checkpointed (a preemption): it continues from its checkpoint
+    and still ends with the uninterrupted quality. The ``crms`` job is cancelled while it trains: a
+    failed row with the scheduler's reason. A detached ``--resume`` then submits exactly that cell and
+    a final job that writes its row; every cell ends recorded once, ok."""
+    from suite.cli.main import main
+    assert main([*DDP, "--variants", "ln", "--out", str(tmp_path / "local")]) == 0   # torchrun, here
+    out = tmp_path / "slurm"
+    args = [*DDP, "--launcher", "slurm", "--slurm-partition", "debug", "--slurm-cpus-per-task", "1", "--out", str(out)]
+    sweep = subprocess.Popen([sys.executable, str(REPO / "run_suite.py"), *args], cwd=REPO,
+                             env={**cluster.env, "NORMBENCH_PACE_S": "0.5"}, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    checkpoint = out / "cells" / "wikitext-ln-s0" / "checkpoint"
+    preempted = _queued(cluster, "_0", deadline)
+    while not (checkpoint / "rank-1.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _requeue(cluster, preempted)
+    victim = _queued(cluster, "_1", deadline)
     cluster.run("scancel", victim)
-    _, err = sweep.communicate(timeout=600)
+    _, err = sweep.communicate(timeout=300)
     assert sweep.returncode == 1, err[-2000:]   # a cell failed; the sweep went on and wrote every row
     assert "jobs: " in err   # progress as the jobs change state
-    failed = [r for r in _rows(out) if r["status"] == "error"]
-    assert len(failed) == 1 and f"SLURM job {victim} ended without a result (CANCELLED" in failed[0]["message"]
+    rows = {r["variant"]: r for r in _rows(out)}
+    assert rows["crms"]["status"] == "error", rows["crms"]["message"]
+    assert f"SLURM job {victim} ended without a result (CANCELLED" in rows["crms"]["message"]
+    ln, local = rows["ln"], _rows(tmp_path / "local")[0]
+    assert ln["status"] == "ok" and ln["train"]["resumed_from"], ln["train"]   # continued, not from step 0
+    assert 0 < ln["train"]["resumed_from"][0] < 12 and ln["train"]["steps"] == 12
+    assert ln["scheduler"]["train"]["job_id"] == preempted   # the same job, run again
+    assert ln["distributed"]["world_size"] == 2 == local["distributed"]["world_size"]
+    assert ln["config_id"] == local["config_id"] and ln["quality"] == local["quality"]   # to every digit
+    assert local["scheduler"] is None and not local["train"].get("resumed_from")
+
     status = _suite(["status", str(out)], cluster.env)   # the table the waiting sweep's progress summarises
     line = next(x for x in status.stdout.splitlines() if "crms" in x)
     assert status.returncode == 0 and "1 done, 1 failed, 0 pending" in status.stdout
     assert victim in line and "gone (no result)" in line and "failed" in line, status.stdout
-    resumed = _suite(["--resume", "--out", str(out)], cluster.env)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+
+    detached = _suite(["--resume", "--out", str(out), "--detach"], cluster.env)
+    assert detached.returncode == 0 and "run_suite.py status" in detached.stderr, detached.stderr[-2000:]
+    final = json.loads((out / "slurm" / "detached.json").read_text())["job_id"]
+    assert f"assemble job {final}" in _suite(["status", str(out)], cluster.env).stdout
+    busy = _suite(["--resume", "--out", str(out)], cluster.env)   # its final job owns the run meanwhile
+    assert busy.returncode == 2 and f"final job {final} is still queued" in busy.stderr, busy.stderr
+    assert len(busy.stderr.strip().splitlines()) == 1
+    while final in cluster.run("squeue", "-h", "-o", "%i") and time.monotonic() < deadline + 150:
+        time.sleep(0.5)
+    status = _suite(["status", str(out)], cluster.env)
+    assert "2 done, 0 failed, 0 pending" in status.stdout and f"assemble job {final}" in status.stdout, status.stdout
     rows = _rows(out)
-    assert len(rows) == 3 and [r["key"] for r in rows].count(failed[0]["key"]) == 2   # only it ran again
-    here, there = ({r["key"]: r for r in latest_rows(_rows(tmp_path / name))} for name in ("local", "slurm"))
-    assert set(here) == set(there) and len(there) == 2
-    for key, r in there.items():
-        assert r["status"] == "ok", r["message"]
-        assert r["config_id"] == here[key]["config_id"] and r["config_group"] == here[key]["config_group"]
-        assert r["quality"] == here[key]["quality"]   # the same training, to every digit
-        train, measure = r["scheduler"]["train"], r["scheduler"]["measure"]
-        assert train["scheduler"] == "slurm" and train["job_id"] and train["node"]
-        assert ("_" in train["job_id"]) == (key != failed[0]["key"])   # an array task; the resumed cell alone
-        assert measure["job_id"] and "_" not in measure["job_id"]
-        assert here[key]["scheduler"] is None
-    assert there[failed[0]["key"]]["scheduler"]["train"]["job_id"] != victim   # trained again, in a new job
+    assert len(rows) == 3 and [r["variant"] for r in rows].count("crms") == 2   # only it ran again
+    crms = rows[-1]
+    assert crms["variant"] == "crms" and crms["status"] == "ok", crms["message"]
+    assert crms["scheduler"]["train"]["job_id"] != victim and crms["scheduler"]["measure"]["job_id"] == final
+    assert (out / "leaderboard.md").exists()
 
 
 @pytest.mark.parametrize("extra, expected", [

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from suite import jsonio
-from suite.env import REPO_ROOT, now_iso
+from suite.env import REPO_ROOT, now_iso, visible_gpus
 
 BENCH_VARIANTS = "ln,none,un,prepbn,crms,dyt"
 SWEEP_VARIANTS = "ln,prepbn"
@@ -173,10 +173,11 @@ def plan(check: Check) -> list[Step]:
                      check.bench_variants, "--runtime", runtimes, "--precision", precisions, "--seconds",
                      f"{check.seconds:g}", *more, "--out", str(out / folder)], min_s, folder)
 
-    def sweep(name: str, tasks: str, runtimes: str, precisions: str, min_s: float) -> Step:
+    def sweep(name: str, tasks: str, runtimes: str, precisions: str, min_s: float, *more: str) -> Step:
         folder = slug(name)
         return Step(name, [py, suite, "--device", dev, "--variants", check.sweep_variants, "--tasks", tasks,
-                           "--runtime", runtimes, "--precision", precisions, "--out", str(out / folder)], min_s, folder)
+                           "--runtime", runtimes, "--precision", precisions, *more, "--out", str(out / folder)],
+                    min_s, folder)
 
     compiled = ("--batch", "0", "--build-jobs", str(check.build_jobs))  # batch-1 latency: one compiled shape
     steps = [Step("environment", [], 0),
@@ -186,6 +187,10 @@ def plan(check: Check) -> list[Step]:
     steps += [bench(m, extra, "compile,cudagraphs", "fp32,bf16", "compiled", *compiled, min_s=90)
               for m, extra in REAL_MODELS]
     steps.append(sweep("sweep", "imagenet,wikitext", "eager,cudagraphs", "fp32,bf16", 60))
+    gpus = visible_gpus() if dev == "cuda" else 0
+    if gpus >= 2:  # the GPU pool: cells of two groups side by side, each group timed alone on one GPU
+        steps.append(sweep("sweep gpu pool", "imagenet,wikitext", "eager", "fp32", 60, "--seeds", "0,1",
+                           "--gpus", ",".join(map(str, range(gpus)))))
     steps.append(bench("swin_tiny_patch4_window7_224", [], "eager,compile,cudagraphs", "fp32,bf16", "all",
                        "--build-jobs", str(check.build_jobs), min_s=90))
     steps.append(bench("deit_tiny_patch16_224", [], "eager,onnxruntime", "fp32,fp16", "ort-fp16"))

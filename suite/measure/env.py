@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from suite.env import git_state, suite_version
-from suite.parts import SCHEMA_VERSION, DeviceInfo, Provenance
+from suite.parts import SCHEMA_VERSION, DeviceInfo, GpuUsed, Provenance
 
 LIBRARIES = ("torch", "torchvision", "timm", "transformers", "numpy", "nvidia-ml-py")
 
@@ -47,9 +47,28 @@ def device_description(device: torch.device) -> DeviceInfo:
     if device.type == "cuda":
         from suite.measure.gpu import device_info
         return {"type": "cuda", "cpu": cpu, "cpu_count": cpu_count, "torch_threads": threads,
-                **device_info(device.index or 0), "tf32": tf32_state()}
+                "index": gpu_index(device.index or 0), **device_info(device.index or 0), "tf32": tf32_state()}
     # the suite's devices are "cpu" and "cuda" (``--device``)
     return {"type": "cpu", "cpu": cpu, "cpu_count": cpu_count, "torch_threads": threads, "name": cpu}
+
+
+def gpu_index(cuda_index: int) -> int:
+    """The GPU's index as the sweep numbers them (``--gpus``): a worker the GPU pool pinned sees its
+    GPUs as 0, 1, ... and is told their sweep indices in ``NORMBENCH_GPUS``."""
+    pinned = [int(g) for g in os.environ.get("NORMBENCH_GPUS", "").split(",") if g.strip().isdigit()]
+    return pinned[cuda_index] if cuda_index < len(pinned) else cuda_index
+
+
+def gpus_used() -> list[GpuUsed]:
+    """The GPUs this process sees (a cell the pool pinned, or a job's), by sweep index, name and UUID."""
+    if not torch.cuda.is_available():
+        return []
+    out: list[GpuUsed] = []
+    for i in range(torch.cuda.device_count()):
+        uuid = getattr(torch.cuda.get_device_properties(i), "uuid", None)
+        out.append({"index": gpu_index(i), "name": torch.cuda.get_device_name(i),
+                    "uuid": None if uuid is None else f"GPU-{uuid}"})
+    return out
 
 
 def tf32_state() -> dict[str, bool | str]:

@@ -4,7 +4,9 @@ A worker of ``suite.launch``: ``python -m suite.sweep.cell SPEC.json`` in its ow
 process (or under torchrun, or inline). Writes ``result.json`` into the cell's folder and,
 when the cell succeeds, the deployed model as weights plus its build description
 (``suite.models.artifact``) and a few real eval inputs; timing and memory are measured
-afterwards from those files by their own workers, once per runtime and precision.
+afterwards from those files by their own workers, once per runtime and precision. While it
+trains, the cell may save checkpoints in ``checkpoint/`` (``suite.sweep.checkpoint``): run again
+after a kill, it continues from the last one; they are removed once the cell has succeeded.
 """
 from __future__ import annotations
 
@@ -27,11 +29,13 @@ import torch
 from suite import jsonio, parts
 from suite.env import job_info, now_iso
 from suite.errors import Diverged, NotApplicable
+from suite.measure.env import gpus_used
 from suite.measure.inputs import count_flops, make_input
 from suite.measure.runtimes import PRECISIONS, precision_unsupported
 from suite.models.artifact import InPrecision, build, save_deployed
 from suite.models.create import count_params
 from suite.models.deploy import count_norm_modules, deploy, deploy_error
+from suite.sweep.checkpoint import Checkpointer, interval_for, remove_checkpoints
 from suite.sweep.config import PROBE_FILE, PROBE_INPUTS, RANK_ERROR, CellSpec
 from suite.sweep.distributed import finish, init_from_env, wrap
 from suite.sweep.identity import cell_id, cell_plan, cell_profile, variant_kwargs
@@ -83,14 +87,18 @@ def run_cell(spec: CellSpec, out: CellReport | None = None) -> CellReport | None
                     "attention": getattr(model, "normbench_attention", None), "params_train": count_params(model),
                     "schedule": schedule(variant.norm_cls, vkw)}
     curve = learning_curve(task, model, device) if dist.main else None
+    checkpoint = Checkpointer(spec.cell_dir, dist.rank, cell_id(cell_plan(spec)),
+                              interval_for(spec.training.checkpoint_every, profile.name), device)
     stats = train(model, task, device, spec.seed, desc=f"{spec.task}/{spec.variant}/s{spec.seed}",
                   runner=wrap(model, dist, device), show=dist.main and spec.concurrent == 1,
                   amp=training_amp(spec.training.amp, profile, device),
-                  curve=curve)
+                  curve=curve, checkpoint=checkpoint)
     finish()  # training was the collective part; rank 0 alone recalibrates, evaluates and deploys
     if not dist.main:
         return None
     trained: dict[str, object] = asdict(stats) | {"threads": torch.get_num_threads(), "concurrent": spec.concurrent}
+    if device.type == "cuda":
+        trained["gpus"] = gpus_used()
     if stats.curve is not None:
         trained["curve"] = {**stats.curve, "metric": task.primary_metric, "eval_items": task.curve_eval_items}
     out["train"] = cast(parts.TrainInfo, trained)   # ``TrainStats`` and the curve's metric: the schema's ``train``
@@ -196,6 +204,8 @@ def main(spec_path: str) -> int:
     if rank == 0 and not _written(lambda: jsonio.write_atomic(Path(spec.cell_dir) / "result.json",
                                                              result.as_json())):
         return 1
+    if rank == 0 and result.ok:  # a failed cell keeps them: run again, it continues from the last
+        remove_checkpoints(spec.cell_dir)
     if world > 1 and not result.ok:
         return 1  # the other ranks may be waiting for this one in a collective: torchrun ends them
     finish()

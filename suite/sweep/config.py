@@ -161,6 +161,12 @@ def checked(cfg: RunConfig, *, note: bool = True) -> RunConfig:
     if launch.jobs > 1 and (launch.inline or t.nproc_per_node > 1):
         raise UsageError("--jobs trains cells side by side, each in its own process; with --inline or "
                          "--nproc-per-node use --jobs 1 (make run: JOBS=1)")
+    if launch.launcher == "local" and (t.nodes > 1 or launch.detach):
+        flag = f"--nodes {t.nodes}" if t.nodes > 1 else "--detach"
+        raise UsageError(f"{flag} needs a cluster: add --launcher slurm (on this machine: "
+                         f"{'--nproc-per-node trains a cell with several processes' if t.nodes > 1 else 'drop it'})")
+    if launch.gpus is not None:
+        check_gpus(launch.gpus, g.device, launch)
     if launch.launcher == "local" and g.device == "cuda":
         from suite.env import resolve_device
         resolve_device("cuda")   # raises the one-line error where this machine has no CUDA
@@ -176,8 +182,8 @@ def checked(cfg: RunConfig, *, note: bool = True) -> RunConfig:
     if launch.inline and t.nproc_per_node > 1:
         raise UsageError("--inline runs one process; drop --inline to train with --nproc-per-node > 1 (torchrun)")
     if g.device == "cuda" and t.nproc_per_node > 1 and launch.launcher == "local":
-        import torch
-        check_nproc(t.nproc_per_node, torch.cuda.device_count())
+        from suite import env
+        check_nproc(t.nproc_per_node, len(launch.gpus) if launch.gpus is not None else env.visible_gpus())
     for variant, keywords in g.set.items():
         if variant not in g.variants:
             item = f"{variant}.{next(iter(keywords))}"
@@ -194,6 +200,25 @@ def checked(cfg: RunConfig, *, note: bool = True) -> RunConfig:
                   file=sys.stderr)
         cfg = cfg.replace(launch=dataclasses.replace(launch, jobs=1))
     return cfg
+
+
+def check_gpus(gpus: list[int], device: str, launch: Launch) -> None:
+    """``--gpus`` names GPUs of this machine that exist, for a local CUDA sweep with workers of its own."""
+    shown = ",".join(map(str, gpus))
+    if launch.launcher == "slurm":
+        raise UsageError(f"--gpus {shown} picks GPUs of this machine; under --launcher slurm each job gets its "
+                         f"GPUs from the scheduler: drop --gpus and give --slurm-gpus-per-node")
+    if device != "cuda":
+        raise UsageError(f"--gpus {shown} picks the GPUs of a CUDA sweep; add --device cuda, or drop --gpus")
+    if launch.inline:
+        raise UsageError(f"--gpus {shown} pins each cell's own process to its GPUs; drop --inline")
+    from suite import env
+    count = env.visible_gpus()
+    missing = [g for g in gpus if g >= count]
+    if missing:
+        seen = f"0-{count - 1}" if count > 1 else ("0" if count == 1 else "none")
+        raise UsageError(f"--gpus {shown}: no GPU {missing[0]} here; this machine shows {count} "
+                         f"(indices {seen}, within CUDA_VISIBLE_DEVICES): choose among them")
 
 
 def check_nproc(nproc: int, gpus: int) -> None:

@@ -9,7 +9,11 @@ The runner hands an executor two kinds of unit and never asks which executor it 
   and interleaved timing groups), so every ratio to the baseline is taken in one place.
 
 ``Local`` is today's behaviour: cells in threads of this process (``--jobs`` at once), each
-started as its own worker process, and measurement right here. ``Slurm`` submits through
+started as its own worker process, and measurement right here. ``GpuPool`` is the same on a
+machine with GPUs (``--device cuda``): every unit takes GPUs of its own from the pool while it
+runs, a training cell as many as it has processes, a group's measurement one, and its worker
+processes see only those (``CUDA_VISIBLE_DEVICES``); nothing else runs on a GPU while a group is
+timed on it. Its ``concurrency`` lets the sweep work on several groups at once. ``Slurm`` submits through
 submitit: the cells of a group as one job array, the measurement as one job (``--exclusive`` by
 default, so nothing else shares the node while it is timed). It waits for each job by its result
 file and by ``squeue``, not by ``sacct`` (a cluster without accounting answers nothing there),
@@ -19,17 +23,22 @@ out of time, node failure) into that unit's failure with the scheduler's reason.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from suite import jsonio
+from suite import env, jsonio
 from suite.env import now_iso
 from suite.errors import UsageError
 from suite.launch import Launcher
@@ -41,6 +50,10 @@ JOBS_FILE = "jobs.jsonl"
 #: seconds a job may be gone from the queue before its missing result file counts as a failure
 #: (a shared filesystem can show a file a little after the job that wrote it has ended)
 RESULT_GRACE_S = 15.0
+#: the final job of a detached run (in the run's ``slurm/`` folder): while it is queued the run is its own
+DETACHED = "detached.json"
+#: a pinned worker's GPUs as the sweep numbers them (``--gpus``); its CUDA index is 0, 1, ...
+GPUS_ENV = "NORMBENCH_GPUS"
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,7 @@ class WorkerCall:
     module: str
     spec: str
     launcher: Launcher
+    nodes: int = 1             # under SLURM: nodes of its DDP job (``launcher.nproc`` processes on each)
 
     def __call__(self) -> str:
         return self.launcher.run(self.module, Path(self.spec))
@@ -61,7 +75,13 @@ class Executor(Protocol):
         ...
 
     def measure(self, label: str, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` as one unit; raises ``UnitFailed`` when the unit never returned."""
+        """``fn(*args, env=...)`` as one unit (``env``: what the environment of the worker processes it
+        starts adds, e.g. the GPU it was given); raises ``UnitFailed`` when the unit never returned."""
+        ...
+
+    @property
+    def concurrency(self) -> int:
+        """How many (task, seed) groups the sweep may have in this executor's hands at once."""
         ...
 
 
@@ -87,20 +107,79 @@ def each(jobs: int, fn: Callable[[str], T], names: list[str],
 class Local:
     """This machine: ``jobs`` cells at once, measurement in this process."""
     jobs: int = 1
+    concurrency: int = 1
 
     def train(self, calls: list[WorkerCall], done: Callable[[str, str], None] | None = None) -> dict[str, str]:
         by_name = {c.name: c for c in calls}
         return each(self.jobs, lambda n: by_name[n](), list(by_name), done=done)
 
     def measure(self, label: str, fn: Callable[..., T], *args: Any) -> T:
-        return fn(*args)
+        return fn(*args, env={})
+
+
+class GpuPool:
+    """This machine's GPUs ``gpus`` (indices as this process sees them), handed out to units."""
+
+    def __init__(self, gpus: list[int], visible: str | None = None) -> None:
+        """``visible``: this process's ``CUDA_VISIBLE_DEVICES`` (None: every GPU), which the indices
+        are relative to; a worker is given the entries they name, so it sees the same physical GPU."""
+        self.gpus = list(gpus)
+        self.entries = [e.strip() for e in visible.split(",")] if visible else None
+        self._free = list(gpus)
+        self._turn = threading.Condition()
+
+    @property
+    def concurrency(self) -> int:
+        return len(self.gpus)
+
+    def env(self, gpus: list[int]) -> dict[str, str]:
+        """A worker's environment on ``gpus``: it sees them alone; ``NORMBENCH_GPUS`` keeps their pool indices."""
+        names = [self.entries[g] if self.entries else str(g) for g in gpus]
+        return {"CUDA_VISIBLE_DEVICES": ",".join(names), GPUS_ENV: ",".join(map(str, gpus))}
+
+    @contextmanager
+    def taken(self, n: int) -> Iterator[list[int]]:
+        """``n`` GPUs nobody else holds, for as long as the block runs (waits until that many are free)."""
+        if n > len(self.gpus):
+            raise UsageError(f"a unit needs {n} GPUs, but the pool has {len(self.gpus)} (--gpus)")
+        with self._turn:
+            self._turn.wait_for(lambda: len(self._free) >= n)
+            mine, self._free = self._free[:n], self._free[n:]
+        try:
+            yield mine
+        finally:
+            with self._turn:
+                self._free = sorted(self._free + mine)
+                self._turn.notify_all()
+
+    def train(self, calls: list[WorkerCall], done: Callable[[str, str], None] | None = None) -> dict[str, str]:
+        by_name = {c.name: c for c in calls}
+
+        def run(name: str) -> str:
+            call = by_name[name]
+            with self.taken(call.launcher.nproc) as gpus:
+                pinned = dataclasses.replace(call.launcher, env=tuple(sorted(self.env(gpus).items())))
+                return dataclasses.replace(call, launcher=pinned)()
+
+        return each(len(calls), run, list(by_name), done=done)
+
+    def measure(self, label: str, fn: Callable[..., T], *args: Any) -> T:
+        with self.taken(1) as gpus:
+            return fn(*args, env=self.env(gpus))
 
 
 # -- SLURM ------------------------------------------------------------------------------------
-def slurm_parameters(launch: Launch, *, exclusive: bool) -> dict[str, object]:
+def slurm_parameters(launch: Launch, *, exclusive: bool, nodes: int = 1, tasks_per_node: int = 1,
+                     after: list[str] | None = None) -> dict[str, object]:
     """The ``--slurm-*`` options as submitit's executor parameters (those given; ``--exclusive``
-    only where asked)."""
+    only where asked). A DDP cell is ``nodes`` x ``tasks_per_node`` tasks, one per process; a job
+    that must wait for others names them in ``after`` (it starts once they have ended, however)."""
+    many = nodes > 1 or tasks_per_node > 1
     given: dict[str, object] = {
+        "nodes": nodes if nodes > 1 else None, "tasks_per_node": tasks_per_node if many else None,
+        # one failed rank ends its job's other ranks, instead of leaving them waiting in a collective
+        "slurm_srun_args": ["--kill-on-bad-exit=1"] if many else None,
+        "slurm_additional_parameters": {"dependency": "afterany:" + ":".join(after)} if after else None,
         "slurm_partition": launch.slurm_partition, "timeout_min": launch.slurm_time,
         "gpus_per_node": launch.slurm_gpus_per_node, "cpus_per_task": launch.slurm_cpus_per_task,
         "mem_gb": launch.slurm_mem_gb, "slurm_account": launch.slurm_account, "slurm_qos": launch.slurm_qos,
@@ -129,37 +208,81 @@ def check_slurm(partition: str | None) -> None:
 
 
 def in_job(call: WorkerCall) -> WorkerCall:
-    """A call as its job runs it: a one-process worker in the job's own process (a job is already a
-    fresh process of its own; a second interpreter would only import torch again), torchrun as is."""
-    if call.launcher.mode != "subprocess":
-        return call
-    return dataclasses.replace(call, launcher=dataclasses.replace(call.launcher, mode="inline"))
+    """A call as each task of its job runs it: the worker in the task's own process (a job is already
+    a fresh process of its own; a second interpreter would only import torch again). A DDP cell's
+    processes are the job's tasks, so torchrun is never started inside one (never both nested)."""
+    return dataclasses.replace(call, launcher=dataclasses.replace(call.launcher, mode="inline", nproc=1))
 
 
-def run_call(call: WorkerCall) -> str:
-    """What a training job of an array runs: its call (submitit maps it over the calls)."""
-    return call()
+class RunCall:
+    """What a training job runs: its call, in each of its tasks (submitit maps it over an array's calls).
+
+    A task of a multi-process job joins the cell's process group through submitit's
+    ``TorchDistributedEnvironment``: the address and port of the job's first node, and the task's
+    rank, in the variables of torch's ``env://`` rendezvous (TCP, no shared file). Its
+    ``checkpoint`` (called by submitit on the signal SLURM sends before a time limit or a
+    preemption) resubmits the same call: the job is requeued and the cell continues from its last
+    training checkpoint (``--checkpoint-every``)."""
+
+    def __call__(self, call: WorkerCall) -> str:
+        # SLURM stops a job it requeues or cancels with SIGTERM, then SIGKILL after its KillWait; submitit
+        # ignores SIGTERM, so a cell would train on meanwhile and could finish a result its rerun then
+        # trains again. End at once instead: the checkpoint keeps the training, the rerun continues it.
+        signal.signal(signal.SIGTERM, _stopped)
+        tasks = int(os.environ.get("SLURM_NTASKS", "1"))
+        if tasks > 1:
+            from submitit.helpers import TorchDistributedEnvironment
+            TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+        failure = in_job(call)()
+        if failure and tasks > 1:   # exit non-zero: srun ends the other ranks at once
+            raise RuntimeError(failure)
+        return failure
+
+    def checkpoint(self, call: WorkerCall) -> Any:
+        from submitit.helpers import DelayedSubmission
+        return DelayedSubmission(self, call)
+
+
+def _stopped(signum: int, frame: object) -> None:
+    print("normbench: the job was stopped by the scheduler (SIGTERM); the cell continues from its last "
+          "checkpoint when it runs again", file=sys.stderr, flush=True)
+    os._exit(128 + signum)   # no result file: the job is requeued, or its cell fails as cancelled
 
 
 class Slurm:
     """Units as SLURM jobs through submitit; their files under ``folder`` (the run's ``slurm/``)."""
 
+    #: groups in the queue at once: all of a sweep's (each waits in a thread of its own)
+    concurrency = 64
+
     def __init__(self, launch: Launch, folder: Path, poll_s: float = 1.0) -> None:
         self.launch, self.folder, self.poll_s = launch, Path(folder), poll_s
+        self._log = threading.Lock()
 
-    def _executor(self, kind: str, exclusive: bool) -> Any:
+    def _executor(self, kind: str, exclusive: bool, **shape: Any) -> Any:
         import submitit
         ex = submitit.AutoExecutor(folder=self.folder / "%j", cluster="slurm")
-        ex.update_parameters(name=f"normbench-{kind}", **slurm_parameters(self.launch, exclusive=exclusive))
+        ex.update_parameters(name=f"normbench-{kind}", **slurm_parameters(self.launch, exclusive=exclusive, **shape))
         return ex
+
+    def submit_cells(self, calls: list[WorkerCall]) -> list[Any]:
+        """Submit the cells of a group (one array; every cell of a group has one shape) and record them."""
+        first = calls[0]
+        ex = self._executor("cell", exclusive=False, nodes=first.nodes, tasks_per_node=first.launcher.nproc)
+        jobs = ex.map_array(RunCall(), calls) if len(calls) > 1 else [ex.submit(RunCall(), first)]
+        self._record("cell", [Path(c.spec).parent.name for c in calls], jobs)
+        return jobs
+
+    def submit_after(self, kind: str, unit: str, after: list[str], fn: Callable[..., Any], *args: Any) -> Any:
+        """Submit ``fn(*args)`` as one job that starts once the jobs ``after`` have ended; record it."""
+        job = self._executor(kind, exclusive=self.launch.slurm_exclusive, after=after).submit(fn, *args)
+        self._record(kind, [unit], [job])
+        return job
 
     def train(self, calls: list[WorkerCall], done: Callable[[str, str], None] | None = None) -> dict[str, str]:
         if not calls:
             return {}
-        ex = self._executor("cell", exclusive=False)
-        calls = [in_job(c) for c in calls]
-        jobs = ex.map_array(run_call, calls) if len(calls) > 1 else [ex.submit(run_call, calls[0])]
-        self._record("cell", [Path(c.spec).parent.name for c in calls], jobs)
+        jobs = self.submit_cells(calls)
         out: dict[str, str] = {}
 
         def ended(i: int, value: Any, failure: str | None) -> None:
@@ -171,7 +294,7 @@ class Slurm:
         return {c.name: out[c.name] for c in calls}
 
     def measure(self, label: str, fn: Callable[..., T], *args: Any) -> T:
-        job = self._executor("measure", exclusive=self.launch.slurm_exclusive).submit(fn, *args)
+        job = self._executor("measure", exclusive=self.launch.slurm_exclusive).submit(fn, *args, env={})
         self._record("measure", [label], [job])
         (value, failure), = self._wait([job], [label])
         if failure is not None:
@@ -181,7 +304,7 @@ class Slurm:
     def _record(self, kind: str, units: list[str], jobs: list[Any]) -> None:
         """Append what was submitted to ``jobs.jsonl`` (read by ``run_suite.py status``)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        with open(self.folder / JOBS_FILE, "a") as f:
+        with self._log, open(self.folder / JOBS_FILE, "a") as f:
             for unit, job in zip(units, jobs, strict=True):
                 f.write(jsonio.dumps({"kind": kind, "unit": unit, "job_id": job.job_id,
                                       "result": str(job.paths.result_pickle), "submitted_at": now_iso()}) + "\n")
@@ -216,6 +339,47 @@ class Slurm:
             if len(results) < len(jobs):
                 time.sleep(self.poll_s)
         return [results[i] for i in range(len(jobs))]
+
+
+class Collected:
+    """The final job of a detached sweep (``--detach``): each cell was trained by a job of its own,
+    so a cell's outcome is what its job wrote, or why its job ended without writing it; the
+    measurement runs here, in this job."""
+    concurrency = 1
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)   # the run's ``slurm/``
+
+    def train(self, calls: list[WorkerCall], done: Callable[[str, str], None] | None = None) -> dict[str, str]:
+        jobs = newest_jobs(self.folder / JOBS_FILE)
+        out = {}
+        for call in calls:
+            cell = Path(call.spec).parent
+            job = jobs.get(cell.name)
+            if (cell / "result.json").exists():
+                out[call.name] = ""
+            elif job is None:
+                out[call.name] = "the cell was never submitted; --resume --out submits it"
+            else:
+                out[call.name] = f"SLURM job {job['job_id']} ended without a result ({ended_reason(job['job_id'])})"
+            if done is not None:
+                done(call.name, out[call.name])
+        return out
+
+    def measure(self, label: str, fn: Callable[..., T], *args: Any) -> T:
+        return fn(*args, env={})
+
+
+def newest_jobs(path: Path) -> dict[str, dict[str, str]]:
+    """The newest job of each unit the SLURM executor submitted (``jobs.jsonl``), by unit."""
+    if not path.exists():
+        return {}
+    out: dict[str, dict[str, str]] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            job = json.loads(line)
+            out[str(job["unit"])] = {k: str(v) for k, v in job.items()}
+    return out
 
 
 def _outcome(job: Any) -> tuple[Any, str | None]:
@@ -266,9 +430,14 @@ def progress_line(jobs: list[Any], names: list[str], states: dict[str, str],
     return f"jobs: {head}" + (f" ({', '.join(detail[:6])}{', ...' if len(detail) > 6 else ''})" if detail else "")
 
 
-def executor_for(launch: Launch, out: Path) -> Executor:
-    """The executor ``--launcher`` names (``launch``: the run's ``Launch`` section)."""
-    if launch.launcher != "slurm":
-        return Local(jobs=launch.jobs)
-    return Slurm(launch, Path(out) / "slurm")
+def executor_for(launch: Launch, out: Path, device: str = "cpu") -> Executor:
+    """The executor ``--launcher`` names (``launch``: the run's ``Launch`` section): on this machine
+    with CUDA (and workers of their own), the GPU pool of ``--gpus`` (checked: every one exists)."""
+    if launch.launcher == "slurm":
+        return Slurm(launch, Path(out) / "slurm")
+    if device == "cuda" and not launch.inline:
+        return GpuPool(launch.gpus if launch.gpus is not None else list(range(env.visible_gpus())),
+                       os.environ.get("CUDA_VISIBLE_DEVICES"))
+    return Local(jobs=launch.jobs)
+
 

@@ -79,7 +79,8 @@ def cell_plan(spec: CellSpec) -> CellPlan:
                                                                                      spec.variant_kwargs),
             "profile": profile.as_dict(), "seed": spec.seed, "device": spec.grid.device,
             "data": task.data_identity(spec.grid.data_root),
-            "distributed": {"processes": spec.training.nproc_per_node, "sync_bn": spec.training.sync_bn},
+            "distributed": {"processes": spec.training.nproc_per_node * spec.training.nodes,
+                            "sync_bn": spec.training.sync_bn},
             "amp": spec.training.amp}
     options = dict(kv for section in spec.sections() for kv in result_values(section))
     if options:

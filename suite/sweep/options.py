@@ -10,6 +10,7 @@ plugins) gets its flags, its place in ``run.json``, the ``--resume`` check and, 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from suite.declare import Section, option, parse_list, parse_seeds
@@ -65,6 +66,43 @@ def _precisions(text: str) -> list[str]:
     return names
 
 
+@dataclass(frozen=True)
+class Interval:
+    """``--checkpoint-every``: every ``steps`` optimizer steps, or every ``minutes`` of training."""
+    steps: int | None = None
+    minutes: float | None = None
+
+    def __str__(self) -> str:
+        return f"{self.steps}" if self.steps is not None else f"{self.minutes:g}m"
+
+    def as_json(self) -> str:
+        return str(self)
+
+
+def _interval(text: str) -> Interval:
+    t = text.strip().lower()
+    try:
+        interval = Interval(minutes=float(t[:-1])) if t.endswith("m") else Interval(steps=int(t))
+    except ValueError:
+        interval = Interval(steps=0)
+    if (interval.steps or 0) <= 0 and (interval.minutes or 0) <= 0:
+        raise UsageError(f"--checkpoint-every {text!r}: give a number of optimizer steps (e.g. 500) or of minutes "
+                         f"(e.g. 30m), above zero")
+    return interval
+
+
+def _gpus(text: str) -> list[int]:
+    items = parse_list(text, "--gpus")
+    if not all(t.isdigit() for t in items):
+        raise UsageError(f"--gpus {text!r}: give GPU indices as this machine numbers them (nvidia-smi, within "
+                         f"CUDA_VISIBLE_DEVICES), e.g. --gpus 0,2,3")
+    return [int(t) for t in items]
+
+
+def _show_gpus(value: list[int] | None) -> str:
+    return "all" if value is None else ",".join(map(str, value))
+
+
 def _overrides(items: list[str]) -> dict[str, dict[str, object]]:
     from suite.sweep.overrides import parse_overrides
     return parse_overrides(items)
@@ -109,13 +147,20 @@ class Training(Section):
                                     help="override the recipe's global batch (paper recipes scale the learning "
                                          "rate linearly)")
     nproc_per_node: int = option(default=1, positive=True, result="effect",
-                                 help="train each cell with N processes (torchrun, DDP)")
+                                 help="train each cell with N processes per node (torchrun, DDP; one per GPU on CUDA)")
+    nodes: int = option(default=1, positive=True, result="effect",
+                        help="with --launcher slurm: train each cell as one DDP job across N nodes (--nproc-per-node "
+                             "processes on each)")
     sync_bn: bool = option(default=False, result="effect",
                            help="with --nproc-per-node > 1: BN-family statistics averaged over processes (default: "
                                 "per process)")
     amp: str | None = option(default=None, choices=("bf16", "fp16", "none"), result="effect",
                              help="train under autocast (CUDA only; the paper profiles default to their recipe's, "
                                   "'none' turns it off)")
+    checkpoint_every: Interval | None = option(default=None, parse=_interval, metavar="N|Nm", show=str, meaning=False,
+                                               help="save the training state every N optimizer steps (N) or N "
+                                                    "minutes (Nm), so a killed, preempted or requeued cell "
+                                                    "continues from it (default: none; the paper profile: 30m)")
 
 
 class Measurement(Section):
@@ -141,6 +186,10 @@ class Launch(Section):
     inline: bool = option(default=False, legacy="launch", legacy_read=lambda mode: mode == "inline",
                           help="run cells, timing and memory in this process (for a debugger or quick checks: no "
                                "isolation, memory figures are the whole process's)")
+    gpus: list[int] | None = option(default=None, parse=_gpus, metavar="I,...", show=_show_gpus, meaning=False,
+                                    help="with --device cuda: the GPUs of this machine the sweep uses (default: all "
+                                         "visible); each training cell is pinned to its own, each group is timed "
+                                         "alone on one")
     jobs: int = option(default=1, positive=True, help="train N cells at once on CPU, each with an equal share of the "
                                               "threads (timing and memory still run alone); `make run` uses 2")
     threads: int | None = option(default=None, positive=True, help="torch CPU threads in every process")
@@ -171,6 +220,9 @@ class Launch(Section):
     slurm_exclusive: bool = option(default=True, meaning=False,
                                    help="each group's timing job has its node to itself (default), so nothing "
                                         "else runs beside what is timed")
+    detach: bool = option(default=False, meaning=False,
+                          help="with --launcher slurm: return once everything is submitted; a final job assembles "
+                               "the rows and reports (follow it with `run_suite.py status DIR`)")
 
 
 class Output(Section):

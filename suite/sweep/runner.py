@@ -13,7 +13,8 @@ import functools
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,18 @@ from suite.parts import LauncherName, Memory, Provenance, RowDoc
 from suite.report.leaderboard import write_reports
 from suite.report.store import Store
 from suite.sweep.config import PROBE_FILE, RANK_ERROR, CellSpec, RunConfig
-from suite.sweep.executors import Executor, UnitFailed, WorkerCall, each, executor_for
+from suite.sweep.executors import (
+    DETACHED,
+    GPUS_ENV,
+    Collected,
+    Executor,
+    Slurm,
+    UnitFailed,
+    WorkerCall,
+    each,
+    executor_for,
+    queue_states,
+)
 from suite.sweep.identity import CellPlan, cell_id, cell_plan, cell_profile, config_id
 from suite.sweep.outcome import CellResult
 from suite.sweep.record import RunContext, make_row
@@ -42,12 +54,14 @@ from suite.task import TASKS
 NO_INPUT_SPEC = "the cell's result.json says no input spec for its deployed model: re-run the cell"
 
 
-def run_sweep(cfg: RunConfig) -> int:
-    """Run every pending cell; returns the exit status (0 ok, 1 some cell errored, 2 bad data)."""
+def run_sweep(cfg: RunConfig, executor: Executor | None = None) -> int:
+    """Run every pending cell; returns the exit status (0 ok, 1 some cell errored, 2 bad data).
+    ``executor``: where the work runs (default: what ``--launcher`` names)."""
     store = Store(cfg.out)
     with store.lock():
         if (cfg.out / "run.json").exists() and not cfg.output.resume:
             raise UsageError(f"{cfg.out} already holds a run; pass --resume to complete it, or another --out")
+        check_not_detached(cfg.out)
         bad = _check_data(cfg)
         if len(bad) == len(cfg.grid.tasks):
             raise DataError("; ".join(bad.values()))
@@ -62,30 +76,109 @@ def run_sweep(cfg: RunConfig) -> int:
                                                       "argv": sys.argv, "config": cfg.as_json()})
         ctx = RunContext(run_id, _launcher(cfg).mode, _provenance(cfg))
         done, errors = store.done(), 0
-        executor = executor_for(cfg.launch, cfg.out)
+        executor = executor or executor_for(cfg.launch, cfg.out, cfg.grid.device)
         mine = set(shard_groups(cfg.grid.tasks, cfg.grid.seeds, cfg.grid.shard))
-        for task in cfg.grid.tasks:
-            for seed in cfg.grid.seeds:
-                if (task, seed) not in mine:
-                    continue
-                specs = {v: cfg.cell(task, v, seed) for v in cfg.grid.variants}
-                plans = {v: cell_plan(specs[v]) for v in cfg.grid.variants}
-                pending = {(v, r, p) for v in cfg.grid.variants for r, p in cfg.measurements  # recorded as asked: done
-                           if done.get(specs[v].key(r, p), "") != config_id(plans[v], r, p)}
-                if task in bad:
-                    rows: Iterable[RowDoc] = (make_row(ctx, specs[v], CellResult(status="error", message=bad[task]),
-                                                     runtime=r, precision=p, plan=plans[v])
-                                            for v, r, p in sorted(pending))
-                else:
-                    rows = _run_group(cfg, ctx, specs, plans, pending, executor)
-                for row in rows:
-                    store.append(row)
-                    errors += row["status"] == "error"
-                    faults.point("between-rows")
+        groups = [(t, s) for t in cfg.grid.tasks for s in cfg.grid.seeds if (t, s) in mine]
+        if cfg.launch.detach and isinstance(executor, Slurm):
+            return _detach(cfg, groups, done, bad, executor)
+        for row in _group_rows(groups, executor.concurrency,
+                               lambda t, s: _group(cfg, ctx, t, s, done, bad.get(t), executor)):
+            store.append(row)
+            errors += row["status"] == "error"
+            faults.point("between-rows")
         faults.point("report")
         print(write_reports(store.rows(), cfg.out))
         print(f"\nresults: {cfg.out}/ (rows.jsonl, table.csv, leaderboard.md)", file=sys.stderr)
     return 2 if bad else (1 if errors else 0)
+
+
+def _pending(cfg: RunConfig, task: str, seed: int, done: dict[str, str | None]
+             ) -> tuple[dict[str, CellSpec], dict[str, CellPlan], set[tuple[str, str, str]]]:
+    """A group's cell specs and plans, and its (variant, runtime, precision) rows not yet recorded as asked."""
+    specs = {v: cfg.cell(task, v, seed) for v in cfg.grid.variants}
+    plans = {v: cell_plan(specs[v]) for v in cfg.grid.variants}
+    pending = {(v, r, p) for v in cfg.grid.variants for r, p in cfg.measurements  # recorded as asked: done
+               if done.get(specs[v].key(r, p), "") != config_id(plans[v], r, p)}
+    return specs, plans, pending
+
+
+def _group(cfg: RunConfig, ctx: RunContext, task: str, seed: int, done: dict[str, str | None], bad: str | None,
+           executor: Executor) -> Iterator[RowDoc]:
+    """The rows of one (task, seed) group still missing: its cells trained and measured (``bad``: why
+    the task's data cannot be read, every missing row an error saying so)."""
+    specs, plans, pending = _pending(cfg, task, seed, done)
+    if bad is not None:
+        for v, r, p in sorted(pending):
+            yield make_row(ctx, specs[v], CellResult(status="error", message=bad), runtime=r, precision=p,
+                           plan=plans[v])
+        return
+    yield from _run_group(cfg, ctx, specs, plans, pending, executor)
+
+
+def _group_rows(groups: list[tuple[str, int]], at_once: int,
+                rows_of: Callable[[str, int], Iterable[RowDoc]]) -> Iterator[RowDoc]:
+    """Every group's rows: one group after another as they come, or (``at_once`` > 1: GPUs or a
+    cluster to share) up to ``at_once`` groups worked on together, each group's rows as it ends.
+    Only the caller writes them (one writer)."""
+    if at_once <= 1 or len(groups) <= 1:
+        for task, seed in groups:
+            yield from rows_of(task, seed)
+        return
+    with ThreadPoolExecutor(max_workers=min(at_once, len(groups))) as pool:
+        futures = [pool.submit(lambda g: list(rows_of(*g)), g) for g in groups]
+        for future in as_completed(futures):
+            yield from future.result()
+
+
+def _detach(cfg: RunConfig, groups: list[tuple[str, int]], done: dict[str, str | None], bad: dict[str, str],
+            executor: Slurm) -> int:
+    """``--detach``: submit every cell still to train (one array per group), then one final job that
+    starts when they have all ended and completes the run as a resumed sweep would, measuring each
+    group and writing the rows and reports (its cells are never trained again there)."""
+    after: list[str] = []
+    cells = 0
+    for task, seed in groups:
+        if task in bad:   # its rows are errors, written by the final job
+            continue
+        specs, plans, pending = _pending(cfg, task, seed, done)
+        calls = [_call(cfg, specs[v]) for v in sorted({v for v, _, _ in pending}, key=cfg.grid.variants.index)
+                 if _prepare_cell(specs[v], cell_id(plans[v])) is None]
+        if calls:
+            jobs = executor.submit_cells(calls)
+            cells += len(jobs)
+            after += sorted({str(j.job_id).split("_")[0] for j in jobs})
+    job = executor.submit_after("assemble", "assemble", after, assemble_run, str(cfg.out))
+    jsonio.write_atomic(cfg.out / "slurm" / DETACHED, {"job_id": job.job_id, "submitted_at": now_iso()})
+    print(f"normbench: submitted {cells} training job(s) and the job {job.job_id} that measures the groups and "
+          f"writes the rows when they end; follow it with: run_suite.py status {cfg.out}", file=sys.stderr)
+    return 0
+
+
+def assemble_run(out: str) -> int:
+    """The final job of a detached sweep: the run completed from its folder, its cells' own jobs' results read."""
+    stored = RunConfig.from_json(jsonio.read(Path(out) / "run.json")["config"])
+    cfg = stored.replace(output=dataclasses.replace(stored.output, out=Path(out), resume=True),
+                         launch=dataclasses.replace(stored.launch, detach=False))
+    return run_sweep(cfg, executor=Collected(Path(out) / "slurm"))
+
+
+def check_not_detached(out: Path) -> None:
+    """A detached run is completed by its own final job: no other sweep may work on it while that job is queued."""
+    path = out / "slurm" / DETACHED
+    if not path.exists():
+        return
+    job = str(jsonio.read(path)["job_id"])
+    own = job_info()
+    if own is not None and own["job_id"] == job:
+        return
+    if job in queue_states([job]):
+        raise UsageError(f"{out} is a detached run whose final job {job} is still queued; wait for it "
+                         f"(run_suite.py status {out}) or scancel {job} first")
+
+
+def _call(cfg: RunConfig, spec: CellSpec) -> WorkerCall:
+    return WorkerCall(spec.variant, "suite.sweep.cell", str(Path(spec.cell_dir) / "spec.json"), _launcher(cfg),
+                      nodes=cfg.training.nodes)
 
 
 def _check_data(cfg: RunConfig) -> dict[str, str]:
@@ -155,25 +248,31 @@ class Measured:
 
 
 def measure_group(cfg: RunConfig, specs: dict[str, CellSpec], results: dict[str, CellResult],
-                  pending: set[tuple[str, str, str]]) -> dict[tuple[str, str], Measured]:
+                  pending: set[tuple[str, str, str]], env: dict[str, str] | None = None
+                  ) -> dict[tuple[str, str], Measured]:
     """Every (runtime, precision) the group asks for: each trained cell's memory alone, then the
-    interleaved timing of them all. One unit of work (a cluster runs it as one job on one node)."""
+    interleaved timing of them all. One unit of work (a cluster runs it as one job on one node);
+    ``env``: what its workers' environment adds (the GPU of the pool it was given)."""
     ok = {v: r for v, r in results.items() if r.ok}
     base = cfg.baseline if cfg.baseline in ok else None
-    device = _torch_device(cfg.grid.device)
+    env = env or {}
+    pinned = env.get(GPUS_ENV)
+    device = _torch_device(cfg.grid.device if pinned is None else f"cuda:{pinned.split(',')[0]}")
+    workers = worker_launcher(_launcher(cfg), env)
     job = job_info()
-    node = None if job is None else provenance(device)   # in a job: the node's, not the sweep's
+    node = None if job is None and pinned is None else provenance(device)   # the node's or GPU's, not the sweep's
     out: dict[tuple[str, str], Measured] = {}
     for runtime, precision in cfg.measurements:
         todo = [v for v in cfg.grid.variants if (v, runtime, precision) in pending]
         if not todo:
             continue
         reason = RUNTIMES.get(runtime).unsupported(device, precision) or precision_unsupported(device, precision)
-        timing = None if reason or not ok else _timing(cfg, specs, ok, base, runtime, precision)
+        timing = None if reason or not ok else _timing(cfg, specs, ok, base, runtime, precision, workers)
         if timing is not None and job is not None:
             timing = dataclasses.replace(timing, job=job)
         probe = [v for v in todo if results[v].ok and not reason and _failure(v, timing, results[v], precision) is None]
-        memory = each(cfg.launch.jobs, functools.partial(_memory_of, cfg, specs, results, runtime, precision), probe)
+        memory = each(cfg.launch.jobs, functools.partial(_memory_of, cfg, specs, results, runtime, precision, workers),
+                      probe)
         out[(runtime, precision)] = Measured(reason, timing, memory, node)
     return out
 
@@ -199,12 +298,12 @@ def _train_cells(cfg: RunConfig, executor: Executor, specs: dict[str, CellSpec],
     results: dict[str, CellResult] = {}
     calls = []
     for v in variants:
-        prior = _prepare_cell(specs[v], cell_id(plans[v]))
+        prior = _prepare_cell(specs[v], cell_id(plans[v]), fresh=not isinstance(executor, Collected))
         if prior is not None:
             results[v] = prior
             _log(specs[v], prior)
         else:
-            calls.append(WorkerCall(v, "suite.sweep.cell", str(Path(specs[v].cell_dir) / "spec.json"), _launcher(cfg)))
+            calls.append(_call(cfg, specs[v]))
 
     def finished(v: str, err: str) -> None:
         results[v] = _read_cell(specs[v], err)
@@ -214,8 +313,9 @@ def _train_cells(cfg: RunConfig, executor: Executor, specs: dict[str, CellSpec],
     return {v: results[v] for v in variants}
 
 
-def _prepare_cell(spec: CellSpec, expected_id: str) -> CellResult | None:
-    """The cell's earlier result where it can be reused, else None after readying its folder and spec."""
+def _prepare_cell(spec: CellSpec, expected_id: str, fresh: bool = True) -> CellResult | None:
+    """The cell's earlier result where it can be reused, else None after readying its folder and spec
+    (``fresh=False``: leave the folder as it is, for a job that only reads what the cell's job wrote)."""
     d = Path(spec.cell_dir)
     res_path = d / "result.json"
     # a cell that finished in a run killed before its rows landed is reused: a resumed run cannot change
@@ -224,6 +324,8 @@ def _prepare_cell(spec: CellSpec, expected_id: str) -> CellResult | None:
         prior = CellResult.from_json(jsonio.read(res_path))
         if prior.ok and prior.cell_id == expected_id and artifact.exists(d):
             return prior
+    if not fresh:
+        return None
     d.mkdir(parents=True, exist_ok=True)
     res_path.unlink(missing_ok=True)
     for stale in d.glob(RANK_ERROR.format(rank="*")):
@@ -247,18 +349,18 @@ def _read_cell(spec: CellSpec, err: str) -> CellResult:
 
 
 def _memory_of(cfg: RunConfig, specs: dict[str, CellSpec], results: dict[str, CellResult], runtime: str,
-               precision: str, variant: str) -> Memory:
-    return _memory(cfg, specs[variant], results[variant], runtime, precision)
+               precision: str, launcher: Launcher, variant: str) -> Memory:
+    return _memory(cfg, specs[variant], results[variant], runtime, precision, launcher)
 
 
-def _memory(cfg: RunConfig, spec: CellSpec, result: CellResult, runtime: str, precision: str) -> Memory:
+def _memory(cfg: RunConfig, spec: CellSpec, result: CellResult, runtime: str, precision: str,
+            launcher: Launcher) -> Memory:
     d = Path(spec.cell_dir)
     if result.input_spec is None:
         return {"error": NO_INPUT_SPEC}
     job = MemoryJob(model=str(d), input_spec=result.input_spec, batch=cell_profile(spec).throughput_batch,
                     device=cfg.grid.device, threads=cfg.launch.threads, runtime=runtime, precision=precision,
                     out=str(d / f"memory-{runtime}-{precision}.json"))
-    launcher = worker_launcher(_launcher(cfg))
     memory = run_memory(job, launcher)
     if launcher.mode == "inline" and "source" in memory:  # the probe shared the sweep's process
         memory["source"] += " (inline launcher: measured inside the sweep's own process, not comparable)"
@@ -266,7 +368,7 @@ def _memory(cfg: RunConfig, spec: CellSpec, result: CellResult, runtime: str, pr
 
 
 def _timing(cfg: RunConfig, specs: dict[str, CellSpec], ok: dict[str, CellResult], baseline: str | None,
-            runtime: str, precision: str) -> TimingResult:
+            runtime: str, precision: str, launcher: Launcher) -> TimingResult:
     first = next(iter(ok.values()))
     some = next(iter(specs.values()))
     group_dir = Path(some.cell_dir).parent
@@ -281,7 +383,7 @@ def _timing(cfg: RunConfig, specs: dict[str, CellSpec], ok: dict[str, CellResult
                      probe=Path(specs[baseline or next(iter(ok))].cell_dir) / PROBE_FILE,
                      out=group_dir / f"timing-{some.task}-s{some.seed}-{runtime}-{precision}.json")
     t0 = time.perf_counter()
-    timing = run_timing(job, worker_launcher(_launcher(cfg)))
+    timing = run_timing(job, launcher)
     print(f"  {timing_line(f'{some.task}/seed {some.seed} {runtime} {precision}', timing)} "
           f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     return timing

@@ -20,7 +20,7 @@ from suite.errors import UsageError
 from suite.report.rows import Row
 from suite.report.store import ROWS, read_rows
 from suite.sweep.config import RunConfig
-from suite.sweep.executors import JOBS_FILE, queue_states
+from suite.sweep.executors import JOBS_FILE, newest_jobs, queue_states
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def run_status(folder: Path) -> list[CellStatus]:
     stored = RunConfig.from_json(jsonio.read(run)["config"])
     cfg = stored.replace(output=dataclasses.replace(stored.output, out=folder))   # wherever the folder is now
     latest = {Row(r).key: Row(r) for r in read_rows(folder / ROWS)} if (folder / ROWS).exists() else {}
-    jobs = _jobs(folder / "slurm" / JOBS_FILE)
+    jobs = newest_jobs(folder / "slurm" / JOBS_FILE)
     states = queue_states([j["job_id"] for j in jobs.values()]) if jobs and shutil.which("squeue") else {}
     out = []
     for task in cfg.grid.tasks:
@@ -75,22 +75,17 @@ def _trained(d: Path) -> str:
     return "running or queued" if (d / "spec.json").exists() else "-"
 
 
-def _jobs(path: Path) -> dict[str, dict[str, str]]:
-    """The newest job of each unit the SLURM executor submitted."""
-    if not path.exists():
-        return {}
-    out: dict[str, dict[str, str]] = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            job = json.loads(line)
-            out[str(job["unit"])] = {k: str(v) for k, v in job.items()}
-    return out
-
-
 def _job_state(job: dict[str, str], states: dict[str, str]) -> str:
     if job["job_id"] in states:
         return states[job["job_id"]]
     return "ended" if Path(job["result"]).exists() else "gone (no result)"
+
+
+def group_jobs(folder: Path) -> list[str]:
+    """One line for each job that is not a cell's: a group's measurement, a detached run's final job."""
+    jobs = [j for j in newest_jobs(Path(folder) / "slurm" / JOBS_FILE).values() if j["kind"] != "cell"]
+    states = queue_states([j["job_id"] for j in jobs]) if jobs and shutil.which("squeue") else {}
+    return [f"{j['kind']} job {j['job_id']} ({j['unit']}): {_job_state(j, states)}" for j in jobs]
 
 
 def render(cells: list[CellStatus], folder: Path) -> str:
@@ -101,4 +96,4 @@ def render(cells: list[CellStatus], folder: Path) -> str:
     counts = Counter(c.state for c in cells)
     summary = f"{folder}: {len(cells)} cells: " + ", ".join(f"{counts.get(s, 0)} {s}"
                                                             for s in ("done", "failed", "pending"))
-    return summary + "\n" + tabulate(table, headers=head, tablefmt="github")
+    return "\n".join([summary, tabulate(table, headers=head, tablefmt="github"), *group_jobs(folder)])

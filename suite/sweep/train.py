@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TypedDict
 
 import torch
@@ -16,6 +16,7 @@ from tqdm import tqdm
 from suite import faults
 from suite.env import interactive
 from suite.errors import Diverged
+from suite.sweep.checkpoint import Checkpointer
 from suite.sweep.distributed import mean_across
 from suite.task import Task, to_device
 
@@ -36,6 +37,20 @@ class TrainStats:
     loss_curve: list[float]  # mean loss per 1/20th of the run
     amp: str | None = None   # autocast dtype of the forward pass (CUDA), None in full precision
     curve: CurvePoints | None = None  # the learning curve: train loss and eval metric at ~10 points
+    resumed_from: list[int] = field(default_factory=list)  # steps done when training continued from a checkpoint
+
+
+@dataclass
+class Progress:
+    """What the loop has recorded after ``step`` optimizer steps (a checkpoint keeps it)."""
+    step: int = 0
+    losses: list[float] = field(default_factory=list)
+    step_times: list[float] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)       # the learning curve's metric at its points so far
+    point_loss: list[float] = field(default_factory=list)   # its mean train loss since the point before
+    last: int = 0                                           # the step of the last point
+    time_s: float = 0.0                                     # training seconds (curve and saves left out)
+    resumed_from: list[int] = field(default_factory=list)
 
 
 #: how many points of the run the learning curve evaluates at
@@ -49,7 +64,8 @@ def curve_steps(steps: int, points: int = CURVE_POINTS) -> list[int]:
 
 def train(model: nn.Module, task: Task, device: torch.device, seed: int,
           desc: str = "train", runner: nn.Module | None = None, show: bool = True,
-          amp: str | None = None, curve: Callable[[], float] | None = None) -> TrainStats:
+          amp: str | None = None, curve: Callable[[], float] | None = None,
+          checkpoint: Checkpointer | None = None) -> TrainStats:
     """Train ``model`` in place on the batches and loss of ``task`` (an open task: its profile's
     recipe sets the schedule); ``runner`` (e.g. its DDP wrapper) is what the loss calls.
 
@@ -57,6 +73,9 @@ def train(model: nn.Module, task: Task, device: torch.device, seed: int,
     recipe does; fp16 scales the loss (``torch.amp.GradScaler``) so small gradients survive.
     ``curve()`` evaluates the model (in eval mode, without touching its training state or the
     random streams) at ``curve_steps``; its time is kept out of the step times and ``time_s``.
+    ``checkpoint`` saves the training state when due; where it holds a checkpoint of this cell,
+    training continues after its step as if it had never stopped: the same batches, random
+    numbers and result, bitwise on CPU (``time_s`` and the step times include the earlier attempts').
     """
     r = task.prof.recipe
     amp = amp if device.type == "cuda" else None
@@ -70,11 +89,21 @@ def train(model: nn.Module, task: Task, device: torch.device, seed: int,
     sched = CosineLRScheduler(opt, t_initial=r.steps, lr_min=r.min_lr, warmup_t=r.warmup_steps,
                               warmup_lr_init=r.lr * 1e-3, warmup_prefix=True, t_in_epochs=False)
     batches = task.train_batches(seed)
-    step_times, losses = [], []
-    points, values, point_loss, eval_s, last = set(curve_steps(r.steps)) if curve else set(), [], [], 0.0, 0
-    t_start = time.perf_counter()
-    bar = tqdm(range(r.steps), desc=desc, leave=False, mininterval=1.0, dynamic_ncols=True,
+    states = {"model": model, "optimizer": opt, "scheduler": sched, "scaler": scaler}
+    points = set(curve_steps(r.steps)) if curve else set()
+    done = Progress()
+    saved = checkpoint.load() if checkpoint is not None else None
+    if checkpoint is not None and saved is not None:
+        for _ in range(saved.step):  # the batches consumed, before the random streams are set as they were then
+            next(batches)
+        checkpoint.restore(saved, states)
+        done = Progress(**saved.progress)
+        done.resumed_from.append(done.step)
+    t_start = time.perf_counter() - done.time_s  # earlier attempts count; each pause (curve, save) moves it on
+    bar = tqdm(range(done.step, r.steps), desc=desc, leave=False, mininterval=1.0, dynamic_ncols=True,
+               initial=done.step, total=r.steps,
                disable=not (show and interactive()))  # a log file gets the cell's one line at its end instead
+    step_times, losses = done.step_times, done.losses
     for step in bar:
         t0 = time.perf_counter()
         batch = to_device(next(batches), device)
@@ -95,13 +124,19 @@ def train(model: nn.Module, task: Task, device: torch.device, seed: int,
             torch.cuda.synchronize(device)
         step_times.append(time.perf_counter() - t0)
         faults.point("train")
+        faults.pace()
         losses.append(agreed.item())
+        done.step = step + 1
         if step + 1 in points:
             t_eval = time.perf_counter()
-            point_loss.append(sum(losses[last:]) / len(losses[last:]))  # mean train loss since the last point
-            last = step + 1
-            values.append(_evaluate_point(curve, model, runner))  # type: ignore[arg-type]
-            eval_s += time.perf_counter() - t_eval
+            done.point_loss.append(sum(losses[done.last:]) / len(losses[done.last:]))  # mean loss since the last
+            done.last = step + 1
+            done.values.append(_evaluate_point(curve, model, runner))  # type: ignore[arg-type]
+            t_start += time.perf_counter() - t_eval
+        if checkpoint is not None and checkpoint.due(step + 1, final=step + 1 == r.steps):
+            t_save = time.perf_counter()
+            checkpoint.save(step + 1, states, asdict(done) | {"time_s": t_save - t_start})
+            t_start += time.perf_counter() - t_save
         if step % 20 == 0:
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
     bar.close()
@@ -109,9 +144,9 @@ def train(model: nn.Module, task: Task, device: torch.device, seed: int,
     curve_means = [sum(losses[i:i + chunk]) / len(losses[i:i + chunk]) for i in range(0, len(losses), chunk)]
     steady = sorted(step_times[len(step_times) // 10:]) or sorted(step_times)
     learning: CurvePoints | None = (
-        {"steps": sorted(points), "train_loss": point_loss, "values": values} if curve else None)
-    return TrainStats(r.steps, time.perf_counter() - t_start - eval_s, 1e3 * steady[len(steady) // 2],
-                      losses[-1], curve_means, amp, learning)
+        {"steps": sorted(points), "train_loss": done.point_loss, "values": done.values} if curve else None)
+    return TrainStats(r.steps, time.perf_counter() - t_start, 1e3 * steady[len(steady) // 2],
+                      losses[-1], curve_means, amp, learning, done.resumed_from)
 
 
 def _evaluate_point(curve: Callable[[], float], model: nn.Module, runner: nn.Module) -> float:
