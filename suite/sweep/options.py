@@ -10,6 +10,7 @@ plugins) gets its flags, its place in ``run.json``, the ``--resume`` check and, 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,9 +76,6 @@ class Interval:
     def __str__(self) -> str:
         return f"{self.steps}" if self.steps is not None else f"{self.minutes:g}m"
 
-    def as_json(self) -> str:
-        return str(self)
-
 
 def _interval(text: str) -> Interval:
     t = text.strip().lower()
@@ -85,7 +83,7 @@ def _interval(text: str) -> Interval:
         interval = Interval(minutes=float(t[:-1])) if t.endswith("m") else Interval(steps=int(t))
     except ValueError:
         interval = Interval(steps=0)
-    if (interval.steps or 0) <= 0 and (interval.minutes or 0) <= 0:
+    if not (0 < (interval.steps or interval.minutes or 0) < math.inf):
         raise UsageError(f"--checkpoint-every {text!r}: give a number of optimizer steps (e.g. 500) or of minutes "
                          f"(e.g. 30m), above zero")
     return interval
