@@ -59,6 +59,23 @@ def watch_starts(cluster: slurmcluster.Cluster, seen: dict[str, str], stop: thre
         stop.wait(2.0)
 
 
+def recorded_span(folder: Path) -> float:
+    start = json.loads((folder / "run.json").read_text())["started_at"]
+    last = [json.loads(x) for x in (folder / "rows.jsonl").read_text().splitlines() if x.strip()][-1]["recorded_at"]
+    return (dt.datetime.fromisoformat(last) - dt.datetime.fromisoformat(start)).total_seconds()
+
+
+def same_cells(here: Path, there: Path) -> dict[str, object]:
+    """Whether both runs hold the same cells with the same config_ids and quality."""
+    def rows(folder: Path) -> dict[str, dict[str, object]]:
+        return {r["key"]: r for r in map(json.loads, (folder / "rows.jsonl").read_text().splitlines())}
+    a, b = rows(here), rows(there)
+    return {"same_keys": set(a) == set(b),
+            "same_config_ids": all(a[k]["config_id"] == b[k]["config_id"] for k in a if k in b),
+            "quality_equal": {k: a[k]["quality"] == b[k]["quality"] for k in a if k in b},
+            "status": {k: [a[k]["status"], b[k]["status"] if k in b else None] for k in a}}
+
+
 def ratios(folder: Path) -> dict[str, dict[str, dict[str, float | None]]]:
     out: dict[str, dict[str, dict[str, float | None]]] = {}
     for line in (folder / "rows.jsonl").read_text().splitlines():
@@ -73,17 +90,25 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--args", default="", help="extra run_suite.py arguments for both runs")
+    p.add_argument("--slurm-args", default="--slurm-cpus-per-task 2",
+                   help="extra arguments of the SLURM run (default: each cell job gets the 2 cores a local cell uses)")
+    p.add_argument("--reuse-local", action="store_true",
+                   help="keep a finished OUT/local run (its wall time: run.json's start to its last row)")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     extra = a.args.split()
     cluster = slurmcluster.start(a.out / "cluster-state")
     try:
-        local_s = sweep(a.out / "local", cluster.env, extra)
+        if a.reuse_local and (a.out / "local" / "rows.jsonl").exists():
+            local_s = recorded_span(a.out / "local")
+        else:
+            local_s = sweep(a.out / "local", cluster.env, extra)
         starts: dict[str, str] = {}
         stop = threading.Event()
         watcher = threading.Thread(target=watch_starts, args=(cluster, starts, stop), daemon=True)
         watcher.start()
-        slurm_s = sweep(a.out / "slurm", cluster.env, [*extra, "--launcher", "slurm", "--slurm-partition", "debug"])
+        slurm_s = sweep(a.out / "slurm", cluster.env,
+                        [*extra, "--launcher", "slurm", "--slurm-partition", "debug", *a.slurm_args.split()])
         stop.set()
         watcher.join()
     finally:
@@ -99,10 +124,15 @@ def main() -> int:
     here, there = ratios(a.out / "local"), ratios(a.out / "slurm")
     summary = {"machine": {"cpu": cpu_name(), "host": platform.node(), "python": platform.python_version()},
                "args": extra, "wall_s": {"local": local_s, "slurm": slurm_s}, "jobs": waits,
-               "ratios": {"local": here, "slurm": there}}
+               "ratios": {"local": here, "slurm": there}, "cells": same_cells(a.out / "local", a.out / "slurm"),
+               "slurm_args": a.slurm_args.split()}
     (a.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    cells = summary["cells"]
+    assert isinstance(cells, dict)
     lines = [f"# Default sweep: SLURM (test cluster) vs local, {cpu_name()}", "",
              f"- wall time: local {local_s:.0f} s, slurm {slurm_s:.0f} s ({slurm_s / local_s:.2f}x)",
+             f"- same cells: {cells['same_keys']}, same config_ids: {cells['same_config_ids']}, equal quality: "
+             f"{sum(cells['quality_equal'].values())} of {len(cells['quality_equal'])}",
              f"- jobs: {len(jobs)} submitted, {len(waits)} seen starting; submission to start (scontrol's "
              f"StartTime, 1 s resolution): " + (", ".join(f"{w['kind']} {w['job']} {w['submit_to_start_s']:.0f} s"
                                                          for w in waits) or "none seen"), "",

@@ -14,6 +14,7 @@ import importlib
 import importlib.metadata
 import os
 import pkgutil
+import threading
 import types
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -33,6 +34,9 @@ class Registry:
         self._entries: dict[str, Any] = {}
         self._discovered = False
         self._discovering = False
+        # a sweep works on several groups in threads: another thread waits for a discovery under way
+        # (re-entrant: the plugins a discovery imports may look names up in this registry themselves)
+        self._discovery = threading.RLock()
         REGISTRIES.append(self)
 
     # -- registration -----------------------------------------------------------------
@@ -90,7 +94,13 @@ class Registry:
 
     # -- discovery ----------------------------------------------------------------------
     def discover(self) -> None:
-        if self._discovered or self._discovering:
+        if self._discovered:
+            return
+        with self._discovery:
+            self._discover()
+
+    def _discover(self) -> None:
+        if self._discovered or self._discovering:   # done by another thread meanwhile, or re-entered
             return
         self._discovering = True
         try:

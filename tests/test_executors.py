@@ -6,8 +6,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from suite.launch import Launcher
-from suite.sweep.executors import Local, WorkerCall, in_job, progress_line, slurm_parameters
+from suite.sweep.executors import Local, WorkerCall, in_job, progress_line, share_job_cpus, slurm_parameters
 from suite.sweep.options import Launch
 
 
@@ -69,3 +71,22 @@ def test_local_runs_jobs_calls_at_once_and_reports_each_as_it_ends(tmp_path: Pat
     out = Local(jobs=2).train(calls, done=lambda n, err: seen.append((n, err)))
     assert list(out) == ["a", "bad", "c", "d"] and out["bad"] == "process exited with status 1"
     assert peak[0] == 2 and sorted(seen) == sorted(out.items())
+
+
+def test_a_jobs_tasks_share_the_cpus_slurm_gave_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("SLURM_CPUS_ON_NODE", "8")
+        monkeypatch.setenv("SLURM_NTASKS_PER_NODE", "2")
+        share_job_cpus()
+        assert torch.get_num_threads() == 4
+        monkeypatch.setenv("SLURM_NTASKS_PER_NODE", "3(x2)")   # SLURM's compressed form
+        share_job_cpus()
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(before)
+        monkeypatch.delenv("SLURM_CPUS_ON_NODE")
+        share_job_cpus()   # outside a job: left alone
+        assert torch.get_num_threads() == before
+    finally:
+        torch.set_num_threads(before)

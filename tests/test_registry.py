@@ -65,3 +65,43 @@ def test_parse_variant() -> None:
         parse_variant("ln+sla+softmax")
     with pytest.raises(UsageError, match="unknown norm"):
         parse_variant("nope")
+
+
+def test_threads_that_look_up_names_during_a_discovery_wait_for_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep works on groups in threads: none may see a registry half discovered (empty)."""
+    import threading
+    import time
+
+    from suite.registry import REGISTRIES, Registry
+    reg = Registry("thing", None, "normbench.test-none")
+    found = reg._discover
+
+    def slow() -> None:
+        time.sleep(0.3)   # the discovery of a package of plugins, slowed
+        reg.register("a", object)
+        found()
+
+    monkeypatch.setattr(reg, "_discover", slow)
+    seen: list[list[str]] = []
+    threads = [threading.Thread(target=lambda: seen.append(reg.names())) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    REGISTRIES.remove(reg)
+    assert seen == [["a"]] * 4
+
+
+def test_a_group_that_fails_in_its_thread_lets_the_others_rows_land_first() -> None:
+    from suite.sweep.runner import _group_rows
+
+    def rows_of(task: str, seed: int) -> list[dict[str, object]]:
+        if task == "bad":
+            raise RuntimeError("this group failed")
+        return [{"task": task}]
+
+    got: list[object] = []
+    with pytest.raises(RuntimeError, match="this group failed"):
+        for row in _group_rows([("a", 0), ("bad", 0), ("c", 0)], 3, rows_of):  # type: ignore[arg-type]
+            got.append(row)
+    assert sorted(r["task"] for r in got) == ["a", "c"]  # type: ignore[index]

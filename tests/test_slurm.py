@@ -67,8 +67,15 @@ def _requeue(cluster: slurmcluster.Cluster, job: str) -> None:
         time.sleep(0.1)
 
 
+def _status(out: Path) -> str:
+    """``run_suite.py status OUT``, in this process (its clients find the cluster through SLURM_CONF)."""
+    from suite.sweep.status import render, run_status
+    return render(run_status(out), out)
+
+
 def test_ddp_cells_through_slurm_survive_requeue_and_cancel_and_a_detached_resume_completes_the_run(
-        cluster: slurmcluster.Cluster, tmp_path: Path) -> None:
+        cluster: slurmcluster.Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     """Two-process DDP cells, each a two-task job (TCP rendezvous), trained as ``--nproc-per-node 2``
     trains them here under torchrun: the same config_id and the same quality to every digit. The
     ``ln`` job is requeued once it has checkpointed (a preemption): it continues from its checkpoint
@@ -80,7 +87,7 @@ def test_ddp_cells_through_slurm_survive_requeue_and_cancel_and_a_detached_resum
     out = tmp_path / "slurm"
     args = [*DDP, "--launcher", "slurm", "--slurm-partition", "debug", "--slurm-cpus-per-task", "1", "--out", str(out)]
     sweep = subprocess.Popen([sys.executable, str(REPO / "run_suite.py"), *args], cwd=REPO,
-                             env={**cluster.env, "NORMBENCH_PACE_S": "0.5"}, stdout=subprocess.PIPE,
+                             env={**cluster.env, "NORMBENCH_PACE_S": "0.4"}, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     checkpoint = out / "cells" / "wikitext-ln-s0" / "checkpoint"
@@ -104,22 +111,24 @@ def test_ddp_cells_through_slurm_survive_requeue_and_cancel_and_a_detached_resum
     assert ln["config_id"] == local["config_id"] and ln["quality"] == local["quality"]   # to every digit
     assert local["scheduler"] is None and not local["train"].get("resumed_from")
 
-    status = _suite(["status", str(out)], cluster.env)   # the table the waiting sweep's progress summarises
-    line = next(x for x in status.stdout.splitlines() if "crms" in x)
-    assert status.returncode == 0 and "1 done, 1 failed, 0 pending" in status.stdout
-    assert victim in line and "gone (no result)" in line and "failed" in line, status.stdout
+    monkeypatch.setenv("SLURM_CONF", cluster.env["SLURM_CONF"])   # this process's clients: the test cluster
+    status = _status(out)   # the table the waiting sweep's progress summarises
+    line = next(x for x in status.splitlines() if "crms" in x)
+    assert "1 done, 1 failed, 0 pending" in status
+    assert victim in line and "gone (no result)" in line and "failed" in line, status
 
-    detached = _suite(["--resume", "--out", str(out), "--detach"], cluster.env)
-    assert detached.returncode == 0 and "run_suite.py status" in detached.stderr, detached.stderr[-2000:]
+    capsys.readouterr()
+    assert main(["--resume", "--out", str(out), "--detach"]) == 0
+    assert "run_suite.py status" in capsys.readouterr().err
     final = json.loads((out / "slurm" / "detached.json").read_text())["job_id"]
-    assert f"assemble job {final}" in _suite(["status", str(out)], cluster.env).stdout
-    busy = _suite(["--resume", "--out", str(out)], cluster.env)   # its final job owns the run meanwhile
-    assert busy.returncode == 2 and f"final job {final} is still queued" in busy.stderr, busy.stderr
-    assert len(busy.stderr.strip().splitlines()) == 1
+    assert f"assemble job {final}" in _status(out)
+    assert main(["--resume", "--out", str(out)]) == 2   # its final job owns the run meanwhile
+    busy = capsys.readouterr().err.strip()
+    assert f"final job {final} is still queued" in busy and len(busy.splitlines()) == 1, busy
     while final in cluster.run("squeue", "-h", "-o", "%i") and time.monotonic() < deadline + 150:
         time.sleep(0.5)
-    status = _suite(["status", str(out)], cluster.env)
-    assert "2 done, 0 failed, 0 pending" in status.stdout and f"assemble job {final}" in status.stdout, status.stdout
+    status = _status(out)
+    assert "2 done, 0 failed, 0 pending" in status and f"assemble job {final}" in status, status
     rows = _rows(out)
     assert len(rows) == 3 and [r["variant"] for r in rows].count("crms") == 2   # only it ran again
     crms = rows[-1]

@@ -230,6 +230,7 @@ class RunCall:
         # trains again. End at once instead: the checkpoint keeps the training, the rerun continues it.
         signal.signal(signal.SIGTERM, _stopped)
         tasks = int(os.environ.get("SLURM_NTASKS", "1"))
+        share_job_cpus()
         if tasks > 1:
             from submitit.helpers import TorchDistributedEnvironment
             TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
@@ -241,6 +242,19 @@ class RunCall:
     def checkpoint(self, call: WorkerCall) -> Any:
         from submitit.helpers import DelayedSubmission
         return DelayedSubmission(self, call)
+
+
+def share_job_cpus() -> None:
+    """Torch threads of a job's task: the CPUs SLURM gave the job on this node, shared by its tasks
+    there (``--threads`` still wins: the cell sets it itself). A cluster without CPU binding leaves
+    every core of the node visible, and two cells each starting a thread per core oversubscribe it
+    (OpenMP's spinning threads then slow each to a fraction); this keeps a job within its share."""
+    cpus = int(os.environ.get("SLURM_CPUS_ON_NODE", "0") or 0)
+    if cpus <= 0:
+        return
+    per_node = int((os.environ.get("SLURM_NTASKS_PER_NODE") or "1").split("(")[0].split(",")[0] or 1)
+    import torch
+    torch.set_num_threads(max(1, cpus // max(1, per_node)))
 
 
 def _stopped(signum: int, frame: object) -> None:

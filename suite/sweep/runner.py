@@ -124,10 +124,18 @@ def _group_rows(groups: list[tuple[str, int]], at_once: int,
         for task, seed in groups:
             yield from rows_of(task, seed)
         return
+    failed: BaseException | None = None
     with ThreadPoolExecutor(max_workers=min(at_once, len(groups))) as pool:
         futures = [pool.submit(lambda g: list(rows_of(*g)), g) for g in groups]
         for future in as_completed(futures):
-            yield from future.result()
+            try:
+                rows = future.result()
+            except Exception as e:  # noqa: BLE001 - the other groups' rows land first, then it is raised
+                failed = failed or e
+                continue
+            yield from rows
+    if failed is not None:
+        raise failed
 
 
 def _detach(cfg: RunConfig, groups: list[tuple[str, int]], done: dict[str, str | None], bad: dict[str, str],
