@@ -62,6 +62,10 @@ def resolve_device(name: str, check: bool = True) -> str:
     return name
 
 
+#: a worker the GPU pool pinned: its GPUs as the sweep numbers them (``--gpus``); its CUDA index is 0, 1, ...
+GPUS_ENV = "NORMBENCH_GPUS"
+
+
 def visible_gpus() -> int:
     """CUDA devices this process sees (within ``CUDA_VISIBLE_DEVICES``), without making a CUDA context."""
     import torch

@@ -13,7 +13,6 @@ import pytest
 import suite.env
 from suite.cli.main import main
 from suite.launch import Launcher, start_server
-from suite.sweep import executors
 from suite.sweep.executors import GpuPool, WorkerCall, executor_for
 from suite.sweep.options import Launch
 
@@ -74,7 +73,7 @@ def test_a_group_is_timed_alone_on_its_gpu_while_other_groups_train(tmp_path: Pa
     def measurement(label: str, env: dict[str, str]) -> str:
         start = time.time()
         time.sleep(1.5)
-        windows.append({"pool": env[executors.GPUS_ENV], "cuda_visible": env["CUDA_VISIBLE_DEVICES"],
+        windows.append({"pool": env[suite.env.GPUS_ENV], "cuda_visible": env["CUDA_VISIBLE_DEVICES"],
                         "start": start, "end": time.time()})
         return label
 
@@ -96,7 +95,7 @@ def test_the_pool_is_what_a_local_cuda_sweep_gets(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-a,GPU-b,GPU-c")
     pool = executor_for(Launch(), Path("out"), "cuda")
     assert isinstance(pool, GpuPool) and pool.gpus == [0, 1, 2] and pool.concurrency == 3
-    assert pool.env([1]) == {"CUDA_VISIBLE_DEVICES": "GPU-b", executors.GPUS_ENV: "1"}
+    assert pool.env([1]) == {"CUDA_VISIBLE_DEVICES": "GPU-b", suite.env.GPUS_ENV: "1"}
     chosen = executor_for(Launch(gpus=[0, 2]), Path("out"), "cuda")
     assert isinstance(chosen, GpuPool) and chosen.gpus == [0, 2]
     assert not isinstance(executor_for(Launch(), Path("out"), "cpu"), GpuPool)

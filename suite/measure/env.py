@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from suite.env import git_state, suite_version
+from suite.env import GPUS_ENV, git_state, suite_version
 from suite.parts import SCHEMA_VERSION, DeviceInfo, GpuUsed, Provenance
 
 LIBRARIES = ("torch", "torchvision", "timm", "transformers", "numpy", "nvidia-ml-py")
@@ -55,7 +55,7 @@ def device_description(device: torch.device) -> DeviceInfo:
 def gpu_index(cuda_index: int) -> int:
     """The GPU's index as the sweep numbers them (``--gpus``): a worker the GPU pool pinned sees its
     GPUs as 0, 1, ... and is told their sweep indices in ``NORMBENCH_GPUS``."""
-    pinned = [int(g) for g in os.environ.get("NORMBENCH_GPUS", "").split(",") if g.strip().isdigit()]
+    pinned = [int(g) for g in os.environ.get(GPUS_ENV, "").split(",") if g.strip().isdigit()]
     return pinned[cuda_index] if cuda_index < len(pinned) else cuda_index
 
 

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from suite import env, jsonio
-from suite.env import now_iso
+from suite.env import GPUS_ENV, now_iso
 from suite.errors import UsageError
 from suite.launch import Launcher
 from suite.sweep.options import Launch
@@ -52,8 +52,6 @@ JOBS_FILE = "jobs.jsonl"
 RESULT_GRACE_S = 15.0
 #: the final job of a detached run (in the run's ``slurm/`` folder): while it is queued the run is its own
 DETACHED = "detached.json"
-#: a pinned worker's GPUs as the sweep numbers them (``--gpus``); its CUDA index is 0, 1, ...
-GPUS_ENV = "NORMBENCH_GPUS"
 
 
 @dataclass(frozen=True)
@@ -340,8 +338,7 @@ class Slurm:
                     gone_since.pop(i, None)
                     continue
                 elif time.monotonic() - gone_since.setdefault(i, time.monotonic()) > RESULT_GRACE_S:
-                    results[i] = (None, f"SLURM job {job.job_id} ended without a result "
-                                        f"({ended_reason(job.job_id)})")
+                    results[i] = (None, no_result(job.job_id))
                 else:
                     continue
                 if ended is not None:
@@ -375,7 +372,7 @@ class Collected:
             elif job is None:
                 out[call.name] = "the cell was never submitted; --resume --out submits it"
             else:
-                out[call.name] = f"SLURM job {job['job_id']} ended without a result ({ended_reason(job['job_id'])})"
+                out[call.name] = no_result(job["job_id"])
             if done is not None:
                 done(call.name, out[call.name])
         return out
@@ -416,6 +413,11 @@ def queue_states(job_ids: list[str]) -> dict[str, str]:
         if len(parts) == 2:
             states[parts[0]] = parts[1]
     return states
+
+
+def no_result(job_id: str) -> str:
+    """Why a unit has no outcome: its job left the queue without writing one, as the scheduler tells it."""
+    return f"SLURM job {job_id} ended without a result ({ended_reason(job_id)})"
 
 
 def ended_reason(job_id: str) -> str:

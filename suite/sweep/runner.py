@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from suite import faults, jsonio
-from suite.env import job_info, now_iso
+from suite.env import GPUS_ENV, job_info, now_iso
 from suite.errors import DataError, UsageError
 from suite.launch import Launcher, worker_launcher
 from suite.measure.env import provenance
@@ -34,7 +34,6 @@ from suite.report.store import Store
 from suite.sweep.config import PROBE_FILE, RANK_ERROR, CellSpec, RunConfig
 from suite.sweep.executors import (
     DETACHED,
-    GPUS_ENV,
     Collected,
     Executor,
     Slurm,
