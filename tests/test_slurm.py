@@ -35,9 +35,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[slurmcluster.C
     c.stop()
 
 
-def _suite(args: list[str], env: dict[str, str], **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(REPO / "run_suite.py"), *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600, **kw)  # type: ignore[call-overload]
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``run_suite.py ARGS`` in a process of its own while the test goes on; its output goes to ``log``."""
+    with log.open("wb") as f:
+        return subprocess.Popen([sys.executable, str(REPO / "run_suite.py"), *args], cwd=REPO, env=env,
+                                stdout=f, stderr=subprocess.STDOUT)
 
 
 def _rows(out: Path) -> list[dict]:
@@ -57,14 +59,19 @@ def _queued(cluster: slurmcluster.Cluster, suffix: str, deadline: float) -> str:
 
 
 def _requeue(cluster: slurmcluster.Cluster, job: str) -> None:
-    """Preempt ``job`` as SLURM does with requeue, and let it start again at once (SLURM otherwise
-    holds a requeued job back for a while: reason BeginTime)."""
+    """Preempt ``job`` as SLURM does with requeue, and let it start again at once. SLURM holds a
+    requeued job back for two minutes (reason BeginTime), set once the job has left COMPLETING: wait
+    for that, then move its start to now."""
     cluster.run("scontrol", "requeue", job)
-    for _ in range(50):
-        if cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now", check=False) == "" and \
-                "BeginTime" not in cluster.run("squeue", "-h", "-r", "-o", "%r", "-j", job, check=False):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        state = cluster.run("squeue", "-h", "-r", "-o", "%T %r", "-j", job, check=False).split()
+        if state[:1] == ["RUNNING"] or (state[:1] == ["PENDING"] and "BeginTime" not in state):
             return
+        if state[:1] == ["PENDING"]:
+            cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now", check=False)
         time.sleep(0.1)
+    raise AssertionError(f"the requeued job {job} did not become eligible to start again")
 
 
 def _status(out: Path) -> str:
@@ -83,12 +90,11 @@ def test_ddp_cells_through_slurm_survive_requeue_and_cancel_and_a_detached_resum
     failed row with the scheduler's reason. A detached ``--resume`` then submits exactly that cell and
     a final job that writes its row; every cell ends recorded once, ok."""
     from suite.cli.main import main
-    assert main([*DDP, "--variants", "ln", "--out", str(tmp_path / "local")]) == 0   # torchrun, here
+    here = _start([*DDP, "--variants", "ln", "--out", str(tmp_path / "local")], dict(os.environ),
+                  tmp_path / "local.log")   # torchrun, here, beside the cluster's jobs
     out = tmp_path / "slurm"
     args = [*DDP, "--launcher", "slurm", "--slurm-partition", "debug", "--slurm-cpus-per-task", "1", "--out", str(out)]
-    sweep = subprocess.Popen([sys.executable, str(REPO / "run_suite.py"), *args], cwd=REPO,
-                             env={**cluster.env, "NORMBENCH_PACE_S": "0.4"}, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    sweep = _start(args, {**cluster.env, "NORMBENCH_PACE_S": "0.4"}, tmp_path / "slurm.log")
     deadline = time.monotonic() + 240
     checkpoint = out / "cells" / "wikitext-ln-s0" / "checkpoint"
     preempted = _queued(cluster, "_0", deadline)
@@ -97,9 +103,11 @@ def test_ddp_cells_through_slurm_survive_requeue_and_cancel_and_a_detached_resum
     _requeue(cluster, preempted)
     victim = _queued(cluster, "_1", deadline)
     cluster.run("scancel", victim)
-    _, err = sweep.communicate(timeout=300)
+    sweep.wait(timeout=300)
+    err = (tmp_path / "slurm.log").read_text()
     assert sweep.returncode == 1, err[-2000:]   # a cell failed; the sweep went on and wrote every row
     assert "jobs: " in err   # progress as the jobs change state
+    assert here.wait(timeout=300) == 0, (tmp_path / "local.log").read_text()[-2000:]
     rows = {r["variant"]: r for r in _rows(out)}
     assert rows["crms"]["status"] == "error", rows["crms"]["message"]
     assert f"SLURM job {victim} ended without a result (CANCELLED" in rows["crms"]["message"]
@@ -142,14 +150,20 @@ def test_ddp_cells_through_slurm_survive_requeue_and_cancel_and_a_detached_resum
     (["--jobs", "2"], "under --launcher slurm every cell is its own job"),
 ])
 def test_bad_slurm_input_is_one_line_and_exit_2_before_anything_is_submitted(
-        cluster: slurmcluster.Cluster, tmp_path: Path, extra: list[str], expected: str) -> None:
-    r = _suite([*SMALL, "--launcher", "slurm", *extra, "--out", str(tmp_path / "o")], cluster.env)
-    assert r.returncode == 2 and expected in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        cluster: slurmcluster.Cluster, tmp_path: Path, extra: list[str], expected: str,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from suite.cli.main import main
+    monkeypatch.setenv("SLURM_CONF", cluster.env["SLURM_CONF"])
+    assert main([*SMALL, "--launcher", "slurm", *extra, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "o" / "slurm").exists()
 
 
-def test_without_slurm_on_path_the_error_names_the_fix(tmp_path: Path) -> None:
-    env = {**os.environ, "PATH": str(Path(sys.executable).parent)}   # python, no SLURM commands
-    r = _suite([*SMALL, "--launcher", "slurm", "--out", str(tmp_path / "o")], env)
-    assert r.returncode == 2 and "sbatch" in r.stderr and "--launcher local" in r.stderr, r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
+def test_without_slurm_on_path_the_error_names_the_fix(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from suite.cli.main import main
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))   # python, no SLURM commands
+    assert main([*SMALL, "--launcher", "slurm", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "sbatch" in err and "--launcher local" in err and len(err.splitlines()) == 1, err
