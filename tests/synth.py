@@ -8,11 +8,14 @@ per-process "layout luck" per variant that the paired ratio does not cancel.
 from __future__ import annotations
 
 import copy
+import datetime
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from suite import jsonio
 from suite.measure.jobs import ModelTiming, TimingResult
 from suite.report.rows import SCHEMA_VERSION, RowKey, build_row
 
@@ -122,3 +125,31 @@ def night(rng: np.random.Generator, n: int, noise: Noise = Noise(), change: Chan
 def as_history_night(rows: list[dict], n: int) -> list[dict]:
     """The rows as the history store keeps them (a ``night`` id added)."""
     return [copy.deepcopy(r) | {"night": f"n{n:04d}"} for r in rows]
+
+
+def write_history(path: Path, n_nights: int, noise: Noise = Noise(), changes: dict[int, Change] | None = None,
+                  seed: int = 0, commits: list[str] | None = None) -> Path:
+    """A history store of ``n_nights`` synthetic nights, written as ``append_night`` writes one night
+    (fingerprint, night id, commit), then compacted once; ``changes``: from night index on, that
+    change (a step). Returns the history file."""
+    from suite.regression.history import HISTORY_VERSION, HistoryConfig, compact, history_file
+    from suite.report.fingerprint import fingerprint, fingerprint_id
+    rng = np.random.default_rng(seed)
+    file = history_file(path)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    step = Change()
+    start = datetime.datetime(2026, 1, 1, 2, tzinfo=datetime.UTC)
+    with open(file, "w") as f:
+        for n in range(n_nights):
+            step = (changes or {}).get(n, step)
+            commit = commits[n] if commits else f"{n:04x}" + "a" * 36
+            when = (start + datetime.timedelta(days=n)).isoformat()
+            for r in night(rng, n, noise, step):
+                r["provenance"]["git"]["commit"] = commit
+                r["recorded_at"] = when
+                fp = fingerprint(r)
+                f.write(jsonio.dumps({**r, "night": f"n{n:04d}", "appended_at": when, "commit": commit,
+                                      "fingerprint": fp, "fingerprint_id": fingerprint_id(fp),
+                                      "history_version": HISTORY_VERSION}) + "\n")
+    compact(file, HistoryConfig())
+    return file

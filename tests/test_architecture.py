@@ -33,6 +33,7 @@ ALLOWED = {
                            "suite.sweep"),
     "suite.bench": CORE + ("suite.variants", "suite.models", "suite.measure", "suite.report", "suite.regression",
                            "suite.bench"),
+    "suite.site": CORE + ("suite.measure", "suite.report", "suite.regression", "suite.site"),
     "suite.cli": ("suite",),
     "suite.__init__": CORE + ("suite.models", "suite.variants"),
     "tasks": CORE + ("suite.task", "suite.variants", "suite.models", "tasks"),

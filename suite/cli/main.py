@@ -14,7 +14,8 @@ from suite.errors import UsageError
 
 #: subcommand -> the module under ``suite.cli`` whose ``command(argv)`` runs it
 SUBCOMMANDS = {"calibrate": "calibrate", "deploy-bench": "deploy_bench", "scaling": "scaling", "merge": "merge",
-               "compare": "compare", "history": "history", "gpu-check": "gpu_check", "status": "status"}
+               "compare": "compare", "history": "history", "gpu-check": "gpu_check", "status": "status",
+               "publish": "publish"}
 
 
 def main(argv: list[str] | None = None) -> int:

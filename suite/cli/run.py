@@ -20,10 +20,10 @@ from suite.errors import UsageError
 def parser() -> Parser:
     """The sweep's command line: every declared option (``suite.sweep.options``, plugins' sections
     included), ``--list`` and the nightly options."""
+    from suite.cli.main import SUBCOMMANDS
     from suite.declare import add_arguments
     p = Parser(prog="run_suite.py", description="Cross tasks with norm/attention variants; train, deploy, "
-               "measure; append rows; print the leaderboard. Subcommands: calibrate, deploy-bench, scaling, merge, "
-               "compare, history, gpu-check.")
+               f"measure; append rows; print the leaderboard. Subcommands: {', '.join(SUBCOMMANDS)}.")
     p.add_argument("--list", action="store_true", help="list variants, tasks and models, then exit")
     add_arguments(p, _sections())
     add_nightly_arguments(p)  # --compare, --fail-on-regression, --history, --window

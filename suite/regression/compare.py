@@ -89,17 +89,19 @@ def load_baseline(path: Path) -> Baseline:
 
 def compare_rows(rows: Sequence[Mapping[str, object]], baseline: Baseline, window: int = WINDOW) -> list[Verdict]:
     rows = latest_rows(rows)
-    spread_new = _seed_spread(rows)
-    spread_old = _seed_spread(baseline.nights[-1])
+    spread_new = seed_spread(rows)
+    spread_old = seed_spread(baseline.nights[-1])
     out: list[Verdict] = []
     for row in rows:
         cands = baseline.rows_for(Row(row).key, exclude=row if baseline.kind == "history" else None)
-        out += _cell_verdicts(row, cands[-window:] if window else cands, spread_new, spread_old)
+        out += cell_verdicts(row, cands[-window:] if window else cands, spread_new, spread_old)
     return sorted(out, key=lambda v: (ORDER[v.verdict], v.key, v.metric))
 
 
-def _cell_verdicts(row: Mapping[str, object], cands: list[RowDoc], spread_new: Spread,
-                   spread_old: Spread) -> list[Verdict]:
+def cell_verdicts(row: Mapping[str, object], cands: list[RowDoc], spread_new: Spread,
+                  spread_old: Spread) -> list[Verdict]:
+    """The verdicts of one cell's new row against its earlier rows ``cands`` (oldest first); the spreads:
+    ``seed_spread`` of the new night and of the newest baseline night."""
     new_row = Row(row)
     key = new_row.key
     if not cands:
@@ -132,7 +134,7 @@ def _cell_verdicts(row: Mapping[str, object], cands: list[RowDoc], spread_new: S
     return out
 
 
-def _seed_spread(rows: Sequence[Mapping[str, object]]) -> Spread:
+def seed_spread(rows: Sequence[Mapping[str, object]]) -> Spread:
     """Std over seeds of each quality metric per (task, variant), where several seeds exist."""
     values: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     for r in map(Row, rows):

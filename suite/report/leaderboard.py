@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,44 +52,76 @@ def flat_table(rows: Sequence[Mapping[str, object]]) -> pd.DataFrame:
     return df[[c for c in df.columns if not any(raw in c for raw in RAW_COLUMNS)]]
 
 
-def leaderboard_markdown(rows: Sequence[Mapping[str, object]]) -> str:
-    rows = latest_rows(rows)
-    parts = ["# normbench leaderboard", "",
-             f"Generated from `rows.jsonl` ({len(rows)} cells) at {now_iso()}; do not edit by hand.",
-             "Arrows point to better. Latency: deployed model, batch 1, eval mode; ratio to `ln` is paired "
-             "per interleaved round, pooled over seeds, with a 95% bootstrap interval. Quality: mean ± std over "
-             "seeds; the primary metric's difference to `ln` is paired by seed with a 95% t interval, and the "
-             "verdict is `better`/`worse` only when that interval excludes 0 (one seed: no verdict).", ""]
-    sections: dict[SectionKey, list[Row]] = {}
-    for r in map(Row, rows):
-        sections.setdefault(_section_key(r), []).append(r)
+@dataclass
+class Section:
+    """One leaderboard section: the rows of one (task, profile, machine, data, runtime, precision,
+    configuration) with its table lines (column header -> text shown), its preamble and its footnotes.
+    ``leaderboard.md`` and the published site both render these."""
+    task: str
+    profile: str
+    where: str
+    data: str
+    runtime: str
+    precision: str
+    group: str
+    title: str
+    rows: list[Row]
+    lines: list[dict[str, str]]
+    preamble: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+LEGEND = ("Arrows point to better. Latency: deployed model, batch 1, eval mode; ratio to `ln` is paired "
+          "per interleaved round, pooled over seeds, with a 95% bootstrap interval. Quality: mean ± std over "
+          "seeds; the primary metric's difference to `ln` is paired by seed with a 95% t interval, and the "
+          "verdict is `better`/`worse` only when that interval excludes 0 (one seed: no verdict).")
+
+
+def leaderboard_sections(rows: Sequence[Mapping[str, object]], newest: bool = True) -> list[Section]:
+    """The rows in sections, in the order they were recorded; ``newest``: only the newest row of each
+    cell (``False``: the caller chose the rows, e.g. one cell measured on two machines)."""
+    grouped: dict[SectionKey, list[Row]] = {}
+    for r in map(Row, latest_rows(rows) if newest else rows):
+        grouped.setdefault(_section_key(r), []).append(r)
     groups_per_section: dict[tuple[str, ...], int] = {}
-    for key in sections:
+    for key in grouped:
         groups_per_section[key[:-1]] = groups_per_section.get(key[:-1], 0) + 1
-    for key, views in sections.items():
+    out = []
+    for key, views in grouped.items():
         task, profile, where, data, runtime, precision, group = key
         split = groups_per_section[key[:-1]] > 1
         config = f" · config {group or 'unrecorded'}: {_config_label(views)}" if split else ""
-        parts += [f"## {task} · profile {profile} · {where} · {runtime} {precision} · data: {data}{config}", ""]
+        preamble = []
         if split:
-            parts += [f"⚠ This task was run with {groups_per_section[key[:-1]]} different configurations; each has "
-                      "its own section, and rows of different configurations are never ranked or paired together.",
-                      ""]
+            preamble.append(f"⚠ This task was run with {groups_per_section[key[:-1]]} different configurations; each "
+                            "has its own section, and rows of different configurations are never ranked or paired "
+                            "together.")
         if (runtime, precision) != ("eager", "fp32"):
-            parts += [f"Quality: the deployed model evaluated in {precision} with eager PyTorch (Δ: against fp32); "
-                      f"`agree`: max |{runtime} {precision} - eager fp32| / max |eager fp32| on real eval inputs; "
-                      f"`build s`: compile/export seconds, never in the latency.", ""]
-        parts += [_section_table(views), ""]
-        notes = [f"- `{r.variant}` seed {r.seed}: **{r.status}**: {r.message}".rstrip(": ") for r in views if not r.ok]
-        notes += [f"- ⚠ `{r.variant}` seed {r.seed}: measured {' and '.join(state_warnings(r.gpu_state))}; "
+            preamble.append(f"Quality: the deployed model evaluated in {precision} with eager PyTorch (Δ: against "
+                            f"fp32); `agree`: max |{runtime} {precision} - eager fp32| / max |eager fp32| on real eval "
+                            f"inputs; `build s`: compile/export seconds, never in the latency.")
+        notes = [f"`{r.variant}` seed {r.seed}: **{r.status}**: {r.message}".rstrip(": ") for r in views if not r.ok]
+        notes += [f"⚠ `{r.variant}` seed {r.seed}: measured {' and '.join(state_warnings(r.gpu_state))}; "
                   "its latency may be inflated" for r in views if state_warnings(r.gpu_state)]
-        notes += [f"- ⚠ `{r.variant}` seed {r.seed}: {host_warning(r)}; its latency may be inflated"
+        notes += [f"⚠ `{r.variant}` seed {r.seed}: {host_warning(r)}; its latency may be inflated"
                   for r in views if r.ok and host_warning(r)]
-        notes += schedule_notes(views)
-        notes += one_seed_note(views)
-        notes += training_note(views)
-        notes += tf32_note(views, precision)
-        parts += notes + ([""] if notes else [])
+        notes += schedule_notes(views) + one_seed_note(views) + training_note(views) + tf32_note(views, precision)
+        title = f"{task} · profile {profile} · {where} · {runtime} {precision} · data: {data}{config}"
+        out.append(Section(task, profile, where, data, runtime, precision, group, title, views,
+                           section_lines(views), preamble, notes))
+    return out
+
+
+def leaderboard_markdown(rows: Sequence[Mapping[str, object]]) -> str:
+    rows = latest_rows(rows)
+    parts = ["# normbench leaderboard", "",
+             f"Generated from `rows.jsonl` ({len(rows)} cells) at {now_iso()}; do not edit by hand.", LEGEND, ""]
+    for sec in leaderboard_sections(rows):
+        parts += [f"## {sec.title}", ""]
+        for line in sec.preamble:
+            parts += [line, ""]
+        parts += [tabulate(sec.lines, headers="keys", tablefmt="github", disable_numparse=True), ""]
+        parts += [f"- {n}" for n in sec.notes] + ([""] if sec.notes else [])
     parts += deployment_matrices(rows)
     return "\n".join(parts)
 
@@ -98,7 +131,7 @@ def one_seed_note(views: list[Row]) -> list[str]:
     seeds = {r.seed for r in views if r.ok}
     if len(seeds) != 1:
         return []
-    return ["- One seed: the differences to `ln` get no interval and no verdict, so this table does not rank the "
+    return ["One seed: the differences to `ln` get no interval and no verdict, so this table does not rank the "
             "variants' quality. Run more seeds for verdicts (`--seeds 0,1,2`; each seed costs one more run of "
             "this section)."]
 
@@ -110,16 +143,16 @@ def tf32_note(views: list[Row], precision: str) -> list[str]:
         return []
     conv, matmul = any(s.get("cudnn_conv") for s in states), any(s.get("matmul") for s in states)
     if not (conv or matmul):
-        return ["- fp32 on CUDA: TF32 was off for convolutions and matmuls (full fp32 arithmetic)."]
+        return ["fp32 on CUDA: TF32 was off for convolutions and matmuls (full fp32 arithmetic)."]
     used = " and ".join(w for w, on in (("cuDNN convolutions (the patch embedding)", conv), ("matmuls", matmul)) if on)
-    return [f"- fp32 on CUDA: {used} ran in TF32 (10-bit mantissa), PyTorch's default; the rest in full fp32."]
+    return [f"fp32 on CUDA: {used} ran in TF32 (10-bit mantissa), PyTorch's default; the rest in full fp32."]
 
 
 def training_note(views: list[Row]) -> list[str]:
     """How the cells trained, when some trained side by side (``--jobs``): their step times and their
     numerics (CPU kernels round by thread count) are those of that many threads."""
     how = sorted({r.training for r in views if r.ok and r.training[0] > 1})
-    return [f"- Trained {c} cells at once with {n} thread(s) each (`--jobs {c}`); timing and memory ran alone."
+    return [f"Trained {c} cells at once with {n} thread(s) each (`--jobs {c}`); timing and memory ran alone."
             for c, n in how]
 
 
@@ -131,7 +164,7 @@ def schedule_notes(views: list[Row]) -> list[str]:
         if sched and sched.get("scaled") and r.variant not in notes:
             used = ", ".join(f"{k}={v}" for k, v in sched["used"].items())
             ref = ", ".join(f"{k}={v}" for k, v in sched["reference"].items())
-            notes[r.variant] = (f"- `{r.variant}` ran with {used} (published: {ref}): a schedule set for this run's "
+            notes[r.variant] = (f"`{r.variant}` ran with {used} (published: {ref}): a schedule set for this run's "
                                 f"budget by the suite's rule or --set, not the paper's; see docs/methods.md")
     return list(notes.values())
 
@@ -158,7 +191,8 @@ def _config_label(views: list[Row]) -> str:
     return f"{recipe.get('steps', '?')} steps, batch {recipe.get('batch_size', '?')}"
 
 
-def _section_table(views: list[Row]) -> str:
+def section_lines(views: list[Row]) -> list[dict[str, str]]:
+    """A section's table: one line per variant, the baseline first, with the verdict of the primary metric."""
     order = list(dict.fromkeys(r.variant for r in views))
     base = baseline_of(views)
     order.sort(key=lambda v: v != base)  # baseline first, the rest as recorded
@@ -173,7 +207,7 @@ def _section_table(views: list[Row]) -> str:
         for v, line in zip(order, lines):
             _add_verdict(line, v == base, _by_seed([r for r in views if r.variant == v], primary), base_q,
                          better[primary], f"Δ {METRIC_LABEL.get(primary, primary)} vs {base} [95% CI]")
-    return tabulate(lines, headers="keys", tablefmt="github", disable_numparse=True)
+    return lines
 
 
 def _by_seed(rows: list[Row], metric: str) -> dict[int, float]:

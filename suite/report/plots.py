@@ -1,4 +1,5 @@
-"""PNG plots next to ``leaderboard.md``: quality vs latency with the Pareto front, and trends.
+"""Plots next to ``leaderboard.md`` (PNG) and on the site (SVG): quality vs latency with the Pareto front,
+learning curves, deployment matrices and trends; every variant in its own fixed colour.
 
 Drawn with matplotlib's object API on the Agg canvas (no pyplot, no display needed), so
 a headless CI runner and a test process can draw without touching global state.
@@ -15,6 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from suite.parts import LearningCurve
+from suite.report.colours import variant_colour
 from suite.report.matrix import Cell, machine, matrix_cells
 from suite.report.rows import METRIC_LABEL, Row, cell_label, latest_rows
 
@@ -70,8 +72,9 @@ def _points(views: Iterable[Row], metric: str) -> dict[str, tuple[float, float]]
     return {v: (float(np.median(ls)), float(np.mean(qs))) for v, (ls, qs) in by.items()}
 
 
-def pareto_plots(rows: Sequence[Mapping[str, object]], out_dir: Path) -> list[tuple[str, str]]:
-    """One PNG per (task, profile, device, data); returns (title, file name) for the links."""
+def pareto_plots(rows: Sequence[Mapping[str, object]], out_dir: Path, fmt: str = "png") -> list[tuple[str, str]]:
+    """One figure per (task, profile, device, data); returns (title, file name) for the links. ``fmt``: the
+    file type (png for leaderboard.md, svg for the site)."""
     groups: dict[tuple[str, str, str, str], list[Row]] = {}
     for r in map(Row, latest_rows(rows)):
         groups.setdefault((r.task, r.profile, r.device, r.dataset_kind), []).append(r)
@@ -84,7 +87,7 @@ def pareto_plots(rows: Sequence[Mapping[str, object]], out_dir: Path) -> list[tu
         assert metric is not None  # no metric, no points
         # the first row's directions: the rows of one group share their task's metrics
         higher = next((r.metric_better for r in views), {}).get(metric, "higher") == "higher"
-        name = f"pareto-{slug(task, profile, device, kind)}.png"
+        name = f"pareto-{slug(task, profile, device, kind)}.{fmt}"
         title = f"{task} · {profile} · {device} · {kind}: {METRIC_LABEL.get(metric, metric)} vs latency"
         _draw_pareto(pts, higher, metric, title, Path(out_dir) / name)
         links.append((title, name))
@@ -97,7 +100,7 @@ def _draw_pareto(pts: dict[str, tuple[float, float]], higher: bool, metric: str,
     front = pareto_front(xy, higher)
     fig = Figure(figsize=(6.4, 4.4), dpi=110)
     ax = fig.subplots()
-    ax.scatter([p[0] for p in xy], [p[1] for p in xy], color="tab:blue", zorder=3)
+    ax.scatter([p[0] for p in xy], [p[1] for p in xy], color=[variant_colour(n) for n in names], zorder=3)
     for n, (x, y) in zip(names, xy):
         ax.annotate(n, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     fx = [xy[i][0] for i in front]
@@ -135,7 +138,7 @@ def trend_plot(trends: Sequence[TrendSeries], metric: str, unit_label: str, path
     return path
 
 
-def matrix_heatmaps(rows: Sequence[Mapping[str, object]], out_dir: Path) -> list[tuple[str, str]]:
+def matrix_heatmaps(rows: Sequence[Mapping[str, object]], out_dir: Path, fmt: str = "png") -> list[tuple[str, str]]:
     """The deployment matrix of each task as a heat map: variants x (runtime, precision), the
     colour the log of the latency ratio to ``ln`` (blue faster, red slower), the ratio printed."""
     groups: dict[tuple[str, str, str, str, str], list[Row]] = {}
@@ -147,7 +150,7 @@ def matrix_heatmaps(rows: Sequence[Mapping[str, object]], out_dir: Path) -> list
         if len(columns) < 2:
             continue
         cells = matrix_cells(views, columns)
-        name = f"matrix-{slug(task, profile, device, kind)}.png"
+        name = f"matrix-{slug(task, profile, device, kind)}.{fmt}"
         title = f"{task} · {profile} · {where} · {kind}: latency / ln per runtime and precision"
         _draw_matrix(cells, columns, title, Path(out_dir) / name)
         links.append((title, name))
@@ -183,7 +186,7 @@ def _draw_matrix(cells: dict[str, dict[tuple[str, str], Cell]], columns: list[tu
     fig.savefig(path)
 
 
-def curve_plots(rows: Sequence[Mapping[str, object]], out_dir: Path) -> list[tuple[str, str]]:
+def curve_plots(rows: Sequence[Mapping[str, object]], out_dir: Path, fmt: str = "png") -> list[tuple[str, str]]:
     """Learning curves per (task, profile, device, data): the eval metric on the fixed subset and the train
     loss against the step, one line per variant (mean over seeds) with a band of one standard deviation."""
     cells: dict[tuple[str, str, str, str, str], dict[tuple[str, int], LearningCurve]] = {}
@@ -193,7 +196,7 @@ def curve_plots(rows: Sequence[Mapping[str, object]], out_dir: Path) -> list[tup
             cells.setdefault((r.task, r.profile, r.device, r.dataset_kind, machine(r)), {})[(r.variant, r.seed)] = curve
     links = []
     for (task, profile, device, kind, where), curves in cells.items():
-        name = f"curves-{slug(task, profile, device, kind)}.png"
+        name = f"curves-{slug(task, profile, device, kind)}.{fmt}"
         metric = next(iter(curves.values()))["metric"]
         title = f"{task} · {profile} · {where} · {kind}: learning curves"
         _draw_curves(curves, metric, title, Path(out_dir) / name)
@@ -211,8 +214,10 @@ def _draw_curves(curves: dict[tuple[str, int], LearningCurve], metric: str, titl
         for ax, series in ((left, [c["values"] for c in same]), (right, [c["train_loss"] for c in same])):
             vals = np.array(series, dtype=np.float64)
             mean, sd = vals.mean(0), vals.std(0, ddof=1) if len(vals) > 1 else np.zeros(vals.shape[1])
-            ax.plot(steps, mean, marker=".", lw=1.2, label=f"{variant} ({len(same)} seed{'s' * (len(same) > 1)})")
-            ax.fill_between(steps, mean - sd, mean + sd, alpha=0.2)
+            colour = variant_colour(variant)
+            ax.plot(steps, mean, marker=".", lw=1.2, color=colour,
+                    label=f"{variant} ({len(same)} seed{'s' * (len(same) > 1)})")
+            ax.fill_between(steps, mean - sd, mean + sd, alpha=0.2, color=colour)
     items = next(iter(curves.values())).get("eval_items")
     left.set_ylabel(f"{METRIC_LABEL.get(metric, metric)} on the first {items} eval items")
     right.set_ylabel("train loss (mean since the previous point)")
