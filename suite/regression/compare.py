@@ -22,7 +22,7 @@ from tabulate import tabulate
 from suite import jsonio
 from suite.errors import UsageError
 from suite.parts import RowDoc
-from suite.regression.verdicts import MIN_HISTORY, Rule, judge, observations
+from suite.regression.verdicts import MIN_HISTORY, Memo, Rule, judge, observed
 from suite.report.fingerprint import differences, fingerprint
 from suite.report.rows import Row, cell_label, latest_rows
 from suite.report.store import ROWS, read_rows
@@ -99,9 +99,11 @@ def compare_rows(rows: Sequence[Mapping[str, object]], baseline: Baseline, windo
 
 
 def cell_verdicts(row: Mapping[str, object], cands: list[RowDoc], spread_new: Spread,
-                  spread_old: Spread) -> list[Verdict]:
+                  spread_old: Spread, memo: Memo | None = None) -> list[Verdict]:
     """The verdicts of one cell's new row against its earlier rows ``cands`` (oldest first); the spreads:
-    ``seed_spread`` of the new night and of the newest baseline night."""
+    ``seed_spread`` of the new night and of the newest baseline night. ``memo``: for a caller that judges
+    the same rows many times (a replay of the history), where their observations are kept; the rows
+    must stay alive while it is used."""
     new_row = Row(row)
     key = new_row.key
     if not cands:
@@ -117,9 +119,9 @@ def cell_verdicts(row: Mapping[str, object], cands: list[RowDoc], spread_new: Sp
     device = new_row.device
     ok = [r for r in same if r.ok]
     # pairwise judging uses the newest night's bootstrap error; a history uses its spread
-    base_obs = [observations(r, with_se=r is ok[-1] and len(ok) < MIN_HISTORY) for r in ok]
+    base_obs = [observed(r, r is ok[-1] and len(ok) < MIN_HISTORY, memo) for r in ok]
     out = []
-    for metric, (rule, new) in observations(new_row).items():
+    for metric, (rule, new) in observed(new_row, True, memo).items():
         base = [o[metric][1] for o in base_obs if metric in o]
         if not base:
             out.append(Verdict(key, metric, "incomparable", new=_show(rule, new.value),
@@ -134,12 +136,12 @@ def cell_verdicts(row: Mapping[str, object], cands: list[RowDoc], spread_new: Sp
     return out
 
 
-def seed_spread(rows: Sequence[Mapping[str, object]]) -> Spread:
+def seed_spread(rows: Sequence[Mapping[str, object]], memo: Memo | None = None) -> Spread:
     """Std over seeds of each quality metric per (task, variant), where several seeds exist."""
     values: dict[tuple[str, str, str], list[float]] = defaultdict(list)
     for r in map(Row, rows):
         if r.ok:
-            for m, (_, obs) in observations(r, with_se=False).items():
+            for m, (_, obs) in observed(r, False, memo).items():
                 if m in r.metric_better:
                     values[(r.task, r.variant, m)].append(obs.value)
     return {k: float(np.std(v, ddof=1)) for k, v in values.items() if len(v) >= 2}

@@ -176,15 +176,18 @@ def find_steps(values: list[float], rule: Rule, recent: int = 7, window: int = W
     night alone can be. For each persisting step, the split that explains it best is kept."""
     x = np.array([rule.to_scale(v) for v in values], dtype=np.float64)
     found: list[tuple[int, str, float, float]] = []
-    for c in range(max(MIN_HISTORY, len(x) - recent), len(x)):
+    splits = range(max(MIN_HISTORY, len(x) - recent), len(x))
+    # degrees of freedom of each split (k nights before, m after), their t quantiles in one call
+    dfs = [min(window, c) - 1 + max(len(x) - c - 1, 0) for c in splits]
+    quantiles = stats.t.ppf(1 - alpha, dfs) if dfs else []
+    for c, df, q in zip(splits, dfs, quantiles):
         before, after = x[max(0, c - window):c], x[c:]
         k, m = len(before), len(after)
         # pooled spread of both levels (a two-sample t); medians cost a factor pi/2 in variance
         ss = float(np.var(before, ddof=1)) * (k - 1) + (float(np.var(after, ddof=1)) * (m - 1) if m > 1 else 0.0)
-        df = k - 1 + max(m - 1, 0)
         sd = math.sqrt(ss / df) * math.sqrt((1.0 if m <= 2 else math.pi / 2) / m + math.pi / (2 * k))
         d = float(np.median(after) - np.median(before))
-        threshold = max(rule.min_step, float(stats.t.ppf(1 - alpha, df)) * sd)
+        threshold = max(rule.min_step, float(q) * sd)
         worse = d if rule.better == "lower" else -d
         if abs(worse) > threshold:
             found.append((c, "regressed" if worse > 0 else "improved", d, abs(worse) / max(threshold, 1e-12)))

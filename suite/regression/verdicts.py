@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -128,18 +129,28 @@ def judge(rule: Rule, new: Obs, base: list[Obs], device_type: str | None, alpha:
         ref, k = float(np.median(vals)), len(vals)
         s = max(float(np.std(vals, ddof=1)), new.se, new.spread)
         sd = s * math.sqrt(1 + math.pi / (2 * k))  # a new night vs the median of k nights
-        q, method = float(stats.t.ppf(1 - alpha, k - 1)), f"history({k})"
+        q, method = _t_quantile(1 - alpha, k - 1), f"history({k})"
     else:
         b = base[-1]
         ref = b.value
         extra = max(rule.noise(device_type), new.spread, b.spread)
         sd = math.sqrt(new.se ** 2 + b.se ** 2 + 2 * extra ** 2)
-        q, method = float(stats.norm.ppf(1 - alpha)), "pairwise"
+        q, method = _normal_quantile(1 - alpha), "pairwise"
     d = new.value - ref
     threshold = max(rule.min_step, q * sd)
     worse = d if rule.better == "lower" else -d
     verdict = "regressed" if worse > threshold else "improved" if -worse > threshold else "unchanged"
     return Judgement(verdict, d, threshold, ref, method)
+
+
+@lru_cache(maxsize=256)
+def _t_quantile(p: float, df: int) -> float:
+    return float(stats.t.ppf(p, df))
+
+
+@lru_cache(maxsize=16)
+def _normal_quantile(p: float) -> float:
+    return float(stats.norm.ppf(p))
 
 
 def boot_se(values: Any, stat: Callable[[np.ndarray], np.ndarray], n_resamples: int = 500) -> float:
@@ -163,6 +174,22 @@ def _trimmed(a: np.ndarray) -> np.ndarray:
 def _log_rounds(values: list[float]) -> np.ndarray:
     a = np.asarray(values, dtype=np.float64)
     return np.log(a[np.isfinite(a) & (a > 0)])
+
+
+#: observations already made of rows, by the row object's id and whether with bootstrap errors
+Memo = dict[tuple[int, bool], dict[str, "tuple[Rule, Obs]"]]
+
+
+def observed(r: Row, with_se: bool, memo: Memo | None = None) -> dict[str, tuple[Rule, Obs]]:
+    """``observations(r, with_se)``, made once per row where a ``memo`` is kept (a replay of the history
+    judges each row against many nights); every call gets its own ``Obs``, since judging sets their
+    spreads. The rows must stay alive while the memo is used."""
+    if memo is None:
+        return observations(r, with_se=with_se)
+    key = (id(r.d), with_se)
+    if key not in memo:
+        memo[key] = observations(r, with_se=with_se)
+    return {m: (rule, replace(obs)) for m, (rule, obs) in memo[key].items()}
 
 
 def observations(r: Row, with_se: bool = True) -> dict[str, tuple[Rule, Obs]]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from suite.parts import RowDoc
 from suite.regression.compare import WINDOW, Verdict, cell_verdicts, seed_spread
 from suite.regression.history import Step, find_steps, nights
-from suite.regression.verdicts import Rule, observations
+from suite.regression.verdicts import Memo, Rule, observed
 from suite.report.rows import Row, cell_label, latest_rows
 
 CALLED = ("regressed", "improved")
@@ -59,7 +59,8 @@ def cell_histories(rows: Sequence[RowDoc], window: int = WINDOW) -> list[CellHis
     for r in rows:
         by_night[Row(r).night or "?"].append(r)
     per_night = {n: latest_rows(rs) for n, rs in by_night.items()}
-    spreads = {n: seed_spread(rs) for n, rs in per_night.items()}
+    memo: Memo = {}   # each row observed once, however many nights it is a baseline of
+    spreads = {n: seed_spread(rs, memo) for n, rs in per_night.items()}
     cells: dict[str, CellHistory] = {}
     series: dict[str, list[tuple[int, RowDoc]]] = {}
     for i, n in enumerate(order):
@@ -72,7 +73,7 @@ def cell_histories(rows: Sequence[RowDoc], window: int = WINDOW) -> list[CellHis
             cell.nights.append(order[i])
             cell.commits.append(row.commit)
             shown: dict[str, float] = {}
-            for m, (rule, obs) in (observations(row, with_se=False).items() if row.ok else ()):
+            for m, (rule, obs) in (observed(row, False, memo).items() if row.ok else ()):
                 cell.rules.setdefault(m, rule)
                 cell.values.setdefault(m, [None] * j)
                 shown[m] = rule.show(obs.value)
@@ -82,7 +83,7 @@ def cell_histories(rows: Sequence[RowDoc], window: int = WINDOW) -> list[CellHis
                 continue
             prev = order[items[j - 1][0]]
             cands = [c for _, c in items[max(0, j - window):j]]
-            for verdict in cell_verdicts(r, cands, spreads[order[i]], spreads[prev]):
+            for verdict in cell_verdicts(r, cands, spreads[order[i]], spreads[prev], memo):
                 if verdict.verdict in CALLED:
                     cell.calls.append(Call(order[i], i, row.commit, row.recorded_at, verdict))
         for m, vals in cell.values.items():
