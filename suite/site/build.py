@@ -180,7 +180,8 @@ def _column_key(header: str) -> str:
     for start, key in COLUMN_KEYS:
         if header.startswith(start):
             return key
-    return slug(header.split(" ")[0]).lower()
+    first = header.split(" ")[0]
+    return "throughput" if first.endswith("/s") else slug(first).lower()   # "tok/s ↑", "img/s ↑"
 
 
 def _provenance(rows: Sequence[Row]) -> dict[str, object]:
