@@ -80,4 +80,60 @@ def test_deploy_bench_job_measures_real_sizes_under_every_runtime_and_is_judged(
     for a in parsed:
         assert a.runtime == "eager,compile,onnxruntime,cudagraphs" and a.precision == "fp32,bf16"
         assert a.device == "cuda" and a.fail_on_regression and a.compare == a.history
-    assert "swin_tiny_patch4_window7_224" in next(s["run"] for s in job["steps"] if "deploy-bench" in s.get("run", ""))
+    bench = next(s["run"] for s in job["steps"] if "run_suite.py deploy-bench" in s.get("run", ""))
+    assert "swin_tiny_patch4_window7_224" in bench
+
+
+def _workflow_schema() -> dict:
+    """SchemaStore's GitHub workflow schema, as check-jsonschema vendors it."""
+    import json
+    from importlib import resources
+    return json.loads((resources.files("check_jsonschema") / "builtin_schemas" / "vendor" /
+                       "github-workflows.json").read_text())
+
+
+def _as_github_reads_it(wf: dict) -> dict:
+    """YAML 1.1 (PyYAML) reads the bare key ``on`` as True; GitHub's parser keeps it a string."""
+    return {("on" if k is True else k): v for k, v in wf.items()}
+
+
+def test_the_workflow_validates_against_the_github_workflow_schema() -> None:
+    import copy
+
+    import jsonschema
+    schema = _workflow_schema()
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    wf = _as_github_reads_it(yaml.safe_load(WORKFLOW.read_text()))
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(wf)]
+    assert errors == []
+    broken = copy.deepcopy(wf)   # the schema is strict enough to catch a misspelt key or a bad permission
+    broken["jobs"]["publish"]["runs_on"] = broken["jobs"]["publish"].pop("runs-on")
+    broken["jobs"]["deploy"]["permissions"]["pages"] = "admin"
+    found = {"/".join(map(str, e.absolute_path)) for e in validator.iter_errors(broken)}
+    assert any(p.startswith("jobs/publish") for p in found) and any(p.startswith("jobs/deploy") for p in found)
+
+
+def test_the_site_is_published_after_merge_and_the_history_is_kept_on_its_branch() -> None:
+    from suite.cli import publish as publish_cli
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    jobs = wf["jobs"]
+    publish, deploy, merge = jobs["publish"], jobs["deploy"], jobs["merge"]
+    assert publish["needs"] == "merge" and "needs.merge.result == 'failure'" in publish["if"]   # a regressed night too
+    cmd = next(c for c in commands(publish, wf["env"]) if c[0] == "publish")
+    args = publish_cli.parser().parse_args(cmd[1:])
+    assert args.inputs == [Path("merged"), Path("results/history")]
+    upload = next(s for s in publish["steps"] if s.get("uses", "").startswith("actions/upload-pages-artifact"))
+    assert Path(upload["with"]["path"]) == args.out
+    assert next(s for s in publish["steps"] if s.get("uses", "").startswith("actions/download-artifact"))[
+        "with"]["name"] == "merged"
+    assert deploy["needs"] == "publish" and deploy["permissions"] == {"pages": "write", "id-token": "write"}
+    assert deploy["environment"]["name"] == "github-pages"
+    assert any(s.get("uses", "").startswith("actions/deploy-pages") for s in deploy["steps"])
+    for job, folder in ((merge, "results/history"), (jobs["deploy-bench"], "$BENCH_HISTORY")):
+        runs = [s.get("run", "") for s in job["steps"]]
+        pull = next(i for i, r in enumerate(runs) if "history_branch.sh pull" in r)
+        push = next(i for i, r in enumerate(runs) if "history_branch.sh push" in r)
+        judged = next(i for i, r in enumerate(runs) if "--history" in r)
+        assert pull < judged < push and folder in runs[pull] and folder in runs[push]
+        assert job["steps"][push]["if"] == "always()" and job["permissions"] == {"contents": "write"}
+    assert (ROOT / "scripts" / "history_branch.sh").stat().st_mode & 0o111   # executable, as the steps call it
