@@ -299,3 +299,18 @@ def tiny_all(tmp_path: Path) -> Path:
     root = tmp_path / "data"
     write_image_folders(root, ["n01", "n02", "n03"], 6, [(40, 30), (24, 48), (33, 33)])
     return write_wikitext(write_coco(root))
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    """A headless Chromium for the module (``tests/browser.py``). It skips where none can start, and
+    fails instead under ``NORMBENCH_REQUIRE_BROWSER=1``, which ``.ci/run`` sets after installing one."""
+    import browser
+    why = browser.available()
+    if why is not None:
+        if os.environ.get("NORMBENCH_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"NORMBENCH_REQUIRE_BROWSER=1 but {why}")
+        pytest.skip(why)
+    b = browser.start()
+    yield b
+    b.quit()

@@ -8,9 +8,7 @@ tests skip, except under ``NORMBENCH_REQUIRE_BROWSER=1`` (``.ci/run`` sets it af
 """
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import browser
@@ -20,18 +18,6 @@ from selenium.webdriver.common.by import By
 from test_site import HOSTILE, STEP_NIGHT, write_inputs
 
 from suite.cli.main import main
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[browser.Browser]:
-    why = browser.available()
-    if why is not None:
-        if os.environ.get("NORMBENCH_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"NORMBENCH_REQUIRE_BROWSER=1 but {why}")
-        pytest.skip(why)
-    b = browser.start()
-    yield b
-    b.quit()
 
 
 @pytest.fixture(scope="module")
