@@ -11,9 +11,13 @@
 # SUBDIR (history/, history-deploy-bench/); it is started as an orphan by the first push. Two jobs
 # pushing at once each change only their own SUBDIR: a rejected push fetches the branch again,
 # copies its folder onto the new tip and retries, so neither overwrites the other's night.
+# GitHub refuses a file over 100 MB, and a history grows past that (400 nights of a full sweep): a
+# file over NORMBENCH_HISTORY_PART_BYTES (default 40 MB) goes on the branch as NAME.part-000,
+# NAME.part-001, ... (split at line ends) and a pull joins them back into NAME.
 set -euo pipefail
 BRANCH=${NORMBENCH_HISTORY_BRANCH:-normbench-history}
 REMOTE=${NORMBENCH_HISTORY_REMOTE:-origin}
+PART_BYTES=${NORMBENCH_HISTORY_PART_BYTES:-40000000}
 cmd=${1:?usage: history_branch.sh pull|push DIR SUBDIR [message]}
 dir=${2:?DIR}
 sub=${3:?SUBDIR}
@@ -33,6 +37,12 @@ case "$cmd" in
     rm -rf "$dir"
     mkdir -p "$dir"
     git archive FETCH_HEAD "$sub" | tar -x -C "$dir" --strip-components=1
+    for first in "$dir"/*.part-000; do   # a file that was split on push
+      [ -e "$first" ] || continue
+      whole=${first%.part-000}
+      cat "$whole".part-* > "$whole"
+      rm -f "$whole".part-*
+    done
     echo "history_branch: $dir from $BRANCH ($(git rev-parse --short FETCH_HEAD))"
     ;;
   push)
@@ -53,6 +63,12 @@ case "$cmd" in
       mkdir -p "$work/tree/$sub"
       cp -a "$dir/." "$work/tree/$sub/"
       rm -f "$work/tree/$sub/.history.lock"
+      for file in "$work/tree/$sub"/*; do
+        if [ -f "$file" ] && [ "$(stat -c %s "$file")" -gt "$PART_BYTES" ]; then
+          split --line-bytes="$PART_BYTES" --numeric-suffixes --suffix-length=3 "$file" "$file.part-"
+          rm "$file"
+        fi
+      done
       git -C "$work/tree" add -A "$sub"
       if git -C "$work/tree" diff --cached --quiet 2>/dev/null && git -C "$work/tree" rev-parse -q --verify HEAD >/dev/null; then
         echo "history_branch: $sub unchanged; nothing to push"

@@ -7,6 +7,7 @@ exist leaves the folder as it is (the cache's copy, on the first night after an 
 """
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -26,8 +27,10 @@ def clone(remote: Path, where: Path) -> Path:
     return where
 
 
-def history(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+def history(cwd: Path, *args: str, part_bytes: int | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **({"NORMBENCH_HISTORY_PART_BYTES": str(part_bytes)} if part_bytes else {})}
+    return subprocess.run(["bash", str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True, timeout=60,
+                          env=env)
 
 
 def test_the_history_branch_survives_two_jobs_and_comes_back_byte_for_byte(tmp_path: Path) -> None:
@@ -70,3 +73,16 @@ def test_the_history_branch_survives_two_jobs_and_comes_back_byte_for_byte(tmp_p
     r = history(fresh, "push", "results/history", "history", "again")
     assert r.returncode == 0 and "unchanged" in r.stdout
     assert git("rev-list", "--count", "normbench-history", cwd=remote).strip() == "3"
+
+    # a history past GitHub's file limit goes on the branch in parts, split at line ends, joined on pull
+    big = "".join(f'{{"night": "n{i}", "pad": "{"x" * 40}"}}\n' for i in range(50))
+    (kept / "history.jsonl").write_text(big)
+    assert history(merge, "push", "results/history", "history", "big", part_bytes=1000).returncode == 0
+    parts = [f for f in git("ls-tree", "-r", "--name-only", "normbench-history", cwd=remote).split()
+             if f.startswith("history/")]
+    assert len(parts) > 2 and all(f.startswith("history/history.jsonl.part-") for f in parts), parts
+    for f in parts:
+        assert git("show", f"normbench-history:{f}", cwd=remote).endswith("\n")   # whole lines only
+    assert history(fresh, "pull", "results/history", "history").returncode == 0
+    assert (fresh / "results" / "history" / "history.jsonl").read_text() == big
+    assert sorted(p.name for p in (fresh / "results" / "history").iterdir()) == ["history.jsonl"]

@@ -109,8 +109,9 @@ def test_the_workflow_validates_against_the_github_workflow_schema() -> None:
     broken = copy.deepcopy(wf)   # the schema is strict enough to catch a misspelt key or a bad permission
     broken["jobs"]["publish"]["runs_on"] = broken["jobs"]["publish"].pop("runs-on")
     broken["jobs"]["deploy"]["permissions"]["pages"] = "admin"
+    broken["jobs"]["merge"]["steps"][0]["run"] = "make venv"   # a step with both `uses` and `run`
     found = {"/".join(map(str, e.absolute_path)) for e in validator.iter_errors(broken)}
-    assert any(p.startswith("jobs/publish") for p in found) and any(p.startswith("jobs/deploy") for p in found)
+    assert {p.split("/")[1] for p in found if p.startswith("jobs/")} == {"publish", "deploy", "merge"}
 
 
 def test_the_site_is_published_after_merge_and_the_history_is_kept_on_its_branch() -> None:
@@ -127,6 +128,10 @@ def test_the_site_is_published_after_merge_and_the_history_is_kept_on_its_branch
     assert next(s for s in publish["steps"] if s.get("uses", "").startswith("actions/download-artifact"))[
         "with"]["name"] == "merged"
     assert deploy["needs"] == "publish" and deploy["permissions"] == {"pages": "write", "id-token": "write"}
+    # the implicit success() would look past publish at merge and skip the deploy after a regression
+    assert "needs.publish.result == 'success'" in deploy["if"] and "cancelled()" in deploy["if"]
+    assert "cancelled()" in publish["if"] and "always()" not in publish["if"]
+    assert wf["permissions"] == {"contents": "read"}   # the default; only merge, deploy-bench and deploy widen it
     assert deploy["environment"]["name"] == "github-pages"
     assert any(s.get("uses", "").startswith("actions/deploy-pages") for s in deploy["steps"])
     for job, folder in ((merge, "results/history"), (jobs["deploy-bench"], "$BENCH_HISTORY")):
@@ -135,5 +140,10 @@ def test_the_site_is_published_after_merge_and_the_history_is_kept_on_its_branch
         push = next(i for i, r in enumerate(runs) if "history_branch.sh push" in r)
         judged = next(i for i, r in enumerate(runs) if "--history" in r)
         assert pull < judged < push and folder in runs[pull] and folder in runs[push]
-        assert job["steps"][push]["if"] == "always()" and job["permissions"] == {"contents": "write"}
+        # pushed after a regression too, but only from a history that the pull brought back
+        pull_id = job["steps"][pull]["id"]
+        assert job["steps"][push]["if"] == f"always() && steps.{pull_id}.outcome == 'success'"
+        assert "git ls-remote --exit-code" in runs[pull] and "$NORMBENCH_HISTORY_BRANCH" in runs[pull]
+        assert job["permissions"] == {"contents": "write"}
+    assert wf["env"]["NORMBENCH_HISTORY_BRANCH"] == "normbench-history"
     assert (ROOT / "scripts" / "history_branch.sh").stat().st_mode & 0o111   # executable, as the steps call it
