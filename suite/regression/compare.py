@@ -64,27 +64,35 @@ class Verdict:
         return cell_label(self.key)
 
 
-def load_baseline(path: Path) -> Baseline:
-    """A run folder, a rows file, or the history store (folder or ``history.jsonl``)."""
+def read_results(path: Path, asked: str) -> tuple[Path, list[RowDoc], bool]:
+    """The rows of a run folder, a rows file, or a history store (folder or ``history.jsonl``): the file
+    read, its rows, and whether they are a history's. ``asked``: how the command line named the path
+    (``--compare``, ``publish``), for the one-line errors."""
     path = Path(path)
     if path.is_dir():
         file = next((path / f for f in (HISTORY_FILE, ROWS) if (path / f).exists()), None)
         if file is None:
-            raise UsageError(f"--compare {path}: no {ROWS} or {HISTORY_FILE} there; give a run folder "
+            raise UsageError(f"{asked} {path}: no {ROWS} or {HISTORY_FILE} there; give a run folder "
                              f"(results/runs/...), its {ROWS}, or the history folder (results/history)")
         path = file
     if not path.exists():
-        raise UsageError(f"--compare {path} does not exist; give a run folder (results/runs/...), its {ROWS}, "
+        raise UsageError(f"{asked} {path} does not exist; give a run folder (results/runs/...), its {ROWS}, "
                          f"or the history folder (results/history)")
     rows = list(read_rows(path))
     if not rows:
-        raise UsageError(f"--compare {path} holds no rows; give a run that finished at least one cell")
-    if any(Row(r).in_history for r in rows):
+        raise UsageError(f"{asked} {path} holds no rows; give a run that finished at least one cell")
+    return path, rows, any(Row(r).in_history for r in rows)
+
+
+def load_baseline(path: Path) -> Baseline:
+    """A run folder, a rows file, or the history store (folder or ``history.jsonl``)."""
+    file, rows, history = read_results(path, "--compare")
+    if history:
         nights: dict[str, list[RowDoc]] = {}
         for r in rows:
             nights.setdefault(Row(r).night or "?", []).append(r)
-        return Baseline(str(path), "history", [latest_rows(n) for n in nights.values()])
-    return Baseline(str(path), "run", [latest_rows(rows)])
+        return Baseline(str(file), "history", [latest_rows(n) for n in nights.values()])
+    return Baseline(str(file), "run", [latest_rows(rows)])
 
 
 def compare_rows(rows: Sequence[Mapping[str, object]], baseline: Baseline, window: int = WINDOW) -> list[Verdict]:

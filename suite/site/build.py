@@ -25,16 +25,15 @@ from suite import jsonio
 from suite.env import now_iso
 from suite.errors import UsageError
 from suite.parts import RowDoc
-from suite.regression.compare import HISTORY_FILE
+from suite.regression.compare import read_results
 from suite.report.colours import variant_colour
 from suite.report.fingerprint import fingerprint, fingerprint_id
 from suite.report.leaderboard import LEGEND, Section, leaderboard_sections
 from suite.report.plots import curve_plots, matrix_heatmaps, pareto_plots, slug
 from suite.report.rows import Row
-from suite.report.store import ROWS, read_rows
 from suite.site.charts import history_chart
 from suite.site.feed import write_feed
-from suite.site.history import CellHistory, cell_histories, history_rows, regressions
+from suite.site.history import Call, CellHistory, cell_histories, regressions
 
 MARKER = ".normbench-site"   # a folder publish wrote, which it may replace
 #: column header (its start) -> the short key a view names in ``?sort=``
@@ -65,21 +64,9 @@ class Published:
 def load_inputs(paths: Sequence[Path]) -> Inputs:
     """Run folders, rows files, history folders and history files, each told apart by its rows."""
     got = Inputs()
-    for p in map(Path, paths):
-        file = p
-        if p.is_dir():
-            found = next((p / f for f in (HISTORY_FILE, ROWS) if (p / f).exists()), None)
-            if found is None:
-                raise UsageError(f"publish {p}: no {ROWS} or {HISTORY_FILE} there; give a run folder "
-                                 f"(results/runs/...) or a history folder (results/history)")
-            file = found
-        elif not p.exists():
-            raise UsageError(f"publish {p} does not exist; give a run folder (results/runs/...) or a history "
-                             f"folder (results/history)")
-        rows = list(read_rows(file))
-        if not rows:
-            raise UsageError(f"publish {file} holds no rows; give a run that finished at least one cell")
-        (got.history if history_rows(rows) else got.runs).extend(rows)
+    for p in paths:
+        file, rows, history = read_results(p, "publish")
+        (got.history if history else got.runs).extend(rows)
         got.sources.append(str(file))
     return got
 
@@ -92,16 +79,17 @@ def publish(paths: Sequence[Path], out: Path) -> Published:
     _check_out(out)
     board = got.runs or _newest_night(got.history)
     cells = cell_histories(got.history) if got.history else []
+    called = regressions(cells)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        sections = _write_site(tmp, board, cells, got)
+        sections = _write_site(tmp, board, cells, called, got)
         _swap(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     nights = len({Row(r).night for r in got.history})
-    return Published(out, len(sections), len(cells), nights, len(regressions(cells)), time.perf_counter() - t0)
+    return Published(out, len(sections), len(cells), nights, len(called), time.perf_counter() - t0)
 
 
 def _check_out(out: Path) -> None:
@@ -117,7 +105,7 @@ def _swap(new: Path, out: Path) -> None:
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         os.replace(out, old)
     os.replace(new, out)
-    new.parent.joinpath(out.name).chmod(0o755)
+    out.chmod(0o755)   # mkdtemp made it private
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -146,7 +134,8 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def _write_site(site: Path, board: list[RowDoc], cells: list[CellHistory], got: Inputs) -> list[Section]:
+def _write_site(site: Path, board: list[RowDoc], cells: list[CellHistory], called: list[Call],
+                got: Inputs) -> list[Section]:
     for sub in ("plots", "rows", "assets"):
         (site / sub).mkdir()
     assets = resources.files("suite.site") / "assets"
@@ -169,9 +158,9 @@ def _write_site(site: Path, board: list[RowDoc], cells: list[CellHistory], got: 
         options=_options(views, charts), notices=_notices(views), has_history=bool(cells)))
     cell_views = [_cell_view(c, site / "plots") for c in cells]
     (site / "history.html").write_text(env.get_template("history.html.j2").render(
-        **common, page="history", cells=cell_views, regressions=[_call_view(c) for c in regressions(cells)],
+        **common, page="history", cells=cell_views, regressions=[_call_view(c) for c in called],
         options=_options(cell_views, []), notices=_notices(cell_views)))
-    write_feed(site / "feed.xml", regressions(cells), got.sources)
+    write_feed(site / "feed.xml", called, got.sources)
     (site / MARKER).write_text("written by `run_suite.py publish`; publish replaces this folder\n")
     return sections
 
@@ -199,8 +188,13 @@ def _provenance(rows: Sequence[Row]) -> dict[str, object]:
         "embedded": any(r.dataset_kind == "embedded" for r in rows),
         "seeds": ", ".join(str(s) for s in sorted({r.seed for r in rows})),
         "commits": ", ".join(sorted({(r.commit or "unrecorded")[:12] for r in rows})),
-        "recorded": " to ".join(sorted({(r.recorded_at or "?")[:19] for r in rows})[::max(1, len(rows) - 1)]),
+        "recorded": _span(sorted({(r.recorded_at or "?")[:19] for r in rows})),
     }
+
+
+def _span(times: list[str]) -> str:
+    """The first and the last of sorted times (one, where all are the same)."""
+    return times[0] if len(times) == 1 else f"{times[0]} to {times[-1]}"
 
 
 def _section_view(s: Section, raw: dict[int, str]) -> dict[str, object]:
@@ -244,9 +238,7 @@ def _cell_view(c: CellHistory, plots: Path) -> dict[str, object]:
             "provenance": _provenance([r]), "variants": [r.variant]}
 
 
-def _call_view(c: object) -> dict[str, object]:
-    from suite.site.history import Call
-    assert isinstance(c, Call)
+def _call_view(c: Call) -> dict[str, object]:
     v = c.verdict
     return {"night": c.night, "commit": (c.commit or "unrecorded")[:12], "recorded_at": (c.recorded_at or "")[:19],
             "cell": v.cell, "cell_id": f"cell-{slug(v.key)}", "metric": v.metric, "verdict": v.verdict,

@@ -9,7 +9,7 @@ night) mark the commit where a new level began.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from suite.parts import RowDoc
@@ -112,7 +112,3 @@ def metric_unit(cell: CellHistory, metric: str) -> str:
     rule = cell.rules.get(metric)
     return f"{metric} ({rule.better} is better)" if rule else metric
 
-
-def history_rows(rows: Sequence[Mapping[str, object]]) -> bool:
-    """Whether ``rows`` come from a history store (they carry a night)."""
-    return any(Row(r).in_history for r in rows)
