@@ -6,6 +6,7 @@ The browser starts once for the module (the ``chromium`` fixture of ``conftest.p
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import browser
@@ -40,7 +41,12 @@ def test_console_errors_missing_files_and_network_loads_are_reported(
     _fresh(chromium)
     broken = _page(tmp_path, "broken.html", '<img src="missing.png"><script>console.error("boom");</script>')
     chromium.open(broken)
-    errors = chromium.console_errors()
+    errors: list[str] = []
+    deadline = time.monotonic() + 10   # the console's entries reach the log on their own schedule (a busy machine)
+    while not (any('"boom"' in e for e in errors) and any("missing.png" in e for e in errors)) \
+            and time.monotonic() < deadline:
+        errors += chromium.console_errors()
+        time.sleep(0.05)
     assert any('"boom"' in e for e in errors), errors
     assert any("missing.png" in e and "ERR_FILE_NOT_FOUND" in e for e in errors), errors
 
