@@ -61,6 +61,30 @@ class Generation(TypedDict):
     ratio: NotRequired[Ratio | None]
 
 
+class Energy(TypedDict):
+    """Energy per batch-1 inference from NVML's total energy counter (``suite.measure.energy``):
+    ``status`` ``ok`` with the figures; ``unsupported`` (no counter: a CPU run, a GPU older than
+    Volta, no NVML) or ``invalid`` (the counter did not advance in any window) with the ``reason``,
+    never a zero. The figures are whole-board energy, idle draw included (``idle_included``)."""
+    status: Literal["ok", "unsupported", "invalid"]
+    reason: NotRequired[str]
+    mj_per_inference: NotRequired[float]          # exp(10%-trimmed mean of the windows' log mJ/inference)
+    lo: NotRequired[float | None]                 # its 95% bootstrap interval over the windows
+    hi: NotRequired[float | None]
+    power_w: NotRequired[float]                   # mean board power over the windows
+    ms_per_inference: NotRequired[float]          # back-to-back wall time per inference in the windows
+    batch: NotRequired[int]
+    windows: NotRequired[int]                     # windows used
+    flagged: NotRequired[int]                     # windows discarded (counter did not advance, ...)
+    flags: NotRequired[list[str]]                 # why, once each
+    inferences: NotRequired[int]
+    seconds: NotRequired[float]
+    update_ms: NotRequired[float | None]          # the counter's update period as observed
+    window_mj: NotRequired[list[float | None]]    # per window (null: discarded), in round order
+    idle_included: NotRequired[bool]
+    ratio: NotRequired[Ratio | None]              # to the baseline, paired per energy round
+
+
 class Memory(TypedDict):
     batch: NotRequired[int]
     peak_mb: NotRequired[float | None]
@@ -324,6 +348,7 @@ class RowDoc(TypedDict):
     latency: Latency | None
     throughput: Throughput | None
     generation: Generation | None
+    energy: NotRequired[Energy | None]   # since energy per inference: absent from older rows
     runtime_info: JsonObject | None
     agreement: Agreement | None
     memory: Memory | None
@@ -347,7 +372,7 @@ class RowDoc(TypedDict):
 
 #: each part and the ``$defs`` entry of the schema it types (the test compares their keys)
 SCHEMA_DEFS: dict[str, type] = {
-    "ratio": Ratio, "latency": Latency, "throughput": Throughput, "generation": Generation,
+    "ratio": Ratio, "latency": Latency, "throughput": Throughput, "generation": Generation, "energy": Energy,
     "memory": Memory, "model": ModelInfo, "agreement": Agreement, "learning_curve": LearningCurve,
     "train": TrainInfo, "deploy": DeployInfo, "dataset": DatasetInfo, "distributed": Distributed,
     "versions": Versions, "profile_config": ProfileConfig, "gpu_state": GpuState,

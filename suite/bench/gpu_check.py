@@ -16,9 +16,11 @@ A step starts only when the time left covers its minimum; one still running at t
 stopped with its whole process group, and what it wrote so far stays (deploy-bench writes its
 report after every timing group, a sweep its rows as they come). Every step's status is written
 to ``steps.json`` as it ends. Run again on the same ``--out`` (a second call on a machine still
-warm), steps that finished are not repeated and a stopped sweep resumes. The check ends with
-a bundle of two files for the device tool's return limits (at most 8 files): ``summary.md``
-and one ``.tar.gz`` of every report, row file and log (model weights left out).
+warm), steps that finished are not repeated and a stopped sweep resumes. Every timing row
+carries its energy per inference (NVML's counter; ``unsupported`` with the reason where there is
+none) and the summary tables it per deploy-bench model. The check ends with a bundle of two files
+for the device tool's return limits (at most 8 files): ``summary.md`` and one ``.tar.gz`` of
+every report, row file and log (model weights left out).
 
 Wheels of packages the GPU image lacks (``make wheelhouse``: jsonschema, pycocotools and
 their dependencies, for CPython 3.12) are installed from ``--wheelhouse`` with ``--no-index``
@@ -422,6 +424,7 @@ def render_summary(check: Check, steps: list[Step], label: str) -> str:
         lines += ["", f"gpu tests: {tests.read_text().strip().splitlines()[-1].strip('= ')}"]
     for model, table in focus_tables(check.out).items():
         lines += ["", f"## Batch-1 latency / ln of {', '.join(FOCUS)}: {model}", "", table]
+    lines += energy_summary(check.out)
     lines += ["", "Commands and logs: `steps.json` and `*.log` in the bundle; reports in its `deploy-bench-*/`, "
                   "`sweep*/` and `scaling/` folders."]
     return "\n".join(lines) + "\n"
@@ -456,6 +459,46 @@ def focus_cell(group: Mapping[str, object], variant: str) -> str:
     if isinstance(x, list) and x:
         return f"{x[0]:.3f} [{x[1]:.3f}, {x[2]:.3f}]"
     return "n/a" if "not_applicable" in group else "-"
+
+
+def energy_summary(out: Path) -> list[str]:
+    """The summary's energy part, from every row the steps wrote (``*/rows.jsonl``): how many rows have
+    a figure, why the others have none, and per deploy-bench model a table of ``ln`` and the focus
+    variants' mJ per batch-1 inference (``value [lo, hi]``) in every measured (runtime, precision)."""
+    from tabulate import tabulate
+
+    from suite.report.rows import Row
+    from suite.report.store import read_rows
+    rows = [(f.parent.name, Row(r)) for f in sorted(out.glob("*/rows.jsonl")) for r in read_rows(f)]
+    said = [(folder, r, e) for folder, r in rows if (e := r.energy) is not None]
+    if not said:
+        return []
+    ok = [x for x in said if x[2]["status"] == "ok"]
+    reasons = sorted({f"{e['status']}: {e.get('reason', '?')}" for _, _, e in said if e["status"] != "ok"})
+    lines = ["", f"Energy per inference (NVML total energy counter): a figure in {len(ok)} of {len(said)} rows"
+             + (f"; the others {'; '.join(reasons)}" if reasons else "") + "."]
+    tables: dict[str, dict[str, dict[str, str]]] = {}   # model -> variant -> group -> cell
+    for folder, r, e in said:
+        if not folder.startswith("deploy-bench-") or r.variant not in ("ln", *FOCUS):
+            continue
+        cell = tables.setdefault(r.task.removeprefix("deploy-bench:"), {}).setdefault(r.variant, {})
+        cell[f"{r.runtime} {r.precision}"] = energy_cell(e)
+    for model, by_variant in tables.items():
+        groups = list(dict.fromkeys(g for cells in by_variant.values() for g in cells))
+        table = [{"variant": v, **{g: by_variant[v].get(g, "-") for g in groups}}
+                 for v in ("ln", *FOCUS) if v in by_variant]
+        lines += ["", f"## Energy per batch-1 inference (mJ, whole board, idle included): {model}", "",
+                  tabulate(table, headers="keys", tablefmt="github", disable_numparse=True)]
+    return lines
+
+
+def energy_cell(e: Mapping[str, object]) -> str:
+    """A row's energy as the summary shows it: ``value [lo, hi]``, or its status."""
+    value, lo, hi = e.get("mj_per_inference"), e.get("lo"), e.get("hi")
+    if e.get("status") != "ok" or not isinstance(value, (int, float)):
+        return str(e.get("status", "-"))
+    interval = f" [{lo:.4g}, {hi:.4g}]" if isinstance(lo, (int, float)) and isinstance(hi, (int, float)) else ""
+    return f"{value:.4g}{interval}"
 
 
 #: never bundled: model weights and inputs, installed wheels, the bundle itself

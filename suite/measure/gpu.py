@@ -169,6 +169,33 @@ def violation_ns(cuda_index: int = 0) -> dict[str, int] | None:
     return out or None
 
 
+def energy_counter(cuda_index: int = 0) -> tuple[Callable[[], int] | None, str]:
+    """A reader of NVML's total energy counter of CUDA device ``cuda_index`` (millijoules since
+    the driver was loaded; Volta or newer), read once here to see that it works; or None and
+    why not (no pynvml, no NVML, no handle, the counter not supported)."""
+    if pynvml is None:
+        return None, "pynvml (nvidia-ml-py) is not installed: no NVML energy counter"
+    if not nvml_ok():
+        return None, "NVML could not be initialised (no NVIDIA driver loaded?): no energy counter"
+    h = handle(cuda_index)
+    if h is None:
+        return None, f"NVML has no handle for CUDA device {cuda_index}: no energy counter"
+    get = getattr(pynvml, "nvmlDeviceGetTotalEnergyConsumption", None)
+    if get is None:
+        return None, "this pynvml has no nvmlDeviceGetTotalEnergyConsumption"
+
+    def read() -> int:
+        return int(get(h))
+
+    try:
+        read()
+    except pynvml.NVMLError as e:
+        not_supported = getattr(pynvml, "NVMLError_NotSupported", ())
+        hint = " (NVML has the counter on Volta or newer GPUs)" if isinstance(e, not_supported) else ""
+        return None, f"nvmlDeviceGetTotalEnergyConsumption: {_str(e) or type(e).__name__}{hint}"
+    return read, ""
+
+
 def _violation_time(h: Any, policy: str) -> int:
     return pynvml.nvmlDeviceGetViolationStatus(h, getattr(pynvml, policy)).violationTime
 

@@ -7,7 +7,9 @@ drift hits both alike; within a round the models alternate iteration by iteratio
 (A B A B ...). The ratio's 95% interval is a bootstrap of the 10%-trimmed mean of
 the per-round log ratios. Rounds rotate the order, and timing stops only at the end of a
 full rotation, so every model takes every position equally often. On GPU, iterations are
-timed with CUDA events and the host synchronizes once per block, never per kernel.
+timed with CUDA events and the host synchronizes once per block, never per kernel. Where an
+energy meter is given (a GPU with NVML's energy counter), an energy pass follows the rounds
+(``suite.measure.energy``): each model alone, in windows long enough for the counter.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Self, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, Self, TypedDict
 
 import numpy as np
 import torch
@@ -23,7 +25,10 @@ import torch.nn as nn
 from scipy import stats
 
 from suite.errors import UsageError
-from suite.parts import Latency, Ratio, Throughput, TimingSettings
+from suite.parts import Energy, Latency, Ratio, Throughput, TimingSettings
+
+if TYPE_CHECKING:
+    from suite.measure.energy import EnergyMeter
 
 TimerName = Literal["perf_counter", "cuda_event"]
 
@@ -101,6 +106,7 @@ class Timing:
     throughput_ratio: RatioCI | None = None
     log_ratios: list[float] = field(default_factory=list)   # per round, vs the baseline
     summary: dict[str, float] = field(default_factory=dict)
+    energy: Energy | None = None           # the energy pass's figures (None: no energy meter)
 
     def as_row(self, unit: str, items: int = 1) -> TimingRow:
         """Row fields; ``items`` per sample scales throughput (e.g. tokens per sequence)."""
@@ -193,9 +199,11 @@ def _warmup(timer: Any, fn: Callable[[], Any], cfg: TimingConfig) -> float:
 
 def time_interleaved(models: Mapping[str, Callable[[Any], Any]], make_input: Callable[[int], Any], cfg: TimingConfig,
                      device: torch.device, baseline: str | None = None,
-                     progress: Callable[[int, float], None] | None = None) -> dict[str, Timing]:
+                     progress: Callable[[int, float], None] | None = None,
+                     energy: EnergyMeter | None = None) -> dict[str, Timing]:
     """Time ``models`` (modules, or any callables a runtime built) in interleaved rounds: latency
-    at batch 1 and throughput at cfg.throughput_batch."""
+    at batch 1 and throughput at cfg.throughput_batch; then, with an ``energy`` meter, each model's
+    energy per batch-1 inference (``suite.measure.energy``; its windows are outside the budget)."""
     names = list(models)
     for n in names:
         m = models[n]
@@ -207,6 +215,7 @@ def time_interleaved(models: Mapping[str, Callable[[Any], Any]], make_input: Cal
     lat: dict[str, list[float]] = {n: [] for n in names}
     lat_round: dict[str, list[float]] = {n: [] for n in names}
     thr_round: dict[str, list[float]] = {n: [] for n in names}
+    energies: dict[str, Energy] = {}
     with torch.inference_mode():
         cost1 = [_warmup(timer, calls[n][0], cfg) for n in names]
         costb = [_warmup(timer, calls[n][1], cfg) if cfg.measure_throughput else 0.0 for n in names]
@@ -229,12 +238,17 @@ def time_interleaved(models: Mapping[str, Callable[[Any], Any]], make_input: Cal
             rounds += 1
             if progress is not None:
                 progress(rounds, time.perf_counter() - t0)
+        if energy is not None:
+            from suite.measure.energy import windows_for
+            energies = energy.measure({n: calls[n][0] for n in names}, windows_for(cfg.budget_s / len(names)),
+                                      baseline)
     out = {}
     for n in names:
         summary = percentiles(lat[n])
         summary["throughput"] = cfg.throughput_batch * 1e3 / float(np.median(thr_round[n]))
         out[n] = Timing(lat[n], lat_round[n], thr_round[n], cfg.throughput_batch,
-                        {"latency": k1, "throughput": kb}, timer.name, summary=summary)
+                        {"latency": k1, "throughput": kb}, timer.name, summary=summary,
+                        energy=energies.get(n))
     if baseline is not None:
         base = out[baseline]
         for n in names:

@@ -19,6 +19,7 @@ from suite.launch import Launcher
 from suite.measure.interleave import block_for
 from suite.parts import (
     Agreement,
+    Energy,
     Generation,
     GpuState,
     HostState,
@@ -88,6 +89,7 @@ class ModelTiming(Message):
     generation: Generation | None = None
     runtime_info: JsonObject | None = None   # build seconds and what the runtime reports of itself
     agreement: Agreement | None = None
+    energy: Energy | None = None             # per batch-1 inference, or why not (absent from older workers)
 
     @property
     def ratio(self) -> Ratio | None:

@@ -4,8 +4,9 @@
 seed under one runtime and precision; they are built into one process (``suite.measure.prepare``)
 and timed in rounds (``suite.measure.interleave``), so each variant's ratio to the baseline is
 paired inside one process and one runtime. Writes the job's ``out`` with one entry per model
-(timing, build cost, agreement with eager fp32) plus the device and host state, the models
-that could not be built (``failed``), or ``{"error": ...}`` when the group fails as a whole.
+(timing, energy per inference, build cost, agreement with eager fp32) plus the device and host
+state, the models that could not be built (``failed``), or ``{"error": ...}`` when the group fails
+as a whole.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from tqdm import tqdm
 from suite import faults
 from suite.env import interactive, now_iso
 from suite.measure.alloc import steady_malloc
+from suite.measure.energy import EnergyMeter, meter_for, unsupported
 from suite.measure.gpu import StateSampler
 from suite.measure.inputs import make_input
 from suite.measure.interleave import TimingConfig, time_interleaved
@@ -33,6 +35,7 @@ from suite.measure.runtimes import PRECISIONS
 from suite.measure.worker import describe_error, run_worker
 from suite.parts import (
     Agreement,
+    Energy,
     Generation,
     GenerationSpec,
     GpuState,
@@ -52,6 +55,7 @@ class ModelOutput(TypedDict):
     throughput: Throughput
     runtime_info: JsonObject
     agreement: Agreement | None
+    energy: Energy                         # ``unsupported`` with the reason where there is no counter
     generation: NotRequired[Generation]
 
 
@@ -98,6 +102,7 @@ def run_group(spec: Mapping[str, object]) -> GroupOutput:
     baseline = job.baseline if job.baseline in prepared else None
     state_before = _gpu_state(device)
     sampler = StateSampler(lambda: _gpu_state(device), lambda: _violations(device))
+    meter, no_energy = _energy_meter(device)
     host = HostLoad()
     bar = tqdm(desc=f"timing {len(prepared)} models ({runtime}, {precision})", unit="round", leave=False,
                mininterval=1.0, disable=not interactive())  # a log gets the group's one line from the sweep
@@ -108,13 +113,15 @@ def run_group(spec: Mapping[str, object]) -> GroupOutput:
 
     timings = time_interleaved({n: p.built.fn for n, p in prepared.items()},
                                lambda b: make_input(job.input_spec, b, device, dtype), cfg, device,
-                               baseline=baseline, progress=each_round)
+                               baseline=baseline, progress=each_round, energy=meter)
     bar.close()
     gpu_state: GpuState | None = None if state_before is None else {
         "before": state_before, "during": sampler.summary(), "after": _gpu_state(device)}
     items = job.input_spec.get("items", 1)
     rows: dict[str, ModelOutput] = {n: {**t.as_row(job.unit, items), "runtime_info": _runtime_info(prepared[n]),
-                                        "agreement": prepared[n].agreement} for n, t in timings.items()}
+                                        "agreement": prepared[n].agreement,
+                                        "energy": t.energy or unsupported(no_energy or "no energy measured")}
+                                    for n, t in timings.items()}
     gen = job.input_spec.get("generation")
     if gen and runtime == "eager":  # generation (a Python loop over the KV cache) is timed in eager only
         lms = {n: p.model for n, p in prepared.items()}
@@ -134,7 +141,11 @@ def timing_line(what: str, timing: TimingResult) -> str:
     base = next((m.ratio["baseline"] for m in models.values() if m.ratio), None)
     head = f"; batch-1 latency / {base}: {', '.join(ratios)}" if ratios else ""
     failed = f"; {len(timing.failed)} could not be built" if timing.failed else ""
-    return f"timing {what}: {len(models)} model{'' if len(models) == 1 else 's'}, {timing.rounds} rounds{head}{failed}"
+    energy = [f"{v} {e['mj_per_inference']:.4g}" for v, m in models.items()
+              if (e := m.energy) and e.get("status") == "ok" and "mj_per_inference" in e]
+    joules = f"; mJ/inference: {', '.join(energy)}" if energy else ""
+    return (f"timing {what}: {len(models)} model{'' if len(models) == 1 else 's'}, {timing.rounds} rounds"
+            f"{head}{joules}{failed}")
 
 
 
@@ -207,6 +218,10 @@ def _gpu_state(device: torch.device) -> NvmlState | None:
         return None
     from suite.measure.gpu import gpu_state
     return gpu_state(device.index or 0)
+
+
+def _energy_meter(device: torch.device) -> tuple[EnergyMeter | None, str]:
+    return meter_for(device)
 
 
 def _violations(device: torch.device) -> dict[str, int] | None:

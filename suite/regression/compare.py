@@ -129,7 +129,8 @@ def cell_verdicts(row: Mapping[str, object], cands: list[RowDoc], spread_new: Sp
     # pairwise judging uses the newest night's bootstrap error; a history uses its spread
     base_obs = [observed(r, r is ok[-1] and len(ok) < MIN_HISTORY, memo) for r in ok]
     out = []
-    for metric, (rule, new) in observed(new_row, True, memo).items():
+    new_obs = observed(new_row, True, memo)
+    for metric, (rule, new) in new_obs.items():
         base = [o[metric][1] for o in base_obs if metric in o]
         if not base:
             out.append(Verdict(key, metric, "incomparable", new=_show(rule, new.value),
@@ -141,6 +142,10 @@ def cell_verdicts(row: Mapping[str, object], cands: list[RowDoc], spread_new: Sp
         j = judge(rule, new, base, device)
         out.append(Verdict(key, metric, j.verdict, _show(rule, j.reference), _show(rule, new.value),
                            rule.show_change(j.change), "±" + rule.show_change(j.threshold).lstrip("+"), j.method))
+    gone = new_row.energy
+    if "energy" not in new_obs and gone and any("energy" in o for o in base_obs):  # measured before, not now
+        out.append(Verdict(key, "energy", "incomparable", method=f"energy {gone['status']} in the new row: "
+                           f"{gone.get('reason', 'no figure')}"))
     return out
 
 

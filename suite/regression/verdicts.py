@@ -84,6 +84,8 @@ RULES = {
     # paired within one process: only the per-process layout luck of each model is left
     "ratio": Rule("ratio", "lower", "log", 0.03, {"cpu": 0.005, "cuda": 0.005}),
     "memory": Rule("memory", "lower", "log", 0.02, {"cpu": 0.005, "cuda": 0.0}),
+    # mJ per batch-1 inference (NVML's counter, GPU only): judged like latency, board power drifts too
+    "energy": Rule("energy", "lower", "log", 0.03, {"cpu": 0.03, "cuda": 0.03}),
 }
 QUALITY_RULES = {
     # same seed + same code reproduces quality on CPU; GPU kernels are not bitwise deterministic
@@ -221,4 +223,7 @@ def observations(r: Row, with_se: bool = True) -> dict[str, tuple[Rule, Obs]]:
         out["throughput"] = (RULES["throughput"], Obs(math.log(r.throughput)))  # type: ignore[arg-type]
     if (r.peak_mb or 0) > 0:
         out["memory"] = (RULES["memory"], Obs(math.log(r.peak_mb)))  # type: ignore[arg-type]
+    elogs = _log_rounds(r.energy_windows)
+    if elogs.size:   # rows without a measured energy (CPU, older rows) have no energy metric
+        out["energy"] = (RULES["energy"], Obs(float(np.median(elogs)), se(elogs, _median)))
     return out

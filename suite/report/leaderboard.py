@@ -3,7 +3,8 @@
 Never edited by hand. One leaderboard section per (task, profile, device, data); the
 baseline ``ln`` first; quality as mean +- std over seeds with the arrow of better; the
 latency ratio to ``ln`` pooled over seeds from the paired per-round medians, with its 95%
-interval. The data (embedded or real) is named in every section and every line.
+interval; energy per inference (NVML, GPU) where some row of the section measured it. The data
+(embedded or real) is named in every section and every line.
 """
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ from tabulate import tabulate
 
 from suite.env import now_iso
 from suite.measure.gpu import state_flag, state_warnings
+from suite.measure.interleave import ratio_ci
 from suite.report.matrix import deployment_matrices, machine, pooled_ratio
 from suite.report.plots import curve_plots, matrix_heatmaps, pareto_plots
 from suite.report.quality import paired_difference
 from suite.report.rows import METRIC_LABEL, Row, baseline_of, latest_rows
 
 ARROW = {"higher": "↑", "lower": "↓"}
-RAW_COLUMNS = ("samples_ms", "round_ms", "loss_curve", "log_ratios")
+RAW_COLUMNS = ("samples_ms", "round_ms", "loss_curve", "log_ratios", "window_mj")
 #: a leaderboard section: task, profile, machine, data, runtime, precision, configuration group
 SectionKey = tuple[str, str, str, str, str, str, str]
 
@@ -106,6 +108,7 @@ def leaderboard_sections(rows: Sequence[Mapping[str, object]], newest: bool = Tr
         notes += [f"⚠ `{r.variant}` seed {r.seed}: {host_warning(r)}; its latency may be inflated"
                   for r in views if r.ok and host_warning(r)]
         notes += schedule_notes(views) + one_seed_note(views) + training_note(views) + tf32_note(views, precision)
+        notes += energy_notes(views)
         title = f"{task} · profile {profile} · {where} · {runtime} {precision} · data: {data}{config}"
         out.append(Section(task, profile, where, data, runtime, precision, group, title, views,
                            section_lines(views), preamble, notes))
@@ -134,6 +137,25 @@ def one_seed_note(views: list[Row]) -> list[str]:
     return ["One seed: the differences to `ln` get no interval and no verdict, so this table does not rank the "
             "variants' quality. Run more seeds for verdicts (`--seeds 0,1,2`; each seed costs one more run of "
             "this section)."]
+
+
+ENERGY_COLUMN = "mJ/inf ↓ [95% CI]"
+
+
+def energy_notes(views: list[Row]) -> list[str]:
+    """What the energy column is (when the section has one), and the windows the energy pass discarded."""
+    if not any(r.energy_mj is not None for r in views):
+        return []
+    notes = ["`mJ/inf`: whole-board GPU energy (NVML's total energy counter, idle draw included) per batch-1 "
+             "inference, from windows of back-to-back calls of each variant alone after the timed rounds; 95% "
+             "bootstrap interval over the windows, pooled over seeds. `unsupported`/`invalid`: no figure "
+             "(reason in the row's `energy`)."]
+    for r in views:
+        e = r.energy
+        if e and e.get("flagged"):
+            notes.append(f"⚠ `{r.variant}` seed {r.seed}: {e['flagged']} energy window(s) discarded "
+                         f"({'; '.join(e.get('flags') or [])})")
+    return notes
 
 
 def tf32_note(views: list[Row], precision: str) -> list[str]:
@@ -201,7 +223,8 @@ def section_lines(views: list[Row]) -> list[dict[str, str]]:
         better.update(r.metric_better)
     unit = next((r.throughput_unit for r in views if r.throughput_unit), "items/s")
     primary = next((r.primary_metric for r in views if r.primary_metric), None)
-    lines = [_line(v, [r for r in views if r.variant == v], better, base, unit) for v in order]
+    energy = any(r.energy_mj is not None for r in views)
+    lines = [_line(v, [r for r in views if r.variant == v], better, base, unit, energy) for v in order]
     if primary in better:
         base_q = _by_seed([r for r in views if r.variant == base], primary)
         for v, line in zip(order, lines):
@@ -229,7 +252,8 @@ def _median(values: list[float | None]) -> float | None:
     return float(np.median(present)) if present else None
 
 
-def _line(variant: str, vrows: list[Row], better: dict[str, str], base: str, unit: str) -> dict[str, str]:
+def _line(variant: str, vrows: list[Row], better: dict[str, str], base: str, unit: str,
+          energy: bool = False) -> dict[str, str]:
     """One variant's line of a section table: column header -> the text shown (the columns depend on
     the section's metrics, runtimes and measurements, so a line is a plain mapping)."""
     ok = [r for r in vrows if r.ok]
@@ -251,6 +275,8 @@ def _line(variant: str, vrows: list[Row], better: dict[str, str], base: str, uni
         line["build s"] = _fmt(_median([r.build_s for r in ok]), 1)
     line["p50 ms ↓"] = _fmt(_median([r.latency_p50 for r in ok]), 3)
     line[f"ratio to {base} ↓ [95% CI]"] = _ratio(ok, base)
+    if energy:  # a column only where some row of the section has a figure
+        line[ENERGY_COLUMN] = _energy(ok)
     line[f"{unit} ↑"] = _fmt(_median([r.throughput for r in ok]), 1)
     if any(r.has_generation for r in vrows):
         line["gen ms/tok ↓"] = _fmt(_median([r.gen_ms_per_token for r in ok]), 2)
@@ -268,6 +294,22 @@ def _line(variant: str, vrows: list[Row], better: dict[str, str], base: str, uni
 def _ratio(ok: list[Row], base: str) -> str:
     ci = pooled_ratio(ok, base)
     return "-" if ci is None else f"{ci.value:.3f} [{ci.lo:.3f}, {ci.hi:.3f}]"
+
+
+def _energy(ok: list[Row]) -> str:
+    """mJ per batch-1 inference pooled over seeds from the windows (the helper of the latency ratio),
+    or why there is none: ``unsupported``, ``invalid``, ``-`` (not recorded)."""
+    windows = [x for r in ok for x in r.energy_windows if x > 0]
+    if windows:
+        ci = ratio_ci(np.log(windows))
+        lo_hi = f" [{_energy_fmt(ci.lo)}, {_energy_fmt(ci.hi)}]" if math.isfinite(ci.lo) else ""
+        return _energy_fmt(ci.value) + lo_hi
+    statuses = sorted({str(e.get("status")) for r in ok if (e := r.energy)} - {"ok"})
+    return "/".join(statuses) or "-"
+
+
+def _energy_fmt(x: float) -> str:
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}" if abs(x) >= 10 else f"{x:.2f}" if abs(x) >= 1 else f"{x:.3g}"
 
 
 def _mean_std(vals: list[float]) -> str:

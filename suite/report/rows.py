@@ -30,6 +30,7 @@ from suite.parts import (
     DatasetInfo,
     DeployInfo,
     Distributed,
+    Energy,
     GpuState,
     JsonObject,
     LauncherName,
@@ -105,7 +106,8 @@ def build_row(k: RowKey, *, run_id: str, status: Status, provenance: Provenance,
         "quality": quality or {}, "quality_delta": quality_delta or {}, "primary_metric": primary_metric,
         "metric_better": metric_better or {},
         "latency": m.latency if m else None, "throughput": m.throughput if m else None,
-        "generation": m.generation if m else None, "runtime_info": m.runtime_info if m else None,
+        "generation": m.generation if m else None, "energy": m.energy if m else None,
+        "runtime_info": m.runtime_info if m else None,
         "agreement": m.agreement if m else None, "memory": memory,
         "model": model, "train": train, "deploy": deploy, "dataset": dataset,
         "distributed": distributed or {"world_size": 1, "backend": "none", "bn_statistics": "per-process"},
@@ -433,6 +435,24 @@ class Row:
     @property
     def gen_ms_per_token(self) -> float | None:
         return _num(self._part("generation").get("ms_per_token"))
+
+    @property
+    def energy(self) -> Energy | None:
+        """The energy part (``ok``, ``unsupported`` or ``invalid``); None in rows from before it existed."""
+        part = self.d.get("energy")
+        return cast(Energy, part) if isinstance(part, dict) and isinstance(part.get("status"), str) else None
+
+    @property
+    def energy_mj(self) -> float | None:
+        """Energy per batch-1 inference (mJ) where it was measured."""
+        part = self._part("energy")
+        return _num(part.get("mj_per_inference")) if part.get("status") == "ok" else None
+
+    @property
+    def energy_windows(self) -> list[float]:
+        """The energy pass's per-window mJ per inference (the discarded windows left out)."""
+        part = self._part("energy")
+        return _nums(part.get("window_mj")) if part.get("status") == "ok" else []
 
     # memory, model, deploy
     @property
