@@ -81,8 +81,9 @@ def parse_variant(text: str) -> Variant:
     Variant("rms", None, "peri").
 
     A lone attention name (``"sla"``, ``"qknorm@peri"``) means the model's own norm with that
-    attention. Attention plugins are put in canonical order (the mechanism, then modifiers), so
-    ``ln+qknorm+sla`` is ``ln+sla+qknorm``. Unknown names raise :class:`UsageError` listing the
+    attention. Attention plugins are put in canonical order (the mechanism, then the modifiers in
+    alphabetical order), so ``ln+qknorm+sla`` is ``ln+sla+qknorm`` and ``ln+qknorm+gated`` is
+    ``ln+gated+qknorm``. Unknown names raise :class:`UsageError` listing the
     known ones and the closest match.
     """
     body, at, placement = text.partition("@")
@@ -104,7 +105,7 @@ def parse_variant(text: str) -> Variant:
     if len(mechanisms) > 1:
         raise UsageError(f"variant {text!r} names two attention mechanisms ({', '.join(mechanisms)}); "
                          f"give at most one, plus modifiers such as qknorm")
-    ordered = mechanisms + [a for a in attentions if is_modifier(a)]
+    ordered = mechanisms + sorted(a for a in attentions if is_modifier(a))  # one name per combination
     return Variant(parts[0], "+".join(ordered) or None, place)
 
 

@@ -11,7 +11,9 @@ import torch.nn as nn
 
 from suite.models.arch.base import (
     OUTPUT_NORM,
+    QUERY_MAPS,
     Adapter,
+    AttentionModule,
     AttentionSite,
     FoldSite,
     HeadNormSite,
@@ -26,8 +28,9 @@ from suite.models.arch.llama import LlamaAdapter
 from suite.models.arch.swin import SwinAdapter
 from suite.models.arch.vit import ViTAdapter
 
-__all__ = ["OUTPUT_NORM", "Adapter", "AttentionSite", "FoldSite", "HeadNormSite", "NotConvertible", "OutputSite",
-           "Producer", "adapted_parts", "adapters", "find_adapter", "has_module", "is_norm_slot"]
+__all__ = ["OUTPUT_NORM", "QUERY_MAPS", "Adapter", "AttentionModule", "AttentionSite", "FoldSite", "HeadNormSite",
+           "NotConvertible", "OutputSite", "Producer", "adapted_parts", "adapters", "find_adapter", "has_module",
+           "is_norm_slot"]
 
 
 def adapters() -> list[Adapter]:

@@ -7,6 +7,8 @@ import torch.nn as nn
 
 #: the child that holds a sub-layer's output norm (a placement plugin adds it, and a hook of its own applies it)
 OUTPUT_NORM = "out_norm"
+#: an HF attention module's attribute: how many query/key maps each head holds (differential attention: 2)
+QUERY_MAPS = "normbench_query_maps"
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,23 @@ class AttentionSite:
     windowed: bool = False            # the attention runs inside local windows (Swin)
 
 
+@dataclass(frozen=True)
+class AttentionModule:
+    """One self-attention module and its projections (for the attention plugins that keep the model's
+    projections and change what happens between them: ``diff``, ``gated``, ``sigmoid``)."""
+
+    path: str                         # the attention module
+    depth: int                        # 0-based index of its block
+    heads: int                        # query heads
+    kv_heads: int                     # key/value heads (fewer under grouped-query attention)
+    head_dim: int
+    query_proj: str                   # the projection whose output holds the queries (timm qkv, GPT-2 c_attn)
+    out_proj: str                     # the output projection: the heads' merged output is its input
+    width: int                        # channels of the block input the attention reads
+    rope: bool = False                # queries and keys are rotated (RoPE) before the scores
+    context: int | None = None        # the longest sequence the model was built for (causal LMs)
+
+
 class Adapter:
     name = ""
     family = "vision"                 # vision | lm
@@ -86,6 +105,11 @@ class Adapter:
 
     def attention_sites(self, model: nn.Module) -> list[AttentionSite]:
         """Every attention module an attention variant may replace (default: none)."""
+        return []
+
+    def attention_modules(self, model: nn.Module) -> list[AttentionModule]:
+        """Every self-attention module with its projections (default: none; raise ``NotImplementedError``
+        naming a module the attention plugins cannot handle)."""
         return []
 
     def norm_layers(self, model: nn.Module) -> dict[str, int]:

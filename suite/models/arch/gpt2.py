@@ -6,7 +6,17 @@ from typing import cast
 import torch
 import torch.nn as nn
 
-from suite.models.arch.base import Adapter, FoldSite, HeadNormSite, NotConvertible, OutputSite, Producer
+from suite.models.arch.base import (
+    QUERY_MAPS,
+    Adapter,
+    AttentionModule,
+    FoldSite,
+    HeadNormSite,
+    NotConvertible,
+    OutputSite,
+    Producer,
+    has_module,
+)
 
 
 class GPT2Adapter(Adapter):
@@ -22,7 +32,8 @@ class GPT2Adapter(Adapter):
         sites = []
         for i in range(len(model.transformer.h)):
             p = f"transformer.h.{i}"
-            sites += [FoldSite(f"{p}.ln_1", (f"{p}.attn.c_attn",)), FoldSite(f"{p}.ln_2", (f"{p}.mlp.c_fc",))]
+            gate = (f"{p}.attn.gate",) if has_module(model, f"{p}.attn.gate") else ()
+            sites += [FoldSite(f"{p}.ln_1", (f"{p}.attn.c_attn", *gate)), FoldSite(f"{p}.ln_2", (f"{p}.mlp.c_fc",))]
         return sites + [FoldSite("transformer.ln_f", ("lm_head",))]
 
     def producers(self, model: nn.Module) -> list[Producer]:
@@ -37,6 +48,13 @@ class GPT2Adapter(Adapter):
         for i in range(len(model.transformer.h)):
             out += [(f"transformer.h.{i}.attn.resid_dropout", "post"), (f"transformer.h.{i}.mlp.dropout", "post")]
         return out
+
+    def attention_modules(self, model: nn.Module) -> list[AttentionModule]:
+        self._no_cross_attention(model)
+        cfg = model.config
+        return [AttentionModule(f"transformer.h.{i}.attn", i, blk.attn.num_heads, blk.attn.num_heads,
+                                blk.attn.head_dim, f"transformer.h.{i}.attn.c_attn", f"transformer.h.{i}.attn.c_proj",
+                                cfg.hidden_size, context=cfg.n_positions) for i, blk in enumerate(model.transformer.h)]
 
     def norm_layers(self, model: nn.Module) -> dict[str, int]:
         return {f"transformer.h.{i}.{n}": i + 1 for i in range(len(model.transformer.h)) for n in ("ln_1", "ln_2")}
@@ -59,8 +77,10 @@ class GPT2Adapter(Adapter):
         out = []
         for i, blk in enumerate(model.transformer.h):
             a, p = blk.attn, f"transformer.h.{i}.attn.c_attn"
-            out += [HeadNormSite(f"{p}.q_norm", p, 0, a.num_heads, a.head_dim, native=False),
-                    HeadNormSite(f"{p}.k_norm", p, a.embed_dim, a.num_heads, a.head_dim, native=False)]
+            maps = int(getattr(a, QUERY_MAPS, 1))  # differential attention: two maps per head, each its own norm
+            heads, width = a.num_heads * maps, a.head_dim // maps
+            out += [HeadNormSite(f"{p}.q_norm", p, 0, heads, width, native=False),
+                    HeadNormSite(f"{p}.k_norm", p, a.embed_dim, heads, width, native=False)]
         return out
 
     def _no_cross_attention(self, model: nn.Module) -> None:

@@ -6,7 +6,15 @@ from typing import cast
 import torch
 import torch.nn as nn
 
-from suite.models.arch.base import Adapter, FoldSite, HeadNormSite, OutputSite
+from suite.models.arch.base import (
+    QUERY_MAPS,
+    Adapter,
+    AttentionModule,
+    FoldSite,
+    HeadNormSite,
+    OutputSite,
+    has_module,
+)
 
 
 class LlamaAdapter(Adapter):
@@ -21,9 +29,17 @@ class LlamaAdapter(Adapter):
         sites = []
         for i in range(len(model.model.layers)):
             p = f"model.layers.{i}"
-            sites += [FoldSite(f"{p}.input_layernorm", tuple(f"{p}.self_attn.{n}_proj" for n in "qkv")),
+            gate = (f"{p}.self_attn.gate",) if has_module(model, f"{p}.self_attn.gate") else ()
+            sites += [FoldSite(f"{p}.input_layernorm", (*(f"{p}.self_attn.{n}_proj" for n in "qkv"), *gate)),
                       FoldSite(f"{p}.post_attention_layernorm", (f"{p}.mlp.gate_proj", f"{p}.mlp.up_proj"))]
         return sites + [FoldSite("model.norm", ("lm_head",))]
+
+    def attention_modules(self, model: nn.Module) -> list[AttentionModule]:
+        cfg = model.config
+        return [AttentionModule(f"model.layers.{i}.self_attn", i, cfg.num_attention_heads, cfg.num_key_value_heads,
+                                layer.self_attn.head_dim, f"model.layers.{i}.self_attn.q_proj",
+                                f"model.layers.{i}.self_attn.o_proj", cfg.hidden_size, rope=True,
+                                context=cfg.max_position_embeddings) for i, layer in enumerate(model.model.layers)]
 
     def norm_layers(self, model: nn.Module) -> dict[str, int]:
         return {f"model.layers.{i}.{n}": i + 1 for i in range(len(model.model.layers))
@@ -47,6 +63,9 @@ class LlamaAdapter(Adapter):
         out = []
         for i, layer in enumerate(model.model.layers):
             p, hd = f"model.layers.{i}.self_attn", layer.self_attn.head_dim
+            if getattr(layer.self_attn, QUERY_MAPS, 1) != 1:
+                raise NotImplementedError(f"{p} runs differential attention, whose two rotary maps per head are not "
+                                          "contiguous channel groups a per-head norm could act on")
             out += [HeadNormSite(f"{p}.q_proj.head_norm", f"{p}.q_proj", 0, heads, hd, native=False),
                     HeadNormSite(f"{p}.k_proj.head_norm", f"{p}.k_proj", 0, kv_heads, hd, native=False)]
         return out

@@ -5,6 +5,7 @@ import torch.nn as nn
 
 from suite.models.arch.base import (
     Adapter,
+    AttentionModule,
     AttentionSite,
     FoldSite,
     HeadNormSite,
@@ -35,7 +36,8 @@ class ViTAdapter(Adapter):
         for i, blk in enumerate(model.blocks):
             if not hasattr(blk.attn, "qkv") or not hasattr(blk.mlp, "fc1"):
                 raise NotImplementedError(f"blocks.{i}: folding needs attn.qkv and mlp.fc1 ({type(blk).__name__})")
-            sites += [FoldSite(f"blocks.{i}.norm1", (f"blocks.{i}.attn.qkv",)),
+            gate = (f"blocks.{i}.attn.gate",) if isinstance(getattr(blk.attn, "gate", None), nn.Linear) else ()
+            sites += [FoldSite(f"blocks.{i}.norm1", (f"blocks.{i}.attn.qkv", *gate)),
                       FoldSite(f"blocks.{i}.norm2", (f"blocks.{i}.mlp.fc1",))]
         final = [n for n in ("norm", "fc_norm") if is_norm_slot(getattr(model, n))]
         if final:
@@ -73,6 +75,19 @@ class ViTAdapter(Adapter):
         return [AttentionSite(f"blocks.{i}", grid, prefix_tokens=model.num_prefix_tokens)
                 for i in range(len(model.blocks))]
 
+    def attention_modules(self, model: nn.Module) -> list[AttentionModule]:
+        from timm.layers import Attention, DiffAttention
+        out = []
+        for i, blk in enumerate(model.blocks):
+            attn, p = blk.attn, f"blocks.{i}.attn"
+            if not isinstance(attn, (Attention, DiffAttention)):
+                raise NotImplementedError(f"{p} is {type(attn).__name__}, not timm's Attention")
+            width = attn.qkv.out_features // 3
+            heads = width // (2 * attn.head_dim) if isinstance(attn, DiffAttention) else attn.num_heads
+            out.append(AttentionModule(p, i, heads, heads, width // heads, f"{p}.qkv", f"{p}.proj",
+                                       attn.qkv.in_features))
+        return out
+
     def norm_layers(self, model: nn.Module) -> dict[str, int]:
         return {f"blocks.{i}.{n}": i + 1 for i in range(len(model.blocks)) for n in ("norm1", "norm2")}
 
@@ -99,9 +114,10 @@ class ViTAdapter(Adapter):
             if not (hasattr(attn, "q_norm") and hasattr(attn, "k_norm") and isinstance(getattr(attn, "qkv", None),
                                                                                        nn.Linear)):
                 raise NotImplementedError(f"{p} is {type(attn).__name__}, which has no per-head query/key norm slots")
-            width = attn.num_heads * attn.head_dim
-            out += [HeadNormSite(f"{p}.q_norm", f"{p}.qkv", 0, attn.num_heads, attn.head_dim, native=True),
-                    HeadNormSite(f"{p}.k_norm", f"{p}.qkv", width, attn.num_heads, attn.head_dim, native=True)]
+            width = attn.qkv.out_features // 3  # differential attention: twice the heads at half the width
+            heads = width // attn.head_dim
+            out += [HeadNormSite(f"{p}.q_norm", f"{p}.qkv", 0, heads, attn.head_dim, native=True),
+                    HeadNormSite(f"{p}.k_norm", f"{p}.qkv", width, heads, attn.head_dim, native=True)]
         return out
 
     def check_pre_ln(self, model: nn.Module) -> None:
