@@ -38,7 +38,8 @@ from suite.site.history import Call, CellHistory, cell_histories, regressions
 MARKER = ".normbench-site"   # a folder publish wrote, which it may replace
 #: column header (its start) -> the short key a view names in ``?sort=``
 COLUMN_KEYS = (("variant", "variant"), ("status", "status"), ("p50 ms", "latency"), ("ratio to", "ratio"),
-               ("peak MB", "memory"), ("gen ms/tok", "generation"), ("params", "params"), ("GFLOPs", "flops"),
+               ("peak MB", "memory"), ("mJ/inf", "energy"), ("gen ms/tok", "generation"), ("params", "params"),
+               ("GFLOPs", "flops"),
                ("deploy err", "deploy_err"), ("seeds", "seeds"), ("data", "data"), ("verdict", "verdict"),
                ("Δ", "delta"), ("agree", "agree"), ("build s", "build"))
 FILTERS = ("task", "variant", "runtime", "precision", "device")
