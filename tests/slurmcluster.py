@@ -38,6 +38,14 @@ def available() -> str | None:
     return None
 
 
+def every_core() -> None:
+    """Let this process (a daemon, and so every job it starts) run on every core of the machine: a
+    pytest-xdist worker is pinned to its share (``tests/conftest.py``), and the cluster's jobs would
+    otherwise queue on that one core while the other sits idle at the end of the run."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, range(os.cpu_count() or 1))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -139,7 +147,8 @@ def start(folder: Path, timeout_s: float = 30.0) -> Cluster:
     try:
         for daemon in ("slurmctld", "slurmd"):
             log = open(folder / f"{daemon}.out", "wb")   # noqa: SIM115 - the daemon's, closed with it
-            cluster.procs.append(subprocess.Popen([_exe(daemon), "-D"], env=env, stdout=log, stderr=log))
+            cluster.procs.append(subprocess.Popen([_exe(daemon), "-D"], env=env, stdout=log, stderr=log,
+                                                  preexec_fn=every_core))
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             state = cluster.run("sinfo", "-h", "-o", "%T", check=False).strip()

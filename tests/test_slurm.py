@@ -39,7 +39,7 @@ def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
     """``run_suite.py ARGS`` in a process of its own while the test goes on; its output goes to ``log``."""
     with log.open("wb") as f:
         return subprocess.Popen([sys.executable, str(REPO / "run_suite.py"), *args], cwd=REPO, env=env,
-                                stdout=f, stderr=subprocess.STDOUT)
+                                stdout=f, stderr=subprocess.STDOUT, preexec_fn=slurmcluster.every_core)
 
 
 def _rows(out: Path) -> list[dict]:

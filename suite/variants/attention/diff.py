@@ -47,12 +47,11 @@ import torch.nn.functional as F
 from timm.layers import Attention, DiffAttention, RmsNorm
 
 from suite.errors import NotApplicable
-from suite.models.arch import QUERY_MAPS, AttentionModule, find_adapter
-from suite.models.attention import bias_of, repeat_kv, use_kernel
+from suite.models.arch import QUERY_MAPS, AttentionModule
+from suite.models.attention import attention_modules, bias_of, repeat_kv, use_kernel
 from suite.models.surgery import replace_module
 from suite.variants import register_attention
 
-SUPPORTED = "timm ViT/DeiT, HF GPT-2, HF LLaMA"
 LAMBDA_STD = 0.1
 SUB_NORM_EPS = 1e-5
 
@@ -158,18 +157,10 @@ class Diff:
 
     @classmethod
     def apply(cls, model: nn.Module, kwargs: dict) -> dict:
-        adapter = find_adapter(model)
-        try:
-            modules = adapter.attention_modules(model) if adapter is not None else []
-        except NotImplementedError as e:
-            raise NotApplicable(f"diff is not applicable: {e}") from None
-        if not modules:
-            what = adapter.name if adapter is not None else type(model).__name__
-            raise NotApplicable(f"diff has no surgery for {what} (supported: {SUPPORTED})")
+        modules, hf = attention_modules(model, "diff")
         if modules[0].head_dim % (4 if modules[0].rope else 2):
             raise NotApplicable(f"diff needs a head width divisible by {4 if modules[0].rope else 2} "
                                 f"(two maps{' of rotary pairs' if modules[0].rope else ''}), got {modules[0].head_dim}")
-        hf = adapter is not None and adapter.family == "lm"
         for m in modules:
             (_hf if hf else _timm)(model, m)
         return {"attention": "diff", "modules": len(modules), "heads": modules[0].heads,

@@ -35,12 +35,14 @@ import torch.nn as nn
 from timm.layers import Attention
 
 from suite.errors import NotApplicable
-from suite.models.arch import AttentionModule, find_adapter
+from suite.models.arch import AttentionModule
+from suite.models.attention import attention_modules
 from suite.variants import register_attention
 from suite.variants.attention.diff import DiffusedAttention
 
-SUPPORTED = "timm ViT/DeiT, HF GPT-2, HF LLaMA"
 VALUE = "_normbench_gate"  # where the attention's pre-hook leaves the gate for the output projection
+WHY = (". Gated attention multiplies the per-head output of a softmax-style attention before its output projection "
+       "(the paper's G1); simplified linear attention (sla) has no gate slot")
 
 
 class ComputeGate:
@@ -74,17 +76,7 @@ class Gated:
 
     @classmethod
     def apply(cls, model: nn.Module, kwargs: dict) -> dict:
-        adapter = find_adapter(model)
-        try:
-            modules = adapter.attention_modules(model) if adapter is not None else []
-        except NotImplementedError as e:
-            raise NotApplicable(f"gated is not applicable: {e}. Gated attention multiplies the per-head output of "
-                                "a softmax-style attention before its output projection (the paper's G1); simplified "
-                                "linear attention (sla) has no gate slot") from None
-        if not modules:
-            what = adapter.name if adapter is not None else type(model).__name__
-            raise NotApplicable(f"gated has no surgery for {what} (supported: {SUPPORTED})")
-        hf = adapter is not None and adapter.family == "lm"
+        modules, hf = attention_modules(model, "gated", WHY)
         for m in modules:
             (_hf if hf else _timm)(model, m)
         return {"attention": "gated", "modules": len(modules), "position": "G1 (each head's output, before the "

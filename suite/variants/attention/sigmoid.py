@@ -34,11 +34,8 @@ import torch.nn.functional as F
 from timm.layers import Attention
 
 from suite.errors import NotApplicable
-from suite.models.arch import find_adapter
-from suite.models.attention import bias_of, repeat_kv, use_kernel
+from suite.models.attention import attention_modules, bias_of, repeat_kv, use_kernel
 from suite.variants import register_attention
-
-SUPPORTED = "timm ViT/DeiT, HF GPT-2, HF LLaMA"
 
 
 def sigmoid_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n: int, bias: torch.Tensor | None,
@@ -94,15 +91,7 @@ class Sigmoid:
 
     @classmethod
     def apply(cls, model: nn.Module, kwargs: dict) -> dict:
-        adapter = find_adapter(model)
-        try:
-            modules = adapter.attention_modules(model) if adapter is not None else []
-        except NotImplementedError as e:
-            raise NotApplicable(f"sigmoid is not applicable: {e}") from None
-        if not modules:
-            what = adapter.name if adapter is not None else type(model).__name__
-            raise NotApplicable(f"sigmoid has no surgery for {what} (supported: {SUPPORTED})")
-        causal = adapter is not None and adapter.family == "lm"
+        modules, causal = attention_modules(model, "sigmoid")
         for m in modules:
             attn = model.get_submodule(m.path)
             if causal:
