@@ -49,29 +49,51 @@ def run(out: Path, seeds: str, tasks: str) -> None:
         subprocess.run(argv, cwd=ROOT, check=False)
 
 
-def summarize(out: Path) -> str:
+def summarize(out: Path, settings: dict[str, tuple] | None = None, variants: tuple[str, ...] = ("un", "prepbn"),
+              title: str = "Budget sensitivity of `un` and `prepbn` (smoke tasks, embedded data)",
+              figure: str = "budget-sensitivity.png") -> str:
+    """The README table of a study: one row per (task, variant, setting) and one per ``ln`` baseline.
+
+    ``settings`` (name -> (what it is, ...)) defaults to this study's; a setting is paired with the
+    ``ln`` of its own folder where it trained one (e.g. a setting that changes the batch), else with
+    the ``ln`` of the first setting.
+    """
     import numpy as np
     from tabulate import tabulate
 
     from suite.report.quality import paired_difference
     from suite.report.store import read_rows
+
+    def ms(q: list[float]) -> str:  # one seed: no spread
+        return f"{np.mean(q):.2f} ± {np.std(q, ddof=1):.2f}" if len(q) > 1 else f"{q[0]:.2f}"
+
+    settings = SETTINGS if settings is None else settings
     rows = {name: [r for r in read_rows(out / name / "rows.jsonl") if r["status"] == "ok"]
-            for name in SETTINGS if (out / name / "rows.jsonl").exists()}
-    baseline = [r for r in rows.get("scaled-suite", []) if r["variant"] == "ln"]
+            for name in settings if (out / name / "rows.jsonl").exists()}
+    first = next(iter(settings))
     lines, points = [], []
     for task in sorted({r["task"] for rs in rows.values() for r in rs}):
-        ln = {r["seed"]: r for r in baseline if r["task"] == task}
-        metric = next(iter(ln.values()))["primary_metric"]
-        better = next(iter(ln.values()))["metric_better"][metric]
-        ln_q = {s: r["quality"][metric] for s, r in ln.items()}
-        lines.append({"task": task, "variant": "ln", "setting": "-", "kwargs": "-",
-                      metric: f"{np.mean(list(ln_q.values())):.2f} ± {np.std(list(ln_q.values()), ddof=1):.2f}",
-                      "Δ vs ln [95% CI]": "-", "verdict": "-", "seeds": str(len(ln_q))})
-        for variant in ("un", "prepbn"):
+        ln_of: dict[str, dict[int, float]] = {}
+        metric = better = ""
+        for name, rs in rows.items():
+            ln = {r["seed"]: r for r in rs if r["task"] == task and r["variant"] == "ln"}
+            if not ln:
+                continue
+            metric = next(iter(ln.values()))["primary_metric"]
+            better = next(iter(ln.values()))["metric_better"][metric]
+            ln_of[name] = {s: r["quality"][metric] for s, r in ln.items()}
+            ln_vals = list(ln_of[name].values())
+            lines.append({"task": task, "variant": "ln", "setting": "-" if name == first else name, "kwargs": "-",
+                          metric: ms(ln_vals),
+                          "Δ vs ln [95% CI]": "-", "verdict": "-", "seeds": str(len(ln_vals))})
+        if first not in ln_of:
+            continue
+        for variant in variants:
             for name, rs in rows.items():
                 mine = {r["seed"]: r for r in rs if r["task"] == task and r["variant"] == variant}
                 if not mine:
                     continue
+                ln_q = ln_of.get(name, ln_of[first])
                 q = {s: r["quality"][metric] for s, r in mine.items()}
                 d = paired_difference(q, ln_q, better)
                 kw = next(iter(mine.values()))["model"]["variant_kwargs"]
@@ -80,28 +102,31 @@ def summarize(out: Path) -> str:
                 vals = list(q.values())
                 lines.append({"task": task, "variant": variant, "setting": name,
                               "kwargs": ", ".join(f"{k}={v}" for k, v in shown.items()),
-                              metric: f"{np.mean(vals):.2f} ± {np.std(vals, ddof=1):.2f}",
+                              metric: ms(vals),
                               "Δ vs ln [95% CI]": d.show(), "verdict": d.verdict, "seeds": str(len(vals))})
                 points.append((task, variant, name, float(np.mean(vals)), float(np.std(vals, ddof=1)),
                                float(np.mean(list(ln_q.values()))), metric, better))
-    plot(points, out / "budget-sensitivity.png")
-    intro = ["# Budget sensitivity of `un` and `prepbn` (smoke tasks, embedded data)", "",
+    plot(points, out / figure, list(settings), variants)
+    intro = [f"# {title}", "",
              "Each setting is a sweep folder here; quality is mean ± std over seeds; the difference to `ln` is "
              "paired by seed with a 95% t interval. Settings:", ""]
-    intro += [f"- `{name}`: {what}" for name, (what, _) in SETTINGS.items()]
+    intro += [f"- `{name}`: {spec[0]}" + ("" if name in rows else " (not run)") for name, spec in settings.items()]
     return "\n".join(intro + ["", tabulate(lines, headers="keys", tablefmt="github", disable_numparse=True), "",
-                              "![quality per setting](budget-sensitivity.png)", ""])
+                              f"![quality per setting]({figure})", ""])
 
 
-def plot(points: list[tuple], path: Path) -> None:
+def plot(points: list[tuple], path: Path, names: list[str] | None = None,
+         variants: tuple[str, ...] = ("un", "prepbn")) -> None:
     from matplotlib.figure import Figure
     tasks = sorted({p[0] for p in points})
+    if not tasks:  # nothing finished yet
+        return
     fig = Figure(figsize=(5.5 * len(tasks), 4.2), dpi=110)
     axes = fig.subplots(1, len(tasks), squeeze=False)[0]
-    names = list(SETTINGS)
+    names = list(SETTINGS) if names is None else names
     for ax, task in zip(axes, tasks):
         mine = [p for p in points if p[0] == task]
-        for k, variant in enumerate(("un", "prepbn")):
+        for k, variant in enumerate(variants):
             pts = sorted((names.index(p[2]), p[3], p[4]) for p in mine if p[1] == variant)
             if pts:
                 x = [i + (k - 0.5) * 0.12 for i, _, _ in pts]

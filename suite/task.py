@@ -119,7 +119,8 @@ class Task(Generic[DataT]):
     """
 
     version = "1"
-    family = "vision"                     # "vision" | "lm": picks placement and budget rules of variants
+    family = "vision"                     # "vision" | "detection" | "lm": picks the variants' budget rules
+                                          # (a detection task is vision to every rule that does not name it)
     default = True                        # part of a sweep when --tasks is not given
     primary_metric = ""
     metrics: dict[str, str] = {}          # metric -> "higher" | "lower" (which is better)

@@ -33,6 +33,7 @@ class Coco(Task["_Data"]):
     """Object detection (box mAP@[.5:.95], AP50) with FCOS on timm backbones; embedded: generated shapes."""
 
     version = "1"
+    family = "detection"  # a vision task whose variants may keep their own budget rules (prepbn: the whole run)
     primary_metric = "map"
     metrics = {"map": "higher", "ap50": "higher"}
     throughput_unit = "img/s"

@@ -94,7 +94,19 @@ def test_recalibration_changes_only_bn_statistics() -> None:
     assert model.training  # restored
 
 
-def test_budget_rule_is_the_reference_fraction_for_vision_and_the_studied_one_for_lms() -> None:
+def test_budget_rule_is_the_reference_fraction_for_vision_and_the_studied_one_for_lms_and_detection() -> None:
     assert PRepBN.budget_kwargs(375_300) == {"total_steps": 60_000}
     assert PRepBN.budget_kwargs(1000) == {"total_steps": 160}
     assert PRepBN.budget_kwargs(1000, family="lm") == {"total_steps": 400, "warmup_steps": 100}
+    assert PRepBN.budget_kwargs(300, family="detection") == {"total_steps": 300}
+
+
+def test_detection_cells_get_the_detection_rule_and_classification_keeps_its_own() -> None:
+    from suite.sweep.identity import variant_kwargs
+    from suite.task import TASKS
+    from suite.variants import parse_variant
+    for name, family, steps in (("coco", "detection", 300), ("imagenet", "vision", 160)):
+        task = TASKS.get(name)()
+        assert task.family == family
+        profile = task.profiles(embedded=True)["smoke"]
+        assert variant_kwargs(task, parse_variant("prepbn"), profile, {})["total_steps"] == steps

@@ -32,7 +32,7 @@ def loaded(request: pytest.FixtureRequest):
 def test_profile_and_data_identity(loaded: Task) -> None:
     task = loaded
     profile, data = task.prof, task.data
-    assert task.family in ("vision", "lm") and task.primary_metric in task.metrics
+    assert task.family in ("vision", "detection", "lm") and task.primary_metric in task.metrics
     assert set(task.metrics.values()) <= {"higher", "lower"}
     assert profile.recipe.steps == 2 and profile.throughput_batch >= 1 and profile.timing_s_per_model > 0
     info = data.info

@@ -22,7 +22,7 @@ class TrainingContext:
     """What a norm may want to know about the run before training starts."""
 
     steps: int                 # optimizer steps of the run
-    family: str = "vision"     # "vision" | "lm"
+    family: str = "vision"     # "vision" | "detection" | "lm" (the task's)
     world_size: int = 1        # processes training the cell (DDP)
     sync_bn: bool = False      # --sync-bn: batch statistics averaged over the processes
 
