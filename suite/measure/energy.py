@@ -80,6 +80,10 @@ class EnergyMeter:
     max_s: float = 1.5         # ... but no longer than this (then flagged when it moved less than twice)
     poll_s: float = 0.0005     # the counter is read between calls at most this often
 
+    def windows(self, per_model_s: float) -> int:
+        """Energy windows per variant for the group's per-variant timing budget (``windows_for``)."""
+        return windows_for(per_model_s)
+
     def window(self, fn: Callable[[], Any]) -> Window:
         self.sync()
         t0 = polled = self.clock()

@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Self, TypedDict
+from typing import Any, Literal, Protocol, Self, TypedDict
 
 import numpy as np
 import torch
@@ -27,8 +27,14 @@ from scipy import stats
 from suite.errors import UsageError
 from suite.parts import Energy, Latency, Ratio, Throughput, TimingSettings
 
-if TYPE_CHECKING:
-    from suite.measure.energy import EnergyMeter
+
+class EnergyPass(Protocol):
+    """What the timing needs of an energy meter (``suite.measure.energy.EnergyMeter``, which imports this module)."""
+
+    def windows(self, per_model_s: float) -> int: ...
+
+    def measure(self, calls: Mapping[str, Callable[[], Any]], windows: int,
+                baseline: str | None = None) -> dict[str, Energy]: ...
 
 TimerName = Literal["perf_counter", "cuda_event"]
 
@@ -200,7 +206,7 @@ def _warmup(timer: Any, fn: Callable[[], Any], cfg: TimingConfig) -> float:
 def time_interleaved(models: Mapping[str, Callable[[Any], Any]], make_input: Callable[[int], Any], cfg: TimingConfig,
                      device: torch.device, baseline: str | None = None,
                      progress: Callable[[int, float], None] | None = None,
-                     energy: EnergyMeter | None = None) -> dict[str, Timing]:
+                     energy: EnergyPass | None = None) -> dict[str, Timing]:
     """Time ``models`` (modules, or any callables a runtime built) in interleaved rounds: latency
     at batch 1 and throughput at cfg.throughput_batch; then, with an ``energy`` meter, each model's
     energy per batch-1 inference (``suite.measure.energy``; its windows are outside the budget)."""
@@ -239,8 +245,7 @@ def time_interleaved(models: Mapping[str, Callable[[Any], Any]], make_input: Cal
             if progress is not None:
                 progress(rounds, time.perf_counter() - t0)
         if energy is not None:
-            from suite.measure.energy import windows_for
-            energies = energy.measure({n: calls[n][0] for n in names}, windows_for(cfg.budget_s / len(names)),
+            energies = energy.measure({n: calls[n][0] for n in names}, energy.windows(cfg.budget_s / len(names)),
                                       baseline)
     out = {}
     for n in names:
