@@ -108,6 +108,26 @@ def lm_attn(model: nn.Module, layer: int) -> nn.Module:
     return model.transformer.h[layer].attn if model.config.model_type == "gpt2" else model.model.layers[layer].self_attn
 
 
+def vit_heads(variant: str) -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Block 0's attention of a float64 DeiT with ``variant`` (2 heads of 16), an input ``x`` of 17 tokens,
+    and q, k, v ``[B, h, N, 16]`` computed here from its ``qkv`` weights."""
+    torch.manual_seed(0)
+    model = create_model("deit_tiny_patch16_224", variant, **TINY_VIT).double().eval()
+    attn = model.blocks[0].attn
+    x = torch.randn(2, 17, 32, dtype=torch.float64)
+    q, k, v = (x @ attn.qkv.weight.T + attn.qkv.bias).split(32, -1)
+    q, k, v = (t.reshape(2, 17, 2, 16).transpose(1, 2) for t in (q, k, v))
+    return attn, x, q, k, v
+
+
+def rotated(model: nn.Module, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """q and k with the model's RoPE (LLaMA) at positions 0..N-1; unchanged for GPT-2."""
+    if model.config.model_type != "llama":
+        return q, k
+    theta = model.config.rope_parameters["rope_theta"]
+    return rotate(q, theta), rotate(k, theta)
+
+
 def run_lm(name: str, variant: str, layer: int = 1) -> tuple[nn.Module, Capture]:
     torch.manual_seed(0)
     model = create_model(name, variant).double().eval()
@@ -175,12 +195,7 @@ def test_diff_on_llama_keeps_rope_relative() -> None:
 
 # -- gated -------------------------------------------------------------------------------------------------------------
 def test_gated_in_a_vit_float64() -> None:
-    torch.manual_seed(0)
-    model = create_model("deit_tiny_patch16_224", "ln+gated", **TINY_VIT).double().eval()
-    attn = model.blocks[0].attn
-    x = torch.randn(2, 17, 32, dtype=torch.float64)
-    q, k, v = ((x @ attn.qkv.weight.T + attn.qkv.bias).split(32, -1))
-    q, k, v = (t.reshape(2, 17, 2, 16).transpose(1, 2) for t in (q, k, v))
+    attn, x, q, k, v = vit_heads("ln+gated")
     o = (softmax_map(q, k, False) @ v).transpose(1, 2).reshape(2, 17, 32)
     gate = torch.sigmoid(x @ attn.gate.weight.T + attn.gate.bias)
     expected = (o * gate) @ attn.proj.weight.T + attn.proj.bias
@@ -195,9 +210,7 @@ def test_gated_in_a_causal_lm_float64(name: str) -> None:
     assert cap.x is not None and cap.y is not None
     attn = lm_attn(model, 1)
     q, k, v = lm_heads(model, 1, cap.x)
-    if name.startswith("llama"):
-        theta = model.config.rope_parameters["rope_theta"]
-        q, k = rotate(q, theta), rotate(k, theta)
+    q, k = rotated(model, q, k)
     o = softmax_map(q, k, True) @ v
     gate = torch.sigmoid(cap.x @ attn.gate.weight.T + (attn.gate.bias if attn.gate.bias is not None else 0))
     b, h, n, d = o.shape
@@ -208,12 +221,7 @@ def test_gated_in_a_causal_lm_float64(name: str) -> None:
 
 # -- sigmoid -----------------------------------------------------------------------------------------------------------
 def test_sigmoid_in_a_vit_float64() -> None:
-    torch.manual_seed(0)
-    model = create_model("deit_tiny_patch16_224", "ln+sigmoid", **TINY_VIT).double().eval()
-    attn = model.blocks[0].attn
-    x = torch.randn(2, 17, 32, dtype=torch.float64)
-    q, k, v = ((x @ attn.qkv.weight.T + attn.qkv.bias).split(32, -1))
-    q, k, v = (t.reshape(2, 17, 2, 16).transpose(1, 2) for t in (q, k, v))
+    attn, x, q, k, v = vit_heads("ln+sigmoid")
     w = torch.sigmoid(q @ k.transpose(-2, -1) / 4.0 - math.log(17))  # n = 17 keys (16 patches + class token)
     expected = (w @ v).transpose(1, 2).reshape(2, 17, 32) @ attn.proj.weight.T + attn.proj.bias
     with torch.no_grad():
@@ -225,9 +233,7 @@ def test_sigmoid_in_a_causal_lm_float64(name: str) -> None:
     model, cap = run_lm(name, "ln+sigmoid")
     assert cap.x is not None and cap.y is not None
     q, k, v = lm_heads(model, 1, cap.x)
-    if name.startswith("llama"):
-        theta = model.config.rope_parameters["rope_theta"]
-        q, k = rotate(q, theta), rotate(k, theta)
+    q, k = rotated(model, q, k)
     n = 128  # the model's context (n_positions / max_position_embeddings), not the 9 tokens of this input
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]) - math.log(n)
     w = torch.sigmoid(causal_fill(scores, float("-inf")))

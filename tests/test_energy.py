@@ -267,7 +267,7 @@ def test_a_timing_group_with_a_fake_counter_reports_mj_beside_latency(tmp_path: 
     from suite.measure import timing_worker
     from suite.report.leaderboard import ENERGY_COLUMN, leaderboard_markdown, leaderboard_sections
     fake = FakeNvml(time.perf_counter)
-    monkeypatch.setattr(timing_worker, "_energy_meter", lambda dev: (
+    monkeypatch.setattr(timing_worker, "meter_for", lambda dev: (
         EnergyMeter(lambda: fake.nvmlDeviceGetTotalEnergyConsumption("h")), ""))
     out = timing_worker.run_group(_group(tmp_path, deployed))
     for m in out["models"].values():

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from suite import faults
 from suite.env import interactive, now_iso
 from suite.measure.alloc import steady_malloc
-from suite.measure.energy import EnergyMeter, meter_for, unsupported
+from suite.measure.energy import meter_for, unsupported
 from suite.measure.gpu import StateSampler
 from suite.measure.inputs import make_input
 from suite.measure.interleave import TimingConfig, time_interleaved
@@ -102,7 +102,7 @@ def run_group(spec: Mapping[str, object]) -> GroupOutput:
     baseline = job.baseline if job.baseline in prepared else None
     state_before = _gpu_state(device)
     sampler = StateSampler(lambda: _gpu_state(device), lambda: _violations(device))
-    meter, no_energy = _energy_meter(device)
+    meter, no_energy = meter_for(device)
     host = HostLoad()
     bar = tqdm(desc=f"timing {len(prepared)} models ({runtime}, {precision})", unit="round", leave=False,
                mininterval=1.0, disable=not interactive())  # a log gets the group's one line from the sweep
@@ -218,10 +218,6 @@ def _gpu_state(device: torch.device) -> NvmlState | None:
         return None
     from suite.measure.gpu import gpu_state
     return gpu_state(device.index or 0)
-
-
-def _energy_meter(device: torch.device) -> tuple[EnergyMeter | None, str]:
-    return meter_for(device)
 
 
 def _violations(device: torch.device) -> dict[str, int] | None:

@@ -15,8 +15,6 @@ from typing import Any, Protocol
 import torch
 import torch.nn as nn
 
-#: the model families the attention plugins that keep the model's projections support
-SUPPORTED = "timm ViT/DeiT, HF GPT-2, HF LLaMA"
 IMPLEMENTATION = "normbench"
 KERNEL_ATTR = "normbench_kernel"
 
@@ -85,14 +83,6 @@ def repeat_kv(x: torch.Tensor, heads: int) -> torch.Tensor:
 def attention_modules(model: nn.Module, plugin: str, why: str = "") -> tuple[list[Any], bool]:
     """The model's self-attention modules (``suite.models.arch.AttentionModule``) and whether it is a
     causal LM; ``NotApplicable`` naming ``plugin`` (and ``why``) where its adapter has none."""
-    from suite.errors import NotApplicable
-    from suite.models.arch import find_adapter
-    adapter = find_adapter(model)
-    try:
-        modules = adapter.attention_modules(model) if adapter is not None else []
-    except NotImplementedError as e:
-        raise NotApplicable(f"{plugin} is not applicable: {e}{why}") from None
-    if not modules:
-        what = adapter.name if adapter is not None else type(model).__name__
-        raise NotApplicable(f"{plugin} has no surgery for {what} (supported: {SUPPORTED})")
-    return modules, adapter is not None and adapter.family == "lm"
+    from suite.models.arch import sites_of
+    modules, adapter = sites_of(model, plugin, lambda a, m: a.attention_modules(m), why)
+    return modules, adapter.family == "lm"

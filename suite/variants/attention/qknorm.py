@@ -37,12 +37,13 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from suite.errors import NotApplicable
-from suite.models.arch import HeadNormSite, find_adapter
+from suite.models.arch import HeadNormSite, sites_of
 from suite.models.surgery import new_model_norm, replace_module
 from suite.variants import register_attention
 
-SUPPORTED = "timm ViT/DeiT, HF GPT-2, HF LLaMA"
+WHY = (". QK-norm normalizes the queries and keys that enter a softmax; a linear attention such as sla has no "
+       "softmax logits (a ReLU kernel with its own normaliser), so normalizing its queries and keys would be a "
+       "different method")
 
 
 class HeadNormHook:
@@ -73,17 +74,7 @@ class QKNorm:
 
     @classmethod
     def apply(cls, model: nn.Module, kwargs: dict) -> dict:
-        adapter = find_adapter(model)
-        try:
-            sites = adapter.head_norm_sites(model) if adapter is not None else []
-        except NotImplementedError as e:
-            raise NotApplicable(f"qknorm is not applicable: {e}. QK-norm normalizes the queries and keys that "
-                                "enter a softmax; a linear attention such as sla has no softmax logits (a ReLU "
-                                "kernel with its own normaliser), so normalizing its queries and keys would be a "
-                                "different method") from None
-        if not sites:
-            what = adapter.name if adapter is not None else type(model).__name__
-            raise NotApplicable(f"qknorm has no surgery for {what} (supported: {SUPPORTED})")
+        sites, _ = sites_of(model, "qknorm", lambda a, m: a.head_norm_sites(m), WHY)
         for site in sites:
             _place(model, site)
         return {"attention": "qknorm", "modules": len(sites) // 2, "heads": sites[0].heads,

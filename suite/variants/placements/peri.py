@@ -30,12 +30,9 @@ from typing import Any
 
 import torch.nn as nn
 
-from suite.errors import NotApplicable
-from suite.models.arch import OUTPUT_NORM, find_adapter
+from suite.models.arch import OUTPUT_NORM, sites_of
 from suite.models.surgery import new_model_norm
 from suite.variants import register_placement
-
-SUPPORTED = "timm ViT/DeiT, HF GPT-2, HF LLaMA"
 
 
 class OutputNormHook:
@@ -61,14 +58,7 @@ class PeriLN:
 
     @classmethod
     def apply(cls, model: nn.Module, kwargs: dict) -> dict:
-        adapter = find_adapter(model)
-        try:
-            sites = adapter.output_sites(model) if adapter is not None else []
-        except NotImplementedError as e:
-            raise NotApplicable(f"peri is not applicable: {e}") from None
-        if not sites:
-            what = adapter.name if adapter is not None else type(model).__name__
-            raise NotApplicable(f"peri has no surgery for {what} (supported: {SUPPORTED})")
+        sites, _ = sites_of(model, "peri", lambda a, m: a.output_sites(m))
         for site in sites:
             module = model.get_submodule(site.module)
             if hasattr(module, OUTPUT_NORM):
