@@ -10,7 +10,8 @@ SEEDS ?= 0
 # at a time with every thread
 JOBS ?= 2
 ARGS ?= --variants ln,un,prepbn,crms --seeds $(SEEDS)
-# the tests run in two pytest-xdist workers, each test file whole in one, each worker on its own cores
+# the tests run in two pytest-xdist workers, each test file whole in one (the longest first: tests/conftest.py
+# FIRST), each worker on its own cores
 # with one torch thread per core (tests/conftest.py); TEST_WORKERS=0 runs them in this process
 TEST_WORKERS ?= 2
 # gpu-check runs with a Python that already has torch and the dependencies (a GPU machine with no
@@ -31,7 +32,7 @@ run: $(STAMP)
 	$(PY) run_suite.py --jobs $(JOBS) $(ARGS)
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -90,3 +90,34 @@ def test_a_jobs_tasks_share_the_cpus_slurm_gave_it(monkeypatch: pytest.MonkeyPat
         assert torch.get_num_threads() == before
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_job_the_scheduler_stopped_fails_at_once_and_one_that_completed_gets_the_grace(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both jobs have left the queue without a result file: the cancelled one is a failure on the first
+    look; the completed one (its file may still be on its way over a shared filesystem) only after
+    ``RESULT_GRACE_S``."""
+    import suite.sweep.executors as ex
+
+    @dataclass
+    class Paths:
+        result_pickle: Path
+
+    @dataclass
+    class Job:
+        job_id: str
+        paths: Paths
+
+    ended = {"5": ("CANCELLED", "None"), "6": ("COMPLETED", "None")}
+    clock = [0.0]
+    monkeypatch.setattr(ex, "queue_states", lambda ids: {})
+    monkeypatch.setattr(ex, "ended_state", lambda job_id: ended[job_id])
+    monkeypatch.setattr(ex.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(ex.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    seen: dict[int, float] = {}
+    slurm = ex.Slurm(Launch(launcher="slurm"), tmp_path, poll_s=1.0)
+    jobs = [Job(j, Paths(tmp_path / f"{j}.pkl")) for j in ("5", "6")]
+    out = slurm._wait(jobs, ["ln", "crms"], lambda i, value, failure: seen.setdefault(i, clock[0]))
+    assert out == [(None, "SLURM job 5 ended without a result (CANCELLED)"),
+                   (None, "SLURM job 6 ended without a result (COMPLETED)")]
+    assert seen[0] == 0.0 and seen[1] > ex.RESULT_GRACE_S

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -17,8 +16,10 @@ from pathlib import Path
 import pytest
 import slurmcluster
 
+from conftest import run_main, start_cli
+
 REPO = Path(__file__).resolve().parents[1]
-SMALL = ["--variants", "ln,crms", "--tasks", "wikitext", "--max-steps", "12", "--timing-seconds", "0.3"]
+SMALL = ["--variants", "ln", "--tasks", "wikitext", "--max-steps", "12", "--timing-seconds", "0.3"]
 #: two processes per cell on the cluster's two cores, a checkpoint every 3 of the 12 steps
 DDP = [*SMALL, "--nproc-per-node", "2", "--threads", "1", "--checkpoint-every", "3"]
 
@@ -35,43 +36,53 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[slurmcluster.C
     c.stop()
 
 
-def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """``run_suite.py ARGS`` in a process of its own while the test goes on; its output goes to ``log``."""
-    with log.open("wb") as f:
-        return subprocess.Popen([sys.executable, str(REPO / "run_suite.py"), *args], cwd=REPO, env=env,
-                                stdout=f, stderr=subprocess.STDOUT, preexec_fn=slurmcluster.every_core)
-
-
 def _rows(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
 
 
-def _queued(cluster: slurmcluster.Cluster, suffix: str, deadline: float) -> str:
-    """The id of the training job (array task ``*_suffix``) once it runs."""
+def _running(cluster: slurmcluster.Cluster, deadline: float) -> str:
+    """The id of the training job once it runs."""
     while time.monotonic() < deadline:
         queue = [line.split() for line in cluster.run("squeue", "-h", "-r", "-o", "%i %T %j").splitlines()]
-        job = next((j for j, state, name in queue if state == "RUNNING" and name == "normbench-cell"
-                    and j.endswith(suffix)), None)
+        job = next((j for j, state, name in queue if state == "RUNNING" and name == "normbench-cell"), None)
         if job is not None:
             return job
         time.sleep(0.2)
-    raise AssertionError(f"no training job *{suffix} started")
+    raise AssertionError("no training job started")
 
 
-def _requeue(cluster: slurmcluster.Cluster, job: str) -> None:
-    """Preempt ``job`` as SLURM does with requeue, and let it start again at once. SLURM holds a
-    requeued job back for two minutes (reason BeginTime), set once the job has left COMPLETING: wait
-    for that, then move its start to now."""
+def _saved(path: Path, after: int | None, deadline: float) -> int:
+    """Wait for a checkpoint file newer than the one ``after`` (its inode: each save renames a new file
+    into place); the new one's inode."""
+    while time.monotonic() < deadline:
+        try:
+            inode = path.stat().st_ino
+        except FileNotFoundError:
+            inode = None
+        if inode is not None and inode != after:
+            return inode
+        time.sleep(0.05)
+    raise AssertionError(f"no new checkpoint {path} appeared")
+
+
+def _requeue(cluster: slurmcluster.Cluster, job: str, deadline: float) -> None:
+    """Preempt ``job`` as SLURM does with requeue, let it start again soon, and return once it runs
+    again (its earlier processes are gone by then). SLURM holds a requeued job back for two minutes
+    (reason BeginTime), set once the job has left COMPLETING: wait for that, then move its start to two
+    seconds from now. Not to now: slurmd refuses a job whose credential is from the second in which the
+    job's previous credential was revoked ("Job credential revoked"), and the job then fails."""
     cluster.run("scontrol", "requeue", job)
-    deadline = time.monotonic() + 30
+    seen: list[str] = []
     while time.monotonic() < deadline:
         state = cluster.run("squeue", "-h", "-r", "-o", "%T %r", "-j", job, check=False).split()
-        if state[:1] == ["RUNNING"] or (state[:1] == ["PENDING"] and "BeginTime" not in state):
+        if not seen or seen[-1] != " ".join(state):
+            seen.append(" ".join(state))
+        if state[:1] == ["RUNNING"]:
             return
-        if state[:1] == ["PENDING"]:
-            cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now", check=False)
+        if state[:1] == ["PENDING"] and "BeginTime" in state:
+            cluster.run("scontrol", "update", f"JobId={job}", "StartTime=now+2", check=False)
         time.sleep(0.1)
-    raise AssertionError(f"the requeued job {job} did not become eligible to start again")
+    raise AssertionError(f"the requeued job {job} did not run again (states seen: {seen})")
 
 
 def _status(out: Path) -> str:
@@ -80,50 +91,41 @@ def _status(out: Path) -> str:
     return render(run_status(out), out)
 
 
-def test_ddp_cells_through_slurm_survive_requeue_and_cancel_and_a_detached_resume_completes_the_run(
+def test_a_ddp_cell_through_slurm_survives_requeue_and_cancel_and_a_detached_resume_completes_the_run(
         cluster: slurmcluster.Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    """Two-process DDP cells, each a two-task job (TCP rendezvous), trained as ``--nproc-per-node 2``
-    trains them here under torchrun: the same config_id and the same quality to every digit. The
-    ``ln`` job is requeued once it has checkpointed (a preemption): it continues from its checkpoint
-    and still ends with the uninterrupted quality. The ``crms`` job is cancelled while it trains: a
-    failed row with the scheduler's reason. A detached ``--resume`` then submits exactly that cell and
-    a final job that writes its row; every cell ends recorded once, ok."""
+    """A two-process DDP cell, a two-task job (TCP rendezvous), trained as ``--nproc-per-node 2`` trains
+    it here under torchrun: the same config_id and the same quality to every digit, though its job was
+    first requeued once it had checkpointed (a preemption: the same job runs again and continues from
+    the checkpoint), then cancelled while it trained on (a failed row with the scheduler's reason, and
+    no measurement job for a group with nothing trained). A detached ``--resume`` submits exactly that
+    cell, which continues from its newest checkpoint, and a final job that measures it and writes its
+    row: the cell ends recorded once ok, with both continuations in its row."""
     from suite.cli.main import main
-    here = _start([*DDP, "--variants", "ln", "--out", str(tmp_path / "local")], dict(os.environ),
-                  tmp_path / "local.log")   # torchrun, here, beside the cluster's jobs
     out = tmp_path / "slurm"
     args = [*DDP, "--launcher", "slurm", "--slurm-partition", "debug", "--slurm-cpus-per-task", "1", "--out", str(out)]
-    sweep = _start(args, {**cluster.env, "NORMBENCH_PACE_S": "0.4"}, tmp_path / "slurm.log")
+    sweep = start_cli(*args, env={**cluster.env, "NORMBENCH_PACE_S": "0.4"}, folder=tmp_path / "slurm-cli",
+                      every_core=True)
     deadline = time.monotonic() + 240
-    checkpoint = out / "cells" / "wikitext-ln-s0" / "checkpoint"
-    preempted = _queued(cluster, "_0", deadline)
-    while not (checkpoint / "rank-1.pt").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    _requeue(cluster, preempted)
-    victim = _queued(cluster, "_1", deadline)
-    cluster.run("scancel", victim)
-    sweep.wait(timeout=300)
-    err = (tmp_path / "slurm.log").read_text()
-    assert sweep.returncode == 1, err[-2000:]   # a cell failed; the sweep went on and wrote every row
-    assert "jobs: " in err   # progress as the jobs change state
-    assert here.wait(timeout=300) == 0, (tmp_path / "local.log").read_text()[-2000:]
-    rows = {r["variant"]: r for r in _rows(out)}
-    assert rows["crms"]["status"] == "error", rows["crms"]["message"]
-    assert f"SLURM job {victim} ended without a result (CANCELLED" in rows["crms"]["message"]
-    ln, local = rows["ln"], _rows(tmp_path / "local")[0]
-    assert ln["status"] == "ok" and ln["train"]["resumed_from"], ln["train"]   # continued, not from step 0
-    assert 0 < ln["train"]["resumed_from"][0] < 12 and ln["train"]["steps"] == 12
-    assert ln["scheduler"]["train"]["job_id"] == preempted   # the same job, run again
-    assert ln["distributed"]["world_size"] == 2 == local["distributed"]["world_size"]
-    assert ln["config_id"] == local["config_id"] and ln["quality"] == local["quality"]   # to every digit
-    assert local["scheduler"] is None and not local["train"].get("resumed_from")
+    checkpoint = out / "cells" / "wikitext-ln-s0" / "checkpoint" / "rank-1.pt"
+    job = _running(cluster, deadline)
+    _saved(checkpoint, None, deadline)
+    _requeue(cluster, job, deadline)
+    _saved(checkpoint, checkpoint.stat().st_ino, deadline)   # the job, run again, continued and saved once more
+    cluster.run("scancel", job)
+    ended = sweep.wait(timeout=300)
+    assert ended.returncode == 1, ended.stderr[-2000:]   # the cell failed; the sweep recorded it and ended
+    assert "jobs: " in ended.stderr   # progress as the job changes state
+    failed, = _rows(out)
+    assert failed["status"] == "error", failed["message"]
+    assert f"SLURM job {job} ended without a result (CANCELLED" in failed["message"]   # the requeued job, again
+    assert [r["kind"] for r in map(json.loads, (out / "slurm" / "jobs.jsonl").read_text().splitlines())] == ["cell"]
 
     monkeypatch.setenv("SLURM_CONF", cluster.env["SLURM_CONF"])   # this process's clients: the test cluster
     status = _status(out)   # the table the waiting sweep's progress summarises
-    line = next(x for x in status.splitlines() if "crms" in x)
-    assert "1 done, 1 failed, 0 pending" in status
-    assert victim in line and "gone (no result)" in line and "failed" in line, status
+    line = next(x for x in status.splitlines() if "wikitext/ln/s0" in x)
+    assert "0 done, 1 failed, 0 pending" in status
+    assert job in line and "gone (no result)" in line and "failed" in line, status
 
     capsys.readouterr()
     assert main(["--resume", "--out", str(out), "--detach"]) == 0
@@ -133,15 +135,23 @@ def test_ddp_cells_through_slurm_survive_requeue_and_cancel_and_a_detached_resum
     assert main(["--resume", "--out", str(out)]) == 2   # its final job owns the run meanwhile
     busy = capsys.readouterr().err.strip()
     assert f"final job {final} is still queued" in busy and len(busy.splitlines()) == 1, busy
+    with slurmcluster.on_every_core():   # the reference: torchrun here, while the cluster's jobs go on
+        reference = run_main(*DDP, "--out", str(tmp_path / "local"))
+    assert reference.returncode == 0, reference.stderr[-2000:]
     while final in cluster.run("squeue", "-h", "-o", "%i") and time.monotonic() < deadline + 150:
         time.sleep(0.5)
     status = _status(out)
-    assert "2 done, 0 failed, 0 pending" in status and f"assemble job {final}" in status, status
+    assert "1 done, 0 failed, 0 pending" in status and f"assemble job {final}" in status, status
     rows = _rows(out)
-    assert len(rows) == 3 and [r["variant"] for r in rows].count("crms") == 2   # only it ran again
-    crms = rows[-1]
-    assert crms["variant"] == "crms" and crms["status"] == "ok", crms["message"]
-    assert crms["scheduler"]["train"]["job_id"] != victim and crms["scheduler"]["measure"]["job_id"] == final
+    assert len(rows) == 2 and rows[0] == failed   # only the failed cell ran again; its failure stays on record
+    ln, local = rows[1], _rows(tmp_path / "local")[0]
+    assert ln["status"] == "ok", ln["message"]
+    assert ln["scheduler"]["train"]["job_id"] not in (job, final) and ln["scheduler"]["measure"]["job_id"] == final
+    resumed = ln["train"]["resumed_from"]   # after the requeue, then after the cancel: never from step 0
+    assert len(resumed) == 2 and 0 < resumed[0] < resumed[1] <= 12 and ln["train"]["steps"] == 12, ln["train"]
+    assert ln["distributed"]["world_size"] == 2 == local["distributed"]["world_size"]
+    assert ln["config_id"] == local["config_id"] and ln["quality"] == local["quality"]   # to every digit
+    assert local["scheduler"] is None and not local["train"].get("resumed_from")
     assert (out / "leaderboard.md").exists()
 
 

@@ -22,7 +22,6 @@ from typing import Any, Literal, Protocol, Self, TypedDict
 import numpy as np
 import torch
 import torch.nn as nn
-from scipy import stats
 
 from suite.errors import UsageError
 from suite.parts import Energy, Latency, Ratio, Throughput, TimingSettings
@@ -133,6 +132,7 @@ class Timing:
 
 def ratio_ci(log_ratios: Any, confidence: float = 0.95, baseline: str = "") -> RatioCI:
     """Ratio ``exp(trimmed_mean(log r))`` with a bootstrap interval over rounds."""
+    from scipy import stats  # here, not at import: a training cell imports this module and never needs it
     a = np.asarray(log_ratios, dtype=np.float64)
     a = a[np.isfinite(a)]
     if a.size == 0:

@@ -47,9 +47,14 @@ from suite.sweep.options import Launch
 T = TypeVar("T")
 #: what the SLURM executor submitted, one JSON line per job (in the run's ``slurm/`` folder)
 JOBS_FILE = "jobs.jsonl"
-#: seconds a job may be gone from the queue before its missing result file counts as a failure
-#: (a shared filesystem can show a file a little after the job that wrote it has ended)
+#: seconds a job that ended well (or that the scheduler no longer knows) may be gone from the queue
+#: before its missing result file counts as a failure (a shared filesystem can show a file a little
+#: after the job that wrote it has ended)
 RESULT_GRACE_S = 15.0
+#: what ``scontrol`` calls a job that ended without running to its end: no result file is coming, so
+#: its unit fails at once
+STOPPED_STATES = frozenset({"CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY",
+                            "BOOT_FAIL", "DEADLINE"})
 #: the final job of a detached run (in the run's ``slurm/`` folder): while it is queued the run is its own
 DETACHED = "detached.json"
 
@@ -337,10 +342,12 @@ class Slurm:
                 elif job.job_id in states:   # pending or running (again, after a requeue)
                     gone_since.pop(i, None)
                     continue
-                elif time.monotonic() - gone_since.setdefault(i, time.monotonic()) > RESULT_GRACE_S:
-                    results[i] = (None, no_result(job.job_id))
                 else:
-                    continue
+                    since = gone_since.setdefault(i, time.monotonic())
+                    state, reason = ended_state(job.job_id)
+                    if state not in STOPPED_STATES and time.monotonic() - since <= RESULT_GRACE_S:
+                        continue
+                    results[i] = (None, no_result(job.job_id, (state, reason)))
                 if ended is not None:
                     ended(i, *results[i])
             line = progress_line(jobs, names, states, results)
@@ -415,19 +422,23 @@ def queue_states(job_ids: list[str]) -> dict[str, str]:
     return states
 
 
-def no_result(job_id: str) -> str:
-    """Why a unit has no outcome: its job left the queue without writing one, as the scheduler tells it."""
-    return f"SLURM job {job_id} ended without a result ({ended_reason(job_id)})"
+def no_result(job_id: str, ended: tuple[str | None, str | None] | None = None) -> str:
+    """Why a unit has no outcome: its job left the queue without writing one, as the scheduler tells it
+    (``ended``: its ``ended_state``, where the caller has it)."""
+    state, reason = ended or ended_state(job_id)
+    if state is None:
+        why = "the scheduler no longer knows it"
+    else:
+        why = state if reason in (None, "None") else f"{state}, {reason}"
+    return f"SLURM job {job_id} ended without a result ({why})"
 
 
-def ended_reason(job_id: str) -> str:
-    """What ``scontrol`` still knows of an ended job: its state and reason, e.g. CANCELLED."""
+def ended_state(job_id: str) -> tuple[str | None, str | None]:
+    """What ``scontrol`` still knows of an ended job: its state (e.g. CANCELLED) and reason; None, None
+    once it has forgotten the job."""
     out = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, timeout=60)
     fields = dict(f.split("=", 1) for f in out.stdout.split() if "=" in f)
-    state, reason = fields.get("JobState"), fields.get("Reason")
-    if state is None:
-        return "the scheduler no longer knows it"
-    return state if reason in (None, "None") else f"{state}, {reason}"
+    return fields.get("JobState"), fields.get("Reason")
 
 
 def progress_line(jobs: list[Any], names: list[str], states: dict[str, str],

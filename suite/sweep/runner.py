@@ -221,11 +221,14 @@ def _run_group(cfg: RunConfig, ctx: RunContext, specs: dict[str, CellSpec], plan
                 earlier.cell_id == cell_id(plans[base]):
             results[base] = earlier
     some = next(iter(specs.values()))
-    try:
-        measured = executor.measure(f"{some.task}/seed {some.seed} measurement", measure_group, cfg, specs, results,
-                                    pending)
-    except UnitFailed as e:  # the group's measurement job never returned: every measured row says why
-        measured = {pair: Measured(None, TimingResult(error=str(e)), {}) for pair in cfg.measurements}
+    if not any(r.ok for r in results.values()):   # nothing to time or probe: no job (on a cluster, a node) for it
+        measured = measure_group(cfg, specs, results, pending)
+    else:
+        try:
+            measured = executor.measure(f"{some.task}/seed {some.seed} measurement", measure_group, cfg, specs,
+                                        results, pending)
+        except UnitFailed as e:  # the group's measurement job never returned: every measured row says why
+            measured = {pair: Measured(None, TimingResult(error=str(e)), {}) for pair in cfg.measurements}
     for runtime, precision in cfg.measurements:
         todo = [v for v in cfg.grid.variants if (v, runtime, precision) in pending]
         m = measured.get((runtime, precision))
