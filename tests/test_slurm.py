@@ -146,13 +146,42 @@ def test_a_ddp_cell_through_slurm_survives_requeue_and_cancel_and_a_detached_res
     assert len(rows) == 2 and rows[0] == failed   # only the failed cell ran again; its failure stays on record
     ln, local = rows[1], _rows(tmp_path / "local")[0]
     assert ln["status"] == "ok", ln["message"]
-    assert ln["scheduler"]["train"]["job_id"] not in (job, final) and ln["scheduler"]["measure"]["job_id"] == final
+    train = ln["scheduler"]["train"]   # a cell's job is a task of its group's array, a group of one included
+    assert train["job_id"] not in (job, final) and train["job_id"].endswith("_0") and job.endswith("_0")
+    assert ln["scheduler"]["measure"]["job_id"] == final
     resumed = ln["train"]["resumed_from"]   # after the requeue, then after the cancel: never from step 0
     assert len(resumed) == 2 and 0 < resumed[0] < resumed[1] <= 12 and ln["train"]["steps"] == 12, ln["train"]
     assert ln["distributed"]["world_size"] == 2 == local["distributed"]["world_size"]
     assert ln["config_id"] == local["config_id"] and ln["quality"] == local["quality"]   # to every digit
     assert local["scheduler"] is None and not local["train"].get("resumed_from")
     assert (out / "leaderboard.md").exists()
+
+
+def test_a_groups_cells_are_one_array_that_runs_as_throttled_and_a_failing_cell_is_its_reason(
+        cluster: slurmcluster.Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two cells of a group (a light test worker, not a training cell: the array is the point) go in as
+    one array job; ``--slurm-array-parallelism 1`` runs its tasks one after the other; each task's
+    outcome comes back by name, the failing one's as its reason."""
+    from suite.launch import Launcher
+    from suite.sweep.executors import Slurm, WorkerCall, newest_jobs
+    from suite.sweep.options import Launch
+    monkeypatch.setenv("SLURM_CONF", cluster.env["SLURM_CONF"])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
+    calls = []
+    for name, action in (("a", "nap"), ("c", "exit")):
+        (tmp_path / name).mkdir()
+        spec = tmp_path / name / "spec.json"
+        spec.write_text(json.dumps({"action": action, "seconds": 1.0, "out": str(tmp_path / name / "seen.json")}))
+        calls.append(WorkerCall(name, "launch_workers", str(spec), Launcher(mode="subprocess")))
+    launch = Launch(launcher="slurm", slurm_partition="debug", slurm_cpus_per_task=1, slurm_array_parallelism=1)
+    slurm = Slurm(launch, tmp_path / "slurm", poll_s=0.2)
+    assert slurm.train(calls) == {"a": "", "c": "worker exited with status 3"}
+    jobs = newest_jobs(tmp_path / "slurm" / "jobs.jsonl")
+    array = {j["job_id"].split("_")[0] for j in jobs.values()}
+    assert len(array) == 1 and sorted(j["job_id"].split("_")[1] for j in jobs.values()) == ["0", "1"], jobs
+    first, second = sorted((json.loads((tmp_path / n / "seen.json").read_text()) for n in "ac"),
+                           key=lambda seen: seen["start"])
+    assert first.get("end", first["start"]) <= second["start"]   # one task at a time
 
 
 @pytest.mark.parametrize("extra, expected", [
