@@ -19,7 +19,6 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,20 +44,6 @@ def every_core() -> None:
     otherwise queue on that one core while the other sits idle at the end of the run."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, range(os.cpu_count() or 1))
-
-
-@contextlib.contextmanager
-def on_every_core() -> Iterator[None]:
-    """This process (and what it starts meanwhile) on every core for a while, then back on its share."""
-    if not hasattr(os, "sched_setaffinity"):
-        yield
-        return
-    share = os.sched_getaffinity(0)
-    every_core()
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, share)
 
 
 def _free_port() -> int:

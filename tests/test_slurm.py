@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import slurmcluster
 
-from conftest import run_main, start_cli
+from conftest import start_cli
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = ["--variants", "ln", "--tasks", "wikitext", "--max-steps", "12", "--timing-seconds", "0.3"]
@@ -110,6 +110,8 @@ def test_a_ddp_cell_through_slurm_survives_requeue_and_cancel_and_a_detached_res
     args = [*DDP, "--launcher", "slurm", "--slurm-partition", "debug", "--slurm-cpus-per-task", "1", "--out", str(out)]
     sweep = start_cli(*args, env={**cluster.env, "NORMBENCH_PACE_S": "0.4"}, folder=tmp_path / "slurm-cli",
                       every_core=True)
+    # the reference: torchrun here, beside the cluster's jobs (it uses the cores their waits leave idle)
+    reference = start_cli(*DDP, "--out", str(tmp_path / "local"), folder=tmp_path / "local-cli", every_core=True)
     deadline = time.monotonic() + 240
     checkpoint = out / "cells" / "wikitext-ln-s0" / "checkpoint"
     job = _running(cluster, deadline)
@@ -139,9 +141,8 @@ def test_a_ddp_cell_through_slurm_survives_requeue_and_cancel_and_a_detached_res
     assert main(["--resume", "--out", str(out)]) == 2   # its final job owns the run meanwhile
     busy = capsys.readouterr().err.strip()
     assert f"final job {final} is still queued" in busy and len(busy.splitlines()) == 1, busy
-    with slurmcluster.on_every_core():   # the reference: torchrun here, while the cluster's jobs go on
-        reference = run_main(*DDP, "--out", str(tmp_path / "local"))
-    assert reference.returncode == 0, reference.stderr[-2000:]
+    ran = reference.wait(timeout=max(1.0, deadline - time.monotonic()))
+    assert ran.returncode == 0, ran.stderr[-2000:]
     while final in cluster.run("squeue", "-h", "-o", "%i") and time.monotonic() < deadline + 150:
         time.sleep(0.5)
     status = _status(out)
