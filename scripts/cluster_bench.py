@@ -129,7 +129,8 @@ def main() -> int:
     (a.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     cells = summary["cells"]
     assert isinstance(cells, dict)
-    lines = [f"# Default sweep: SLURM (test cluster) vs local, {cpu_name()}", "",
+    what = f"`run_suite.py {' '.join(extra)}`" if extra else "Default sweep"
+    lines = [f"# {what}: SLURM (test cluster) vs local, {cpu_name()}", "",
              f"- wall time: local {local_s:.0f} s, slurm {slurm_s:.0f} s ({slurm_s / local_s:.2f}x)",
              f"- same cells: {cells['same_keys']}, same config_ids: {cells['same_config_ids']}, equal quality: "
              f"{sum(cells['quality_equal'].values())} of {len(cells['quality_equal'])}",
