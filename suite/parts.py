@@ -242,6 +242,7 @@ class DeviceInfo(TypedDict):
     name: str
     cpu: NotRequired[str]
     cpu_count: NotRequired[int | None]
+    cpu_isa: NotRequired[str]          # torch's CPU kernels' SIMD level (torch.backends.cpu.get_cpu_capability)
     torch_threads: NotRequired[int]
     index: NotRequired[int]            # the GPU as the sweep numbers them (--gpus)
     cuda: NotRequired[str | None]

@@ -74,6 +74,21 @@ def test_fingerprint_mismatch_is_incomparable_but_a_new_commit_is_not() -> None:
     assert {v.verdict for v in compare_rows(schema, Baseline("b", "run", [base]))} == {"incomparable"}
 
 
+def test_rows_name_the_cpu_kernels_simd_level_and_still_compare_with_rows_written_before_it() -> None:
+    """Two CPUs of one model name ("AMD EPYC") can run torch's kernels at different SIMD levels, and
+    their figures then differ in the last digits: the row says which it was. Older rows do not, so it
+    stays out of the fingerprint: a nightly history recorded before it still compares."""
+    import torch
+
+    from suite.measure.env import device_description
+    assert device_description(torch.device("cpu"))["cpu_isa"] == torch.backends.cpu.get_cpu_capability()
+    base = [make_row("ln"), make_row("un", log_ratios=[-0.05] * 20)]
+    now = copy.deepcopy(base)
+    for r in now:
+        r["provenance"]["device"]["cpu_isa"] = "AVX512"
+    assert {v.verdict for v in compare_rows(now, Baseline("b", "run", [base]))} == {"unchanged"}
+
+
 def test_status_changes_and_missing_cells() -> None:
     base = [make_row("ln"), make_row("un")]
     new = [make_row("ln", status="diverged"), make_row("un"), make_row("rms")]

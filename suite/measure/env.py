@@ -44,12 +44,16 @@ def library_versions() -> dict[str, str | None]:
 def device_description(device: torch.device) -> DeviceInfo:
     """What the measurements ran on: CPU model and threads, or the GPU and its driver."""
     cpu, cpu_count, threads = cpu_name(), os.cpu_count(), torch.get_num_threads()
+    # the SIMD code torch's CPU kernels run (AVX512, AVX2, ...): two CPUs of one model name can differ
+    # here, and their results then differ in the last digits. Not in the fingerprint (older rows lack it)
+    isa = torch.backends.cpu.get_cpu_capability()
     if device.type == "cuda":
         from suite.measure.gpu import device_info
-        return {"type": "cuda", "cpu": cpu, "cpu_count": cpu_count, "torch_threads": threads,
+        return {"type": "cuda", "cpu": cpu, "cpu_count": cpu_count, "cpu_isa": isa, "torch_threads": threads,
                 "index": gpu_index(device.index or 0), **device_info(device.index or 0), "tf32": tf32_state()}
     # the suite's devices are "cpu" and "cuda" (``--device``)
-    return {"type": "cpu", "cpu": cpu, "cpu_count": cpu_count, "torch_threads": threads, "name": cpu}
+    return {"type": "cpu", "cpu": cpu, "cpu_count": cpu_count, "cpu_isa": isa, "torch_threads": threads,
+            "name": cpu}
 
 
 def gpu_index(cuda_index: int) -> int:

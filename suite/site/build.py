@@ -180,7 +180,8 @@ def _provenance(rows: Sequence[Row]) -> dict[str, object]:
     libs = first.at(("provenance", "libraries"))
     return {
         "hardware": ", ".join(str(x) for x in (dev.get("name"), dev.get("cpu") if dev.get("cpu") != dev.get("name")
-                                                  else None, f"{dev.get('torch_threads')} torch threads"
+                                                  else None, dev.get("cpu_isa"),
+                                                  f"{dev.get('torch_threads')} torch threads"
                                                   if dev.get("torch_threads") else None) if x),
         "device_type": str(dev.get("type") or first.device),
         "software": ", ".join(f"{k} {v}" for k, v in libs.items()) if isinstance(libs, Mapping) else "-",
