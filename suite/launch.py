@@ -11,7 +11,9 @@ Three modes:
   of workers, and importing those afresh costs 5-9 s each on a small CPU. The worker gets the
   sweep's environment as it is at launch. Where forkserver does not exist (Windows), or
   ``NORMBENCH_FRESH_WORKERS=1`` is set, each worker is ``python -m MODULE SPEC`` instead;
-- ``torchrun``: the same under ``torch.distributed.run --nproc-per-node N`` (a DDP cell);
+- ``torchrun``: a DDP cell under ``torch.distributed.run --nproc-per-node N``, its agent forked from
+  the server as a worker is (its ranks are fresh interpreters it starts), or ``python -m
+  torch.distributed.run`` where workers are fresh;
 - ``inline``: ``MODULE.main(SPEC)`` in the sweep's own process, for stepping through a cell
   in a debugger and for fast tests. There is no isolation: a crash takes the sweep down,
   the timeout is not enforced, and the memory probe sees the whole sweep's process.
@@ -21,12 +23,15 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import pickle
 import signal
 import subprocess
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from suite.env import REPO_ROOT
 from suite.parts import LauncherName
@@ -55,11 +60,12 @@ class Launcher:
         if self.mode == "inline":
             return _inline(module, spec_path)
         env = _worker_env(dict(self.env))
-        if self.mode == "subprocess" and _forkserver_usable():
-            return _forked(module, spec_path, self.timeout_s, env)
-        args = ["-m", module, str(spec_path)]
-        if self.mode == "torchrun":
-            args = ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={self.nproc}", *args]
+        torchrun = ["--standalone", f"--nproc-per-node={self.nproc}", "-m", module, str(spec_path)]
+        if _forkserver_usable():
+            if self.mode == "torchrun":   # torchrun's agent forked too; it starts the ranks as fresh interpreters
+                return _forked(_forked_torchrun, (torchrun, env), "torch.distributed.run", self.timeout_s)
+            return _forked(_forked_main, (module, str(spec_path), env), module, self.timeout_s)
+        args = ["-m", "torch.distributed.run", *torchrun] if self.mode == "torchrun" else ["-m", module, str(spec_path)]
         return _subprocess(args, self.timeout_s, env)
 
 
@@ -100,6 +106,22 @@ def start_server() -> None:
         forkserver.ensure_running()
 
 
+class ServerFirst:
+    """``fn(*args, **kwargs)`` for a job of its own (a SLURM measurement or final job), which starts the
+    fork server before anything else: the call is held pickled, so unpickling this object imports only
+    this module, and the server's imports of ``PRELOAD`` run beside the job's own imports of the suite
+    (unpickling the call), not after them. On a node with cores to spare that is several seconds
+    sooner to the first worker; the CPU spent is the same."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.call = pickle.dumps((fn, args, kwargs))
+
+    def __call__(self) -> Any:
+        start_server()
+        fn, args, kwargs = pickle.loads(self.call)
+        return fn(*args, **kwargs)
+
+
 def _server_context() -> multiprocessing.context.ForkServerContext:
     """The forkserver context, its preload set (read when the server starts: here or at the first worker)."""
     ctx = multiprocessing.get_context("forkserver")
@@ -111,8 +133,8 @@ def _forkserver_usable() -> bool:
     return os.environ.get(FRESH_ENV, "") in ("", "0") and "forkserver" in multiprocessing.get_all_start_methods()
 
 
-def _forked(module: str, spec_path: Path, timeout: float | None, env: dict[str, str]) -> str:
-    proc = _server_context().Process(target=_forked_main, args=(module, str(spec_path), env), name=module)
+def _forked(target: Callable[..., None], args: tuple[Any, ...], name: str, timeout: float | None) -> str:
+    proc = _server_context().Process(target=target, args=args, name=name)
     proc.start()
     proc.join(timeout)
     if proc.exitcode is None:  # still running at the deadline
@@ -122,16 +144,31 @@ def _forked(module: str, spec_path: Path, timeout: float | None, env: dict[str, 
     return _ended(proc.exitcode)
 
 
-def _forked_main(module: str, spec_path: str, env: dict[str, str]) -> None:
-    """The worker's entry in a process forked from the server: the sweep's environment, then main."""
+def _enter(env: dict[str, str]) -> None:
+    """A process forked from the server takes the sweep's environment as it is now."""
     os.environ.clear()
     os.environ.update(env)
     # PYTHONPATH as it is now, not as it was when the server started: what a fresh interpreter would see
     for entry in reversed([p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]):
         if entry not in sys.path:
             sys.path.insert(0, entry)
+
+
+def _forked_main(module: str, spec_path: str, env: dict[str, str]) -> None:
+    """The worker's entry in a process forked from the server: the sweep's environment, then main."""
+    _enter(env)
     sys.argv = [module, spec_path]
     sys.exit(importlib.import_module(module).main(spec_path) or 0)
+
+
+def _forked_torchrun(args: list[str], env: dict[str, str]) -> None:
+    """torchrun's agent in a process forked from the server (torch is imported there already; a fresh
+    agent spends seconds importing it before it starts a rank). It ends as ``python -m
+    torch.distributed.run`` does: status 0, or 1 with the failed ranks' summary where one failed."""
+    _enter(env)
+    from torch.distributed.run import main
+    sys.argv = ["torch.distributed.run", *args]
+    main(args)
 
 
 def _timed_out(timeout: float | None) -> str:

@@ -9,6 +9,13 @@ import time
 from pathlib import Path
 
 
+def _write(path: str, seen: dict) -> None:
+    """Atomically: the ranks of a torchrun worker write the same file at once."""
+    tmp = Path(f"{path}.{os.getpid()}")
+    tmp.write_text(json.dumps(seen))
+    os.replace(tmp, path)
+
+
 def main(spec_path: str) -> int:
     spec = json.loads(Path(spec_path).read_text())
     torch = sys.modules.get("torch")
@@ -20,7 +27,7 @@ def main(spec_path: str) -> int:
     if action == "nap":  # hold the GPUs it was given a while (the pool's tests)
         time.sleep(float(spec.get("seconds", 0.5)))
         seen["end"] = time.time()
-    Path(spec["out"]).write_text(json.dumps(seen))
+    _write(spec["out"], seen)
     if action == "exit":
         return 3
     if action == "raise":
@@ -33,7 +40,7 @@ def main(spec_path: str) -> int:
         import torch
         x = torch.arange(4.0, device="cuda")
         seen["cuda_sum"] = float((x * 2).sum().item())
-        Path(spec["out"]).write_text(json.dumps(seen))
+        _write(spec["out"], seen)
     return 0
 
 

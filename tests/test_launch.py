@@ -56,6 +56,20 @@ def test_a_failing_worker_is_a_reason_not_an_exception(how: str, tmp_path: Path,
     assert why == reason and seen  # it ran, then failed
 
 
+def test_a_ddp_worker_under_torchrun_ends_as_its_ranks_do(how: str, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchrun's agent (forked from the server, or a fresh interpreter) starts the ranks with the
+    environment at launch; a rank that fails makes the worker's reason torchrun's status 1. (A fresh
+    agent spends seconds importing torch: that path, torchrun as it always ran, gets the failure only.)"""
+    monkeypatch.setenv("NORMBENCH_TEST_MARK", f"ddp {how}")
+    for action, reason in (("ok", ""), ("exit", "process exited with status 1"))[how == "fresh":]:
+        spec, out = tmp_path / f"{action}-spec.json", tmp_path / f"{action}-seen.json"
+        spec.write_text(json.dumps({"action": action, "out": str(out)}))
+        assert Launcher(mode="torchrun", nproc=2).run(WORKER, spec) == reason
+        seen = json.loads(out.read_text())   # a rank's: fresh interpreters, whoever started them
+        assert seen["mark"] == f"ddp {how}" and seen["torch_loaded"] is False
+
+
 @pytest.mark.gpu
 def test_a_worker_makes_its_own_cuda_context(how: str, tmp_path: Path) -> None:
     why, seen = launch(tmp_path, "cuda")

@@ -41,7 +41,7 @@ from typing import Any, Protocol, TypeVar
 from suite import env, jsonio
 from suite.env import GPUS_ENV, now_iso
 from suite.errors import UsageError
-from suite.launch import Launcher
+from suite.launch import Launcher, ServerFirst
 from suite.sweep.options import Launch
 
 T = TypeVar("T")
@@ -292,7 +292,7 @@ class Slurm:
 
     def submit_after(self, kind: str, unit: str, after: list[str], fn: Callable[..., Any], *args: Any) -> Any:
         """Submit ``fn(*args)`` as one job that starts once the jobs ``after`` have ended; record it."""
-        job = self._executor(kind, exclusive=self.launch.slurm_exclusive, after=after).submit(fn, *args)
+        job = self._executor(kind, exclusive=self.launch.slurm_exclusive, after=after).submit(ServerFirst(fn, *args))
         self._record(kind, [unit], [job])
         return job
 
@@ -311,7 +311,7 @@ class Slurm:
         return {c.name: out[c.name] for c in calls}
 
     def measure(self, label: str, fn: Callable[..., T], *args: Any) -> T:
-        job = self._executor("measure", exclusive=self.launch.slurm_exclusive).submit(fn, *args, env={})
+        job = self._executor("measure", exclusive=self.launch.slurm_exclusive).submit(ServerFirst(fn, *args, env={}))
         self._record("measure", [label], [job])
         (value, failure), = self._wait([job], [label])
         if failure is not None:
